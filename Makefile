@@ -1,0 +1,89 @@
+# rope-companion: `make` runs every notebook (smoke profile) and regenerates figures/; `make test` validates.
+# Works from a clean clone with only python3 on the PATH: the first target that needs it builds .venv.
+
+PYTHON      ?= python3
+# The torch that produced the committed outputs. Override for another build, e.g.
+#   make TORCH_SPEC="torch" (newest wheel) or pip's --index-url for a specific CUDA build.
+TORCH_SPEC  ?= torch==2.13.0
+PROFILE     ?= smoke
+NB_TIMEOUT  ?= 1800
+
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+SOURCES := $(sort $(wildcard notebooks/[0-9]*.py))
+EXECUTED := $(patsubst notebooks/%.py,notebooks/executed/%.ipynb,$(SOURCES))
+LIBRARY := $(shell find rope_lib -name '*.py' -o -name '*.mplstyle' | sort)
+STRIP_KEYS := metadata.papermill cell.metadata.papermill metadata.jupytext
+# Reproducible files and quiet, machine-independent outputs for every pipeline run.
+PIPE_ENV := SOURCE_DATE_EPOCH=0 TQDM_DISABLE=1 PYTHONHASHSEED=0
+CHECK_DIR := $(CURDIR)/build/check
+
+.DELETE_ON_ERROR:
+.PHONY: all install nb test unit nbval figures-check lab full bench clean distclean
+
+all: $(EXECUTED)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[notebooks,test]"
+	touch $@
+
+# source -> build/NN.ipynb (jupytext) -> papermill into a temp file -> strip papermill metadata -> mv into place.
+notebooks/executed/%.ipynb: notebooks/%.py $(LIBRARY) params/$(PROFILE).yaml | $(STAMP)
+	@mkdir -p build notebooks/executed
+	$(BIN)/jupytext --quiet --to ipynb --output build/$*.ipynb $<
+	$(PIPE_ENV) $(BIN)/papermill --no-progress-bar --log-level WARNING -k python3 \
+	  --execution-timeout $(NB_TIMEOUT) -f params/$(PROFILE).yaml --cwd notebooks/executed \
+	  build/$*.ipynb notebooks/executed/$*.tmp.ipynb \
+	  || { rm -f notebooks/executed/$*.tmp.ipynb; exit 1; }
+	$(BIN)/nbstripout --keep-output --keep-count --extra-keys "$(STRIP_KEYS)" notebooks/executed/$*.tmp.ipynb
+	mv notebooks/executed/$*.tmp.ipynb $@
+
+# make nb N=03 : re-run one notebook even if nothing changed.
+nb: | $(STAMP)
+	@test -n "$(N)" || { echo "usage: make nb N=03" >&2; exit 2; }
+	@src=$$(ls notebooks/$(N)_*.py 2>/dev/null | head -1); \
+	  test -n "$$src" || { echo "no notebook notebooks/$(N)_*.py" >&2; exit 2; }; \
+	  $(MAKE) --no-print-directory -W $$src notebooks/executed/$$(basename $${src%.py}).ipynb
+
+test: unit nbval figures-check
+
+unit: | $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+# nbval re-executes every committed notebook; figures and results go to a scratch folder, never into the tree.
+nbval: | $(STAMP)
+	rm -rf $(CHECK_DIR) && mkdir -p $(CHECK_DIR)
+	cd notebooks/executed && $(PIPE_ENV) ROPE_FIGURES_DIR=$(CHECK_DIR)/figures ROPE_RESULTS_DIR=$(CHECK_DIR)/results \
+	  ../../$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with ../../tests/nbval_sanitize.cfg --nbval-cell-timeout=$(NB_TIMEOUT) \
+	  $(notdir $(EXECUTED))
+
+figures-check: | $(STAMP)
+	$(BIN)/python tests/check_figures.py $(CHECK_DIR)/figures figures
+
+lab: | $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[notebooks,test,lab]"
+	$(BIN)/jupyter lab notebooks
+
+# Full profile (one GPU): writes results/full/ and figures/full/ only; executed notebooks go to build/full/.
+full: | $(STAMP)
+	@mkdir -p build/full
+	@for src in $(SOURCES); do n=$$(basename $${src%.py}); \
+	  $(BIN)/jupytext --quiet --to ipynb --output build/$$n.ipynb $$src && \
+	  SOURCE_DATE_EPOCH=0 $(BIN)/papermill -k python3 -f params/full.yaml --cwd build/full \
+	    build/$$n.ipynb build/full/$$n.ipynb || exit 1; done
+
+bench: | $(STAMP)
+	$(BIN)/python benchmarks/rerope_bench.py
+
+clean:
+	rm -rf build notebooks/executed/*.tmp.ipynb
+
+distclean: clean
+	rm -rf $(VENV) .cache

@@ -1,0 +1,45 @@
+"""Each committed executed notebook must run the code of its source: edit the .py, then `make`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
+
+
+def _code_cells(nb) -> list[str]:
+    # papermill's injected cell carries the profile's values; it is the only cell allowed to differ.
+    return [
+        c.source.strip()
+        for c in nb.cells
+        if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])
+    ]
+
+
+def test_there_are_notebooks():
+    assert SOURCES, "no notebooks/NN_*.py sources found"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_executed_notebook_matches_source(source: Path):
+    executed = ROOT / "notebooks" / "executed" / f"{source.stem}.ipynb"
+    assert executed.exists(), f"{executed.name} missing: run `make`"
+    expected = _code_cells(jupytext.read(source))
+    got = _code_cells(nbformat.read(executed, as_version=4))
+    assert got == expected, f"{executed.name} is stale: its code differs from {source.name}; run `make`"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_executed_notebook_ran_cleanly(source: Path):
+    nb = nbformat.read(ROOT / "notebooks" / "executed" / f"{source.stem}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.get("execution_count") for c in code), "every code cell must have been executed"
+    errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"executed notebook has error outputs: {[e.get('ename') for e in errors]}"
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters' (papermill injects the profile after it)"
