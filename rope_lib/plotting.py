@@ -10,7 +10,9 @@ regenerated (their numbers are checked with a tolerance by the notebooks' claim 
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -30,7 +32,11 @@ _METADATA = {
 
 
 def use_style() -> None:
-    """Apply the companion's style (and PNG for inline notebook figures: nbval skips PNG, not SVG)."""
+    """Set up a notebook session: the companion's style, PNG inline figures (nbval skips PNG, not SVG), and no
+    environment noise in committed outputs - tqdm's "IProgress not found" warning (it carries a local path) and
+    fontTools' note about the zero timestamp that SOURCE_DATE_EPOCH=0 puts into PDF fonts."""
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
     plt.style.use(STYLE)
     try:  # only inside IPython
         from matplotlib_inline.backend_inline import set_matplotlib_formats
