@@ -1,0 +1,95 @@
+"""Per-token metrics of a trained LM under a position scheme, and the statistics notebook 04 reports.
+
+* :func:`token_metrics` - next-token loss and accuracy per position and per sample, batched by a token budget so
+  a 16L evaluation fits in a few hundred MB (SDPA on CPU never materialises the T x T attention matrix).
+* :func:`last_window_loss` - Su's "longer context, lower loss" protocol (kexue.fm/archives/9948): the loss on the
+  same last L tokens while the context grows L, 2L, 4L...; with nested test sets (``rope_lib.data.make_test_set``
+  with ``max_length``) it is read off the per-position losses of each test length, at no extra cost.
+* :func:`bootstrap_difference` - paired bootstrap over evaluation samples: a confidence interval for the accuracy
+  difference of two methods scored on the same samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import PositionScheme, RoPELM
+from .train import autocast
+
+
+@torch.no_grad()
+def token_metrics(
+    model: RoPELM,
+    tokens: torch.Tensor,
+    scheme: PositionScheme | None = None,
+    *,
+    batch_tokens: int = 65536,
+    amp: bool = True,
+) -> dict:
+    """Next-token loss (nats) and accuracy of ``model`` on ``tokens`` under ``scheme``.
+
+    Args:
+        tokens: (n_samples, T) int64; position t predicts token t + 1, so T - 1 predictions per sample.
+        batch_tokens: samples per forward = max(1, batch_tokens // T) (bounds memory at long T).
+
+    Returns:
+        dict of numpy float64 arrays and floats: ``loss_per_position`` / ``acc_per_position`` (T-1,) averaged
+        over samples; ``loss_per_sample`` / ``acc_per_sample`` (n,) averaged over positions; ``loss`` and ``acc``
+        averaged over all predictions.
+    """
+    if tokens.dim() != 2 or tokens.shape[1] < 2:
+        raise ValueError(f"tokens must have shape (n_samples, T >= 2), got {tuple(tokens.shape)}")
+    device = next(model.parameters()).device
+    model.eval()
+    n, T = tokens.shape
+    per_batch = max(1, batch_tokens // T)
+    losses, hits = [], []
+    for i in range(0, n, per_batch):
+        x = tokens[i : i + per_batch].to(device)
+        with autocast(device, amp):
+            logits = model(x[:, :-1], scheme)
+        target = x[:, 1:]
+        loss = F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none")
+        losses.append(loss.double().cpu())
+        hits.append((logits.argmax(-1) == target).double().cpu())
+    loss, hit = torch.cat(losses).numpy(), torch.cat(hits).numpy()
+    return {
+        "loss_per_position": loss.mean(0),
+        "acc_per_position": hit.mean(0),
+        "loss_per_sample": loss.mean(1),
+        "acc_per_sample": hit.mean(1),
+        "loss": float(loss.mean()),
+        "acc": float(hit.mean()),
+    }
+
+
+def last_window_loss(loss_per_position: np.ndarray, train_length: int) -> float:
+    """Mean loss of the last ``train_length - 1`` predictions (the same tokens at every nested test length)."""
+    loss_per_position = np.asarray(loss_per_position)
+    if train_length < 2 or loss_per_position.shape[-1] < train_length - 1:
+        raise ValueError(f"train_length must be in [2, T], got {train_length} for T - 1 = {loss_per_position.shape[-1]}")
+    return float(loss_per_position[..., -(train_length - 1) :].mean())
+
+
+def bootstrap_difference(
+    a: np.ndarray, b: np.ndarray, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict:
+    """Paired bootstrap of mean(a) - mean(b) over samples (e.g. per-sample accuracies of two methods).
+
+    Resamples evaluation samples with replacement, keeping each sample's pair together (both methods saw the
+    same text), so text difficulty cancels. Returns ``{"diff", "lo", "hi", "se"}``: the observed difference,
+    the percentile interval at ``level`` and the bootstrap standard error.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size < 2:
+        raise ValueError(f"a and b must be 1-D arrays of the same length >= 2, got {a.shape} and {b.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    d = a - b
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, d.size, size=(n_boot, d.size))
+    boots = d[idx].mean(1)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return {"diff": float(d.mean()), "lo": float(lo), "hi": float(hi), "se": float(boots.std(ddof=1))}

@@ -1,0 +1,31 @@
+"""Experiments: one function per experiment, registered by name, each writing ``<out>/<name>.json``.
+
+Use from Python (notebooks)::
+
+    from rope_lib.experiments import run_experiment
+    results = run_experiment("extrapolation", profile="smoke")
+
+or from a shell, without Jupyter::
+
+    python -m rope_lib.experiments extrapolation --profile smoke --out results/smoke
+
+A new experiment is a module with a function decorated by ``@register("name")`` taking
+``(profile, device, seed, out, **options)`` and returning its results dict; import it below.
+"""
+
+from .common import REGISTRY, check_names, git_sha, load_results, package_versions, register, run_experiment, write_json
+from . import extrapolation  # noqa: E402,F401  (registers "extrapolation")
+
+EXPERIMENTS: tuple[str, ...] = tuple(sorted(REGISTRY))
+
+__all__ = [
+    "EXPERIMENTS",
+    "REGISTRY",
+    "check_names",
+    "git_sha",
+    "load_results",
+    "package_versions",
+    "register",
+    "run_experiment",
+    "write_json",
+]

@@ -1,0 +1,118 @@
+"""What every experiment shares: the registry, name checks, provenance (versions, git SHA) and atomic JSON output."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Callable, Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..utils import check_profile, repo_root, results_dir
+
+# name -> function(profile, device, seed, out) -> results dict (it also writes out/<name>.json)
+REGISTRY: dict[str, Callable[..., dict]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+    """Decorator adding an experiment ``fn(profile, device, seed, out, **options) -> dict`` to :data:`REGISTRY`."""
+
+    def deco(fn: Callable[..., dict]) -> Callable[..., dict]:
+        if name in REGISTRY:
+            raise ValueError(f"experiment {name!r} is registered twice")
+        REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def check_names(kind: str, names: Iterable[str], allowed: Iterable[str]) -> list[str]:
+    """Return ``names`` as a list, or raise ValueError naming the unknown ones and listing the allowed names."""
+    names, allowed = list(names), list(allowed)
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {kind} {unknown}; allowed {kind}: {allowed}")
+    if not names:
+        raise ValueError(f"at least one {kind} is needed; allowed {kind}: {allowed}")
+    return names
+
+
+def run_experiment(name: str, profile: str = "smoke", device: str | None = None, seed: int = 0, out=None, **options) -> dict:
+    """Run a registered experiment by name; ``out`` defaults to ``rope_lib.results_dir(profile)``."""
+    check_names("experiment", [name], sorted(REGISTRY))
+    check_profile(profile)
+    return REGISTRY[name](profile=profile, device=device, seed=seed, out=out, **options)
+
+
+def output_path(name: str, profile: str, out: str | Path | None) -> Path:
+    return (results_dir(profile) if out is None else Path(out)) / f"{name}.json"
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of python and the packages whose numerics the results depend on."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in ("torch", "numpy", "sympy", "rope-lib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def git_sha() -> str | None:
+    """HEAD of the checkout holding rope_lib, or None without git (an installed copy, no git binary)."""
+    try:
+        res = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = res.stdout.strip()
+    return sha if res.returncode == 0 and len(sha) == 40 else None
+
+
+def jsonable(obj: Any, digits: int = 6) -> Any:
+    """numpy/torch scalars and arrays -> JSON types; floats rounded to ``digits`` significant digits (NaN -> None)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v, digits) for v in obj]
+    if hasattr(obj, "detach"):  # torch tensor
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist(), digits)
+    if isinstance(obj, (np.floating, float)):
+        x = float(obj)
+        return None if not math.isfinite(x) else float(f"{x:.{digits}g}")
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def write_json(obj: dict, path: str | Path) -> Path:
+    """Write ``obj`` as JSON atomically: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(jsonable(obj), fh, indent=1, sort_keys=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_results(name: str, profile: str = "smoke", out: str | Path | None = None) -> dict:
+    """Read ``<out or results_dir(profile)>/<name>.json``."""
+    with open(output_path(name, profile, out), encoding="utf-8") as fh:
+        return json.load(fh)

@@ -1,0 +1,298 @@
+"""Training loop for :class:`rope_lib.model.RoPELM`, with a checkpoint cache shared by notebooks and the CLI.
+
+A trained model is stored under ``rope_lib.cache_dir() / "checkpoints" / <key>`` where the key hashes everything
+that determines the result: the model config, the training config (including the training position scheme) and
+the corpus checksum. The same configuration therefore trains once; notebook 04, the experiments CLI and later
+notebooks reuse it. Training saves every ``save_every`` steps and resumes from the latest save, so an
+interrupted run loses at most that many steps; the batch of step t depends only on (seed, t), so a resumed run
+sees the same batches as an uninterrupted one.
+
+The checkpoint metadata records the wall time and the training throughput (tokens per second); they are the
+only machine-dependent entries and the notebooks never print them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import Corpus, load_corpus, make_test_set, train_batch
+from .model import ModelConfig, PositionScheme, RoPELM
+from .utils import cache_dir, pick_device
+
+CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout or the training loop's semantics change
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (one comment per field). The sequence length is the model's ``train_length``."""
+
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 32  # sequences per step
+    lr: float = 3e-3  # peak learning rate (AdamW)
+    min_lr_ratio: float = 0.1  # the cosine schedule decays to lr * min_lr_ratio
+    warmup_steps: int = 50  # linear warmup from 0 to lr
+    weight_decay: float = 0.1  # decoupled weight decay, applied to matrices only (not norms)
+    beta1: float = 0.9  # AdamW beta1
+    beta2: float = 0.95  # AdamW beta2
+    grad_clip: float = 1.0  # max global grad norm
+    seed: int = 0  # init and batch order
+    scheme: PositionScheme = field(default_factory=PositionScheme)  # training position scheme (e.g. Leaky ReRoPE)
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU, where float32 is faster for these sizes)
+    compile: bool = False  # torch.compile the model on CUDA (ignored on CPU)
+    save_every: int = 200  # checkpoint period in steps (not part of the cache key)
+    num_threads: int | None = None  # torch threads during training (None: leave as is; not part of the key)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "save_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not isinstance(self.warmup_steps, int) or not 0 <= self.warmup_steps <= self.steps:
+            raise ValueError(f"warmup_steps must be an int in [0, steps={self.steps}], got {self.warmup_steps!r}")
+        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"lr must be > 0 and min_lr_ratio in [0, 1], got {self.lr!r}, {self.min_lr_ratio!r}")
+        if not isinstance(self.scheme, PositionScheme):
+            raise ValueError(f"scheme must be a PositionScheme, got {type(self.scheme).__name__}")
+        if self.scheme.log_n or self.scheme.dynamic_blocks is not None:
+            raise ValueError("the training scheme takes no log_n (use ModelConfig.train_log_n) and no dynamic_blocks")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["scheme"] = self.scheme.to_dict()
+        return d
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warmup, then cosine to lr * min_lr_ratio."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def config_key(model_cfg: ModelConfig, train_cfg: TrainConfig, corpus_digest: str) -> str:
+    """sha256 of everything that determines the trained weights (not save_every/num_threads/device)."""
+    t = train_cfg.to_dict()
+    t.pop("save_every")
+    t.pop("num_threads")
+    blob = json.dumps(
+        {"format": CHECKPOINT_FORMAT, "model": model_cfg.to_dict(), "train": t, "data": corpus_digest}, sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def checkpoint_dir(model_cfg: ModelConfig, train_cfg: TrainConfig, corpus: Corpus) -> Path:
+    return cache_dir() / "checkpoints" / config_key(model_cfg, train_cfg, corpus.digest)[:20]
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _latest_step_file(folder: Path) -> Path | None:
+    files = sorted(folder.glob("step_*.pt"))
+    return files[-1] if files else None
+
+
+def _optimizer(model: RoPELM, cfg: TrainConfig) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+@contextlib.contextmanager
+def _torch_settings(num_threads: int | None, deterministic: bool):
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        if deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA (when enabled), a no-op elsewhere."""
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def validation_metrics(model: RoPELM, corpus: Corpus, *, n_samples: int = 32, seed: int = 0, amp: bool = True) -> dict:
+    """Loss (nats/byte) and accuracy at the training length on validation windows (plain RoPE / training scheme)."""
+    device = next(model.parameters()).device
+    L = model.cfg.train_length
+    x = make_test_set(corpus, "non_repeated", L + 1, n_samples, seed=seed, split="validation").to(device)
+    with autocast(device, amp):
+        logits = model(x[:, :-1])
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1))
+    acc = (logits.argmax(-1) == x[:, 1:]).float().mean()
+    return {"val_loss": float(loss), "val_acc": float(acc)}
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[RoPELM, dict]:
+    """Load a ``final.pt`` written by :func:`train`: (model in eval mode on ``device``, metadata)."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    model = RoPELM(ModelConfig(**blob["model_config"]))
+    model.load_state_dict(blob["model"])
+    return model.to(pick_device(str(device)) if isinstance(device, str) else device).eval(), blob["meta"]
+
+
+def train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    *,
+    corpus: Corpus | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    use_cache: bool = True,
+    max_steps_this_call: int | None = None,
+) -> tuple[RoPELM, dict]:
+    """Train (or load from the checkpoint cache) a model; returns (model in eval mode, metadata).
+
+    Args:
+        model_cfg, train_cfg: what to train; their hash (with the corpus checksum) is the cache key.
+        corpus: training data (default: :func:`rope_lib.data.load_corpus`, the pinned sympy sources).
+        device: None -> cuda when present, else cpu.
+        progress: tqdm bar (``tqdm.auto``; silenced by ``TQDM_DISABLE=1``).
+        use_cache: False trains from scratch in a temporary run and writes nothing to the cache.
+        max_steps_this_call: stop after this many steps (saving a resumable checkpoint); for tests and for
+            splitting a long run into sessions. The returned metadata then has ``"complete": False``.
+
+    Metadata keys: key, cache_hit, complete, steps, tokens_seen, wall_time_s (all sessions), tokens_per_s,
+    loss_curve [(step, loss)], val_loss, val_acc, n_parameters, device, resumed_from.
+    """
+    from tqdm.auto import tqdm
+
+    corpus = load_corpus() if corpus is None else corpus
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    key = config_key(model_cfg, train_cfg, corpus.digest)
+    folder = cache_dir() / "checkpoints" / key[:20]
+    final = folder / "final.pt"
+    if use_cache and final.is_file():
+        model, meta = load_checkpoint(final, dev)
+        return model, {**meta, "cache_hit": True}
+
+    with _torch_settings(train_cfg.num_threads, deterministic=dev.type == "cpu"):
+        torch.manual_seed(train_cfg.seed)
+        model = RoPELM(model_cfg).to(dev)
+        opt = _optimizer(model, train_cfg)
+        start, elapsed, curve, resumed_from = 0, 0.0, [], None
+        latest = _latest_step_file(folder) if use_cache else None
+        if latest is not None:
+            state = torch.load(latest, map_location=dev, weights_only=False)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            start, elapsed, curve = state["step"], state["elapsed"], state["curve"]
+            resumed_from = start
+        if use_cache:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "config.json").write_text(
+                json.dumps({"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "data": corpus.summary()}, indent=1)
+            )
+        # torch.compile only for CUDA training (the CPU smoke profile stays eager); evaluation always runs eagerly,
+        # since every test length and scheme would trigger a recompilation.
+        fwd = torch.compile(model) if (train_cfg.compile and dev.type == "cuda") else model
+        stream = corpus.stream("train")
+        L, B = model_cfg.train_length, train_cfg.batch_size
+        stop = train_cfg.steps if max_steps_this_call is None else min(train_cfg.steps, start + max_steps_this_call)
+        log_every = max(1, train_cfg.steps // 100)
+        model.train()
+        t0, session_start = time.perf_counter(), start
+        # progress=False forces the bar off; otherwise tqdm decides (TQDM_DISABLE=1 in the environment turns it off).
+        bar = tqdm(total=train_cfg.steps, initial=start, desc="train", leave=False, **({} if progress else {"disable": True}))
+        running = None
+        for step in range(start, stop):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, train_cfg)
+            x = train_batch(stream, B, L, np.random.default_rng([train_cfg.seed, step])).to(dev, non_blocking=True)
+            with autocast(dev, train_cfg.amp):
+                try:
+                    logits = fwd(x[:, :-1], train_cfg.scheme)
+                except Exception as err:  # noqa: BLE001 - only a failing first compiled call is recovered
+                    if fwd is model or step != start:
+                        raise
+                    warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); training without it", stacklevel=2)
+                    fwd = model
+                    logits = fwd(x[:, :-1], train_cfg.scheme)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+            opt.step()
+            value = float(loss.detach())
+            running = value if running is None else 0.9 * running + 0.1 * value
+            if (step + 1) % log_every == 0 or step + 1 == train_cfg.steps:
+                curve.append((step + 1, round(running, 4)))
+                bar.set_postfix(loss=f"{running:.3f}")
+            bar.update(1)
+            done = step + 1
+            if use_cache and (done % train_cfg.save_every == 0 or done == stop) and done < train_cfg.steps:
+                state = {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "step": done,
+                    "elapsed": elapsed + time.perf_counter() - t0,
+                    "curve": curve,
+                }
+                _atomic_save(state, folder / f"step_{done:07d}.pt")
+                for old in folder.glob("step_*.pt"):  # keep only the newest resume point
+                    if old.name != f"step_{done:07d}.pt":
+                        old.unlink(missing_ok=True)
+        bar.close()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        session = time.perf_counter() - t0
+        done = stop
+        model.eval()
+        meta = {
+            "key": key,
+            "cache_hit": False,
+            "complete": done == train_cfg.steps,
+            "steps": done,
+            "tokens_seen": done * B * L,
+            "wall_time_s": round(elapsed + session, 3),
+            "tokens_per_s": round((done - session_start) * B * L / max(session, 1e-9), 1),
+            "loss_curve": curve,
+            "n_parameters": model.num_parameters(),
+            "device": str(dev),
+            "resumed_from": resumed_from,
+        }
+        if meta["complete"]:
+            meta.update(validation_metrics(model, corpus, seed=train_cfg.seed, amp=train_cfg.amp))
+            if use_cache:
+                blob = {"model": model.state_dict(), "model_config": model_cfg.to_dict(), "meta": meta}
+                _atomic_save(blob, final)
+                for old in folder.glob("step_*.pt"):
+                    old.unlink(missing_ok=True)
+    return model, meta
+
+
+def with_steps(cfg: TrainConfig, steps: int) -> TrainConfig:
+    """A copy of ``cfg`` with ``steps`` (warmup clipped to it): convenient for tiny test runs."""
+    return replace(cfg, steps=steps, warmup_steps=min(cfg.warmup_steps, steps))
