@@ -1,0 +1,506 @@
+r"""ReRoPE and Leaky ReRoPE attention: a reference, a memory-efficient blockwise version, and a decode step.
+
+Source: Su Jianlin, kexue.fm/archives/9708 (ReRoPE, Leaky ReRoPE) and 9728 (InvLeaky ReRoPE, k < 1).
+Notation: theta_i = b^(-2i/d), rotary dim d, window w, leak k, query position i, key position j, r = i - j.
+
+The idea
+--------
+RoPE makes the score depend on the relative position r only. Writing R_m for the rotation by the angles
+m * theta (block-diagonal, R_a^T R_b = R_{b-a}), the RoPE score is
+
+    (R_i q)^T (R_j k) = q^T R_{j-i} k                                       (relative position r = i - j)
+
+ReRoPE replaces r by a *clipped* relative position p(r), so that a model trained at length L never sees a
+relative position it has not seen in training:
+
+    ReRoPE:        p(r) = min(r, w)
+    Leaky ReRoPE:  p(r) = r                  if r < w
+                   p(r) = w + (r - w) / k    if r >= w          (k > 1 leaks slowly; k = 1 is plain RoPE;
+                                                                 k < 1 is Su's "InvLeaky" training variant)
+
+p(r) is not of the form a(i) - b(j) for the whole matrix at once, so one score matrix computed from rotated q
+and k cannot produce it. It *is* of that form inside each of two regions, so two score matrices suffice:
+
+* inside the window (0 <= r < w): the ordinary RoPE score (R_i q)^T (R_j k).
+* outside (r >= w), ReRoPE: (R_w q)^T k. By the identity above with a = w, b = 0 this is q^T R_{-w} k, exactly
+  the score of a query at position w and a key at position 0: relative position w, whatever i and j are.
+* outside, Leaky ReRoPE: (R_{(i-w)/k + w} q)^T (R_{j/k} k) = q^T R_{j/k - (i-w)/k - w} k, i.e. relative position
+  (i - w)/k + w - j/k = w + (i - j - w)/k. The positions are fractional; RoPE's angles are defined for any
+  real position (:func:`rope_lib.angles` computes them in float64).
+
+Both formulas agree at r = w (both give w), so whether the boundary row belongs to the window does not matter.
+The query-side rotation in the outside region depends only on i and the key-side only on j, which is what makes
+the two-matrix trick (and the blockwise version below) possible.
+
+Non-causal variant (``causal=False``): the same clipping applied to |r|, sign kept: p(r) = sign(r) min(|r|, w)
+(Leaky: sign(r) (w + (|r| - w)/k) for |r| >= w). Keys ahead of the query by w or more use a third pair,
+(R_{-w} q)^T k (Leaky: (R_{(i+w)/k - w} q)^T (R_{j/k} k)), whose relative position is -w (resp.
+-(w + (j - i - w)/k)) by the same identity.
+
+Why decoding needs raw keys
+---------------------------
+With plain RoPE a cached key R_j k never changes. With ReRoPE the newest query t sees key j at p(t - j): once
+t - j >= w the key must be rotated by the clipped position relative to t, which moves every step. The cache must
+therefore hold the keys *before* rotation (:class:`rope_lib.decoding.RawKVCache`), and each step rotates all of
+them: score_j = q^T R_{-p(t-j)} k_j = (R_0 q)^T (R_{-p(t-j)} k_j). Re-rotating every cached key is an extra
+O(n d) per step (plain RoPE rotates only the new key) and rules out caches of pre-rotated keys in fused kernels:
+the price of ReRoPE at inference (Su's InvLeaky variant trains with leaks so that inference is plain RoPE).
+
+Memory-efficient prefill
+------------------------
+:func:`rerope_attention_reference` builds both n x n score matrices and merges them with the window mask, as in
+the post: O(n^2) memory. :func:`rerope_attention` never materialises an n x n matrix: for each query block it
+walks the keys in chunks with an online softmax (running max m, running sum l, accumulator rescaled by
+exp(m_old - m_new)), like FlashAttention. Key chunks are cut at the window and causal boundaries, so
+
+* chunks entirely outside the window (r >= w for every pair) compute only the clipped score,
+* chunks entirely inside compute only the RoPE score,
+* only the chunk straddling the boundary (width < query block) computes both and merges them,
+* chunks above the causal diagonal are never visited.
+
+The backward pass is a custom autograd function that recomputes each block from the saved log-sum-exp (as in
+FlashAttention's backward) instead of checkpointing: training memory is O(n d) plus O(block_q x block_k), not
+O(n^2), and each tile is recomputed once rather than re-running the whole forward under autograd.
+
+Cost (``make bench``; 2 CPU threads, fp32, batch 1, 4 heads, head_dim 128, w = 512; numbers in
+results/bench/rerope_cpu.json): the blockwise forward takes 1.5-1.8x the time of plain-RoPE
+``scaled_dot_product_attention`` (a fused C++ kernel) from 1k to 16k tokens, forward + backward 1.5-1.7x; its
+extra memory grows linearly (~200 MiB at 16k tokens, where a single 16k x 16k fp32 score matrix is 1 GiB per
+head), while the reference needs ~4.7 GiB already at 8k. The Python-level tile loop issues ~a dozen ops per
+tile, so on an *oversubscribed* CPU (more busy threads than cores) it suffers far more than the single fused SDPA
+call from OpenMP spin-waiting; ``OMP_WAIT_POLICY=passive`` or fewer threads avoids that.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Callable
+
+import torch
+
+from .decoding import RawKVCache
+from .rope import apply_rope
+
+# Block sizes of the blockwise path, chosen by measurement (``benchmarks/rerope_bench.py --tune``: 8k tokens,
+# 4 heads, head_dim 128, fp32, 2 CPU threads). Query blocks of 256-512 with key chunks of 512-2048 were all within
+# ~5% of each other (about 1.6x plain SDPA); query blocks of 64-128 were 5-40% slower (more Python-level steps).
+# 256 x 512 is the smallest of the fast ones: one score tile is 0.5 MiB per (batch, head) in fp32.
+BLOCK_Q: int = 256
+BLOCK_K: int = 512
+
+# Test hook: when set, called with the shape of every score tile the blockwise path creates (forward and
+# backward). tests/test_rerope.py uses it to check that the tiles stay bounded by the block sizes.
+_TILE_HOOK: Callable[[tuple[int, ...]], None] | None = None
+
+# region ids: which (query, key) rotation pair produces the score of a (i, j) pair
+_IN, _PAST, _FUTURE = 0, 1, 2
+
+
+# --------------------------------------------------------------------------------------------- validation
+
+
+def _check_window(window) -> int:
+    if not isinstance(window, numbers.Integral) or isinstance(window, bool) or window < 1:
+        raise ValueError(f"window must be a positive integer (w >= 1), got {window!r}")
+    return int(window)
+
+
+def _check_leaky_k(leaky_k) -> float | None:
+    if leaky_k is None:
+        return None
+    if (
+        not isinstance(leaky_k, numbers.Real)
+        or isinstance(leaky_k, bool)
+        or not math.isfinite(float(leaky_k))
+        or leaky_k <= 0
+    ):
+        raise ValueError(f"leaky_k must be None (ReRoPE) or a finite number > 0 (Leaky ReRoPE), got {leaky_k!r}")
+    return float(leaky_k)
+
+
+def _check_inv_freq(inv_freq, head_dim: int) -> torch.Tensor:
+    inv_freq = torch.as_tensor(inv_freq)
+    if inv_freq.dim() != 1 or not 1 <= inv_freq.shape[0] <= head_dim // 2:
+        raise ValueError(
+            f"inv_freq must be 1-D with 1 <= len(inv_freq) <= head_dim/2 = {head_dim // 2} "
+            f"(rotary_dim = 2*len(inv_freq)), got shape {tuple(inv_freq.shape)}"
+        )
+    return inv_freq
+
+
+def _check_qkv(q, k, v) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got {getattr(t, 'dtype', type(t))}")
+        if t.dim() < 2:
+            raise ValueError(f"{name} must have shape (..., seq, head_dim), got {tuple(t.shape)}")
+    if q.shape != k.shape:
+        raise ValueError(
+            f"q and k must have the same shape (..., seq, head_dim), got q {tuple(q.shape)}, k {tuple(k.shape)}"
+        )
+    if v.shape[:-1] != k.shape[:-1]:
+        raise ValueError(
+            f"v must have shape (..., seq, head_dim_v) matching k {tuple(k.shape)} except the last dim, "
+            f"got {tuple(v.shape)}"
+        )
+    if q.dtype != k.dtype or q.dtype != v.dtype:
+        raise ValueError(f"q, k and v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if q.device != k.device or q.device != v.device:
+        raise ValueError(f"q, k and v must be on one device, got {q.device}, {k.device}, {v.device}")
+    head_dim = q.shape[-1]
+    if head_dim % 2:
+        raise ValueError(f"head_dim (q.shape[-1]) must be even for RoPE, got {head_dim}")
+
+
+def _scale_tensor(scale, q: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | float:
+    """1/sqrt(d), a positive float, or a tensor broadcastable to (..., seq, 1) (per-query logit scale)."""
+    if scale is None:
+        return 1.0 / math.sqrt(q.shape[-1])
+    if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
+        if not math.isfinite(float(scale)) or scale <= 0:
+            raise ValueError(f"scale must be None, a finite number > 0, or a tensor, got {scale!r}")
+        return float(scale)
+    if isinstance(scale, torch.Tensor):
+        target = (*q.shape[:-1], 1)
+        try:
+            ok = torch.broadcast_shapes(scale.shape, target) == torch.Size(target)
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"scale tensor must be broadcastable to (..., seq, 1) = {target}, got shape {tuple(scale.shape)}"
+            )
+        return scale.to(device=q.device, dtype=dtype)
+    raise ValueError(f"scale must be None, a finite number > 0, or a tensor, got {type(scale).__name__}")
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    # Scores, softmax and the accumulator in at least float32, whatever the input (bf16 logits would lose ~3
+    # significant digits and the online-softmax rescaling would compound them).
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+# ------------------------------------------------------------------------------------ rotated q/k variants
+
+
+def _rotated_pairs(q, k, inv_freq, window: int, leaky_k: float | None, causal: bool):
+    """The (query, key) rotation pair of each region, (..., n, d) each, in q's dtype.
+
+    Region _IN: (R_i q, R_j k); _PAST (r >= w): (R_w q, k) or Leaky (R_{(i-w)/k+w} q, R_{j/k} k);
+    _FUTURE (r <= -w, non-causal only): (R_{-w} q, k) or Leaky (R_{(i+w)/k-w} q, R_{j/k} k).
+    """
+    n = q.shape[-2]
+    pos = torch.arange(n, device=q.device, dtype=torch.float64)
+    q_in, k_in = apply_rope(q, pos, inv_freq), apply_rope(k, pos, inv_freq)
+    if leaky_k is None:
+        q_past = apply_rope(q, torch.full_like(pos, float(window)), inv_freq)
+        k_far = k  # R_0 k
+        q_future = apply_rope(q, torch.full_like(pos, -float(window)), inv_freq) if not causal else None
+    else:
+        q_past = apply_rope(q, (pos - window) / leaky_k + window, inv_freq)
+        k_far = apply_rope(k, pos / leaky_k, inv_freq)
+        q_future = apply_rope(q, (pos + window) / leaky_k - window, inv_freq) if not causal else None
+    pairs = [(q_in, k_in), (q_past, k_far)]
+    if not causal:
+        pairs.append((q_future, k_far))
+    return pairs
+
+
+def _effective_position(r: torch.Tensor, window: int, leaky_k: float | None) -> torch.Tensor:
+    """p(r) for r >= 0: min(r, w) (ReRoPE) or r inside the window, w + (r - w)/k outside (Leaky)."""
+    far = torch.full_like(r, float(window)) if leaky_k is None else window + (r - window) / leaky_k
+    return torch.where(r < window, r, far)
+
+
+# ------------------------------------------------------------------------------------------ the reference
+
+
+def rerope_attention_reference(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    inv_freq: torch.Tensor,
+    *,
+    window: int,
+    leaky_k: float | None = None,
+    causal: bool = True,
+    scale=None,
+) -> torch.Tensor:
+    """Su's two-matrix ReRoPE / Leaky ReRoPE attention, O(seq^2) memory: the obvious version, kept for tests.
+
+    Same arguments and result as :func:`rerope_attention` (without the block sizes). Computes the RoPE score
+    matrix and the clipped score matrix in full, takes the first where i - j < w (|i - j| < w when non-causal) and
+    the second elsewhere, masks, softmaxes, multiplies by v.
+    """
+    window, leaky_k = _check_window(window), _check_leaky_k(leaky_k)
+    _check_qkv(q, k, v)
+    inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
+    dtype = _compute_dtype(q.dtype)
+    scale = _scale_tensor(scale, q, dtype)
+    qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
+    pairs = _rotated_pairs(qf, kf, inv_freq, window, leaky_k, bool(causal))
+    n = q.shape[-2]
+    idx = torch.arange(n, device=q.device)
+    r = idx[:, None] - idx[None, :]  # i - j
+    scores = [(qq @ kk.transpose(-1, -2)) for qq, kk in pairs]
+    s = torch.where(r >= window, scores[_PAST], scores[_IN])
+    if not causal:
+        s = torch.where(r <= -window, scores[_FUTURE], s)
+    s = s * scale
+    if causal:
+        s = s.masked_fill(r < 0, float("-inf"))
+    return (torch.softmax(s, dim=-1) @ vf).to(q.dtype)
+
+
+# ------------------------------------------------------------------------------------------ the blockwise
+
+
+def _key_chunks(q0: int, q1: int, n: int, window: int, causal: bool, block_k: int):
+    """Key ranges [k0, k1) for the query block [q0, q1), cut where a region boundary starts or ends.
+
+    Cutting at q0-w+1 and q1-w (the band where the window boundary crosses the block) and at q0+1 (where the
+    causal diagonal starts) keeps every other chunk in a single region with no mask.
+    """
+    end = q1 if causal else n
+    cuts = {0, end, q0 - window + 1, q1 - window}  # the window boundary band
+    if causal:
+        cuts.add(q0 + 1)  # keys j <= q0 are visible to every row; the diagonal tile after needs the mask
+    else:
+        cuts |= {q0 + window, q1 + window - 1}  # the band where r = -w crosses the block
+    cuts = sorted(c for c in cuts if 0 <= c <= end)
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        for k0 in range(a, b, block_k):
+            yield k0, min(k0 + block_k, b)
+
+
+def _regions(q0: int, q1: int, k0: int, k1: int, window: int, causal: bool) -> tuple[list[int], bool]:
+    """Which regions the tile [q0,q1) x [k0,k1) touches, and whether it needs the causal mask."""
+    rmin, rmax = q0 - (k1 - 1), (q1 - 1) - k0
+    regions = []
+    if rmin < window and rmax > -window and (rmax >= 0 or not causal):
+        regions.append(_IN)
+    if rmax >= window:
+        regions.append(_PAST)
+    if not causal and rmin <= -window:
+        regions.append(_FUTURE)
+    return regions, causal and rmin < 0
+
+
+def _tile_scores(pairs, q0, q1, k0, k1, window, causal, buf):
+    """Scores of the tile [q0,q1) x [k0,k1): (B, q1-q0, k1-k0), masked entries -inf.
+
+    Returns (s, regions, r): the regions the tile touches and r = i - j (None for single-region, unmasked tiles,
+    the common case, whose scores are written into ``buf`` - a flat scratch buffer reused by every tile).
+    """
+    regions, need_mask = _regions(q0, q1, k0, k1, window, causal)
+    B, nq, nk = pairs[0][0].shape[0], q1 - q0, k1 - k0
+    if _TILE_HOOK is not None:
+        _TILE_HOOK((B, nq, nk))
+    s = buf[: B * nq * nk].view(B, nq, nk)
+    g0 = regions[0]
+    torch.bmm(pairs[g0][0][:, q0:q1], pairs[g0][1][:, k0:k1].transpose(-1, -2), out=s)
+    if len(regions) == 1 and not need_mask:
+        return s, regions, None
+    dev = s.device
+    r = torch.arange(q0, q1, device=dev)[:, None] - torch.arange(k0, k1, device=dev)[None, :]
+    for g in regions[1:]:
+        # regions[0] is _IN whenever a tile touches two regions (r takes every value between rmin and rmax)
+        s_g = pairs[g][0][:, q0:q1] @ pairs[g][1][:, k0:k1].transpose(-1, -2)
+        s = torch.where(r >= window if g == _PAST else r <= -window, s_g, s)
+    if need_mask:
+        s = s.masked_fill(r < 0, float("-inf"))
+    return s, regions, r
+
+
+def _region_mask(g: int, r: torch.Tensor, window: int) -> torch.Tensor:
+    if g == _PAST:
+        return r >= window
+    if g == _FUTURE:
+        return r <= -window
+    return (r < window) & (r > -window)
+
+
+class _BlockwiseReRoPE(torch.autograd.Function):
+    """Online-softmax attention over precomputed (query, key) rotation pairs; FlashAttention-style backward.
+
+    Inputs are (B, n, d) tensors in the compute dtype, the query of each pair already multiplied by the scale;
+    ``flat`` = (q_in, k_in, q_past, k_past[, q_future, k_future]).
+    """
+
+    @staticmethod
+    def forward(ctx, window, causal, block_q, block_k, v, *flat):
+        pairs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        B, n, dv = v.shape
+        out = torch.empty_like(v)
+        lse = torch.empty(B, n, 1, dtype=v.dtype, device=v.device)
+        buf = v.new_empty(B * min(block_q, n) * min(block_k, n))
+        for q0 in range(0, n, block_q):
+            q1 = min(q0 + block_q, n)
+            m = l = None
+            acc = v.new_zeros(B, q1 - q0, dv)
+            for k0, k1 in _key_chunks(q0, q1, n, window, causal, block_k):
+                s, _, _ = _tile_scores(pairs, q0, q1, k0, k1, window, causal, buf)
+                row_max = s.amax(dim=-1, keepdim=True)
+                if m is None:
+                    # the first chunk starts at key 0, which every row sees, so m is finite from here on
+                    m = row_max
+                    p = s.sub_(m).exp_()
+                    l = p.sum(dim=-1, keepdim=True)
+                else:
+                    m_new = torch.maximum(m, row_max)
+                    corr = torch.exp(m - m_new)  # rescale what was accumulated under the old max
+                    p = s.sub_(m_new).exp_()  # masked entries: exp(-inf) = 0
+                    l = l.mul_(corr).add_(p.sum(dim=-1, keepdim=True))
+                    acc.mul_(corr)
+                    m = m_new
+                acc.baddbmm_(p, v[:, k0:k1])
+            out[:, q0:q1] = acc.div_(l)
+            lse[:, q0:q1] = m + torch.log(l)
+        ctx.save_for_backward(v, out, lse, *flat)
+        ctx.config = (window, causal, block_q, block_k)
+        return out
+
+    @staticmethod
+    def backward(ctx, d_out):
+        v, out, lse, *flat = ctx.saved_tensors
+        window, causal, block_q, block_k = ctx.config
+        pairs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        B, n, _ = v.shape
+        d_out = d_out.to(v.dtype)
+        delta = (d_out * out).sum(dim=-1, keepdim=True)  # D_i = sum_c dO_ic O_ic
+        dv = torch.zeros_like(v)
+        dq = [torch.zeros_like(qq) for qq, _ in pairs]
+        dk = [torch.zeros_like(kk) for _, kk in pairs]
+        buf = v.new_empty(B * min(block_q, n) * min(block_k, n))
+        for q0 in range(0, n, block_q):
+            q1 = min(q0 + block_q, n)
+            do_b, lse_b, delta_b = d_out[:, q0:q1], lse[:, q0:q1], delta[:, q0:q1]
+            for k0, k1 in _key_chunks(q0, q1, n, window, causal, block_k):
+                s, regions, r = _tile_scores(pairs, q0, q1, k0, k1, window, causal, buf)
+                p = s.sub_(lse_b).exp_()  # this tile's softmax probabilities
+                dv[:, k0:k1].baddbmm_(p.transpose(-1, -2), do_b)
+                dp = torch.baddbmm(delta_b, do_b, v[:, k0:k1].transpose(-1, -2), alpha=1, beta=-1)  # dP - D
+                ds = p.mul_(dp)  # dL/ds = P (dP - D)
+                for g in regions:
+                    ds_g = ds if len(regions) == 1 else ds * _region_mask(g, r, window)
+                    dq[g][:, q0:q1].baddbmm_(ds_g, pairs[g][1][:, k0:k1])
+                    dk[g][:, k0:k1].baddbmm_(ds_g.transpose(-1, -2), pairs[g][0][:, q0:q1])
+        grads = []
+        for dqg, dkg in zip(dq, dk):
+            grads += [dqg, dkg]
+        return (None, None, None, None, dv, *grads)
+
+
+def rerope_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    inv_freq: torch.Tensor,
+    *,
+    window: int,
+    leaky_k: float | None = None,
+    causal: bool = True,
+    scale=None,
+    block_q: int = BLOCK_Q,
+    block_k: int = BLOCK_K,
+) -> torch.Tensor:
+    """ReRoPE / Leaky ReRoPE attention (prefill), memory-efficient: no seq x seq tensor, forward or backward.
+
+    Args:
+        q, k: (..., seq, head_dim) *un-rotated* queries and keys (half-split layout), positions 0..seq-1; any
+            leading batch/head dims, identical for q, k and v. head_dim even.
+        v: (..., seq, head_dim_v).
+        inv_freq: (rotary_dim/2,) frequencies, e.g. ``rope_lib.inv_freq(d)`` or from ``rope_lib.frequencies``;
+            rotary_dim < head_dim is partial rotary (the remaining features are not rotated).
+        window: w, a positive integer. Relative positions r = i - j < w keep their RoPE score; w >= seq is plain
+            RoPE attention.
+        leaky_k: None for ReRoPE (p = min(r, w)); a number k > 0 for Leaky ReRoPE (p = w + (r - w)/k for r >= w).
+        causal: True (a query sees keys j <= i). False: bidirectional, clipping |r| with the sign kept (see the
+            module docstring).
+        scale: logit scale; None is 1/sqrt(head_dim); a positive float; or a tensor broadcastable to
+            (..., seq, 1), one scale per query (log-n scaling: max(1, log(i+1)/log L)/sqrt(d) per row).
+        block_q, block_k: tile sizes; a score tile holds prod(leading dims) x block_q x block_k numbers in the
+            compute dtype (the defaults were picked by measurement, see BLOCK_Q). Beyond that, the extra memory is
+            O(seq x head_dim): the rotated copies of q (two; three when non-causal) and k (one or two) and the
+            output.
+
+    Returns:
+        (..., seq, head_dim_v) in the dtype of q. Computation (rotation, scores, softmax, accumulation) runs in
+        float32 (float64 for float64 input). Differentiable in q, k, v (and a tensor scale).
+    """
+    window, leaky_k = _check_window(window), _check_leaky_k(leaky_k)
+    _check_qkv(q, k, v)
+    inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
+    for name, b in (("block_q", block_q), ("block_k", block_k)):
+        if not isinstance(b, int) or isinstance(b, bool) or b < 1:
+            raise ValueError(f"{name} must be a positive integer, got {b!r}")
+    dtype = _compute_dtype(q.dtype)
+    scale = _scale_tensor(scale, q, dtype)
+    causal = bool(causal)
+    lead, (n, d), dv = q.shape[:-2], q.shape[-2:], v.shape[-1]
+    if n == 0:
+        return v.new_zeros(v.shape)
+    # Fold the scale into q before rotating (rotations are linear), so every tile's score comes out scaled.
+    qs = q.to(dtype) * scale
+    pairs = _rotated_pairs(qs, k.to(dtype), inv_freq, window, leaky_k, causal)
+    flat = []
+    for qq, kk in pairs:
+        flat += [qq.reshape(-1, n, d), kk.reshape(-1, n, d)]
+    out = _BlockwiseReRoPE.apply(window, causal, block_q, block_k, v.to(dtype).reshape(-1, n, dv), *flat)
+    return out.reshape(*lead, n, dv).to(q.dtype)
+
+
+# ------------------------------------------------------------------------------------------------ decoding
+
+
+def rerope_decode_step(
+    q: torch.Tensor,
+    cache: RawKVCache,
+    inv_freq: torch.Tensor,
+    *,
+    window: int,
+    leaky_k: float | None = None,
+    scale=None,
+) -> torch.Tensor:
+    """Attention output of the newest query against a cache of *raw* (un-rotated) keys, ReRoPE / Leaky ReRoPE.
+
+    Order: append the newest position's un-rotated key and value to ``cache`` first, then call this; the query
+    is at position t = len(cache) - 1 and sees every cached key (causal). Each cached key j is rotated by
+    -p(t - j) and scored against the un-rotated q, which gives relative position p(t - j) (module docstring).
+
+    Args:
+        q: (..., 1, head_dim) un-rotated query of position t; leading dims as the cache's.
+        cache: :class:`rope_lib.decoding.RawKVCache` holding keys (..., t+1, head_dim) and values.
+        inv_freq, window, leaky_k: as in :func:`rerope_attention`.
+        scale: None (1/sqrt(head_dim)), a positive float, or a tensor broadcastable to (..., 1, 1) - for log-n
+            scaling pass the scale of row t.
+
+    Returns:
+        (..., 1, head_dim_v) in q's dtype; equal, to float32 rounding, to row t of :func:`rerope_attention` over
+        positions 0..t.
+    """
+    window, leaky_k = _check_window(window), _check_leaky_k(leaky_k)
+    if not isinstance(cache, RawKVCache):
+        raise ValueError(f"cache must be a rope_lib.decoding.RawKVCache, got {type(cache).__name__}")
+    if len(cache) == 0:
+        raise ValueError("cache is empty: append the newest position's raw key and value before decoding it")
+    keys, values = cache.keys, cache.values
+    if not isinstance(q, torch.Tensor) or not q.is_floating_point() or q.dim() < 2 or q.shape[-2] != 1:
+        got = getattr(q, "shape", type(q))
+        raise ValueError(f"q must be a floating-point tensor of shape (..., 1, head_dim), got {got}")
+    if q.shape[:-2] != keys.shape[:-2] or q.shape[-1] != keys.shape[-1]:
+        raise ValueError(f"q shape {tuple(q.shape)} does not match the cached keys {tuple(keys.shape)}")
+    if q.shape[-1] % 2:
+        raise ValueError(f"head_dim (q.shape[-1]) must be even for RoPE, got {q.shape[-1]}")
+    inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
+    dtype = _compute_dtype(q.dtype)
+    scale = _scale_tensor(scale, q, dtype)
+    n = keys.shape[-2]
+    r = (n - 1) - torch.arange(n, device=keys.device, dtype=torch.float64)  # t - j >= 0
+    k_rot = apply_rope(keys.to(dtype), -_effective_position(r, window, leaky_k), inv_freq)
+    s = (q.to(dtype) * scale) @ k_rot.transpose(-1, -2)  # (..., 1, n)
+    return (torch.softmax(s, dim=-1) @ values.to(dtype)).to(q.dtype)
+
+
+__all__ = ["rerope_attention", "rerope_attention_reference", "rerope_decode_step", "BLOCK_Q", "BLOCK_K"]
