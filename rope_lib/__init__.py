@@ -3,6 +3,7 @@
 The public names below are stable (see the README); each lives in the one module that owns its idea.
 """
 
+from .decoding import RawKVCache
 from .plotting import savefig, use_style
 from .rope import LAYOUTS, angles, apply_rope, convert_layout, inv_freq, layout_permutation
 from .utils import PROFILES, cache_dir, check_profile, figures_dir, pick_device, repo_root, results_dir, seed_everything

@@ -1,0 +1,434 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · ReRoPE and Leaky ReRoPE: clipped relative positions, exact and memory-efficient
+#
+# **Claim reproduced.** Clipping the relative position at a window $w$ (ReRoPE: $\min(i-j, w)$), or letting it
+# grow slowly beyond the window (Leaky ReRoPE: $w + (i-j-w)/k$), extrapolates far better without fine-tuning than
+# any frequency-scaling method, to the point that the loss on a fixed stretch of text *falls* as the context grows
+# ("longer context, lower loss"). Su's best window is about $L/4$ to $L/2$; $w = L$ is plain RoPE and fails.
+# Sources: Su Jianlin, kexue.fm/archives/9708 (ReRoPE, window and leak sweeps), 9728 (inverse Leaky),
+# 9948 ("longer context, lower loss"); bojone/rerope README (LLaMA2-13B losses).
+#
+# Su's table (8x, GAU ~100M, train 512 / test 4096, accuracy %, repeated / non-repeated):
+# NTK-RoPE-fixed 51.86 / 39.61, NTK-RoPE-log n-fixed 62.85 / 44.14, ReRoPE-w256 77.90 / 48.48,
+# ReRoPE-w256-log n 85.12 / 49.07; window sweep (log n): w64 84.38/48.14, w128 85.47/48.87, w256 85.12/49.07,
+# w384 83.24/48.62, w512 (= L) 15.84/10.83.
+#
+# The price, which this notebook also measures: prefill needs two score matrices (one with ordinary RoPE, one with
+# the clipped position), and every decoding step must re-rotate every cached key, because a key's relative position
+# to the newest query changes - so the cache must hold keys *before* rotation.
+#
+# *Remarks marked **(ours)** are this companion's, not the sources'.*
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # "smoke" (CPU, minutes, what is committed) or "full" (one GPU)
+device: str | None = None  # None -> cuda when present, else cpu
+seed: int = 0  # every random draw in the notebook derives from it
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import sympy as sp
+import torch
+
+import rope_lib
+
+rope_lib.use_style()
+rope_lib.check_profile(profile)
+dev = rope_lib.pick_device(device)
+rope_lib.seed_everything(seed)
+
+# %% [markdown]
+# ## 1. Relative-position matrices
+#
+# For a causal sequence, entry $(i, j)$, $j \le i$, is the relative position the score between query $i$ and key
+# $j$ is computed at. RoPE uses $i-j$; ReRoPE clips it at $w$; Leaky ReRoPE keeps $i-j$ inside the window and lets it
+# grow with slope $1/k$ outside, so the largest relative position at length $L'$ is $w + (L'-1-w)/k$ instead of
+# $L'-1$ - with $k = L'/L$-ish every test position maps back into the trained range.
+
+# %%
+i, j = sp.symbols("i j", integer=True, nonnegative=True)
+w, kk = sp.symbols("w k", positive=True)
+
+
+def rel_rope(a, b):
+    return a - b
+
+
+def rel_rerope(a, b, window):
+    return sp.Min(a - b, window)
+
+
+def rel_leaky(a, b, window, leak):
+    return sp.Piecewise((a - b, a - b < window), (window + (a - b - window) / leak, True))
+
+
+n_show, w_show, k_show = 8, 3, 2
+show = {
+    "RoPE": sp.Matrix(n_show, n_show, lambda a, b: rel_rope(a, b) if b <= a else 0),
+    "ReRoPE, w = 3": sp.Matrix(n_show, n_show, lambda a, b: rel_rerope(a, b, w_show) if b <= a else 0),
+    "Leaky ReRoPE, w = 3, k = 2": sp.Matrix(
+        n_show, n_show, lambda a, b: rel_leaky(sp.Integer(a), sp.Integer(b), w_show, sp.Integer(k_show)) if b <= a else 0
+    ),
+}
+# the three agree inside the window and differ only beyond it
+inside = [(a, b) for a in range(n_show) for b in range(a + 1) if a - b < w_show]
+assert all(show["RoPE"][a, b] == show["ReRoPE, w = 3"][a, b] == show["Leaky ReRoPE, w = 3, k = 2"][a, b] for a, b in inside)
+assert max(show["ReRoPE, w = 3"]) == w_show
+assert max(show["Leaky ReRoPE, w = 3, k = 2"]) == w_show + sp.Rational(n_show - 1 - w_show, k_show)
+show["Leaky ReRoPE, w = 3, k = 2"]
+
+# %% [markdown]
+# ## 2. Two score matrices are enough
+#
+# With one pair and frequency $\theta$, $\langle R_a q, R_b k\rangle = q^\top R_{b-a} k$ (notebook 01), so the score
+# "at relative position $r$" is $q^\top R_{-r} k$. ReRoPE needs $r = w$ for every $(i, j)$ outside the window - and
+# that is a single matrix product of *rotated-by-$w$ queries* with *un-rotated keys*: $(R_w q_i)^\top k_j$.
+# Leaky ReRoPE rotates the queries by $(i-w)/k + w$ and the keys by $j/k$, which puts every pair at
+# $w + (i-j-w)/k$. We assert both with sympy.
+
+# %%
+theta = sp.symbols("theta", positive=True)
+q1, q2, k1, k2 = sp.symbols("q_1 q_2 k_1 k_2", real=True)
+q = sp.Matrix([q1, q2])
+kvec = sp.Matrix([k1, k2])
+
+
+def R(angle_pos):
+    return sp.Matrix(
+        [[sp.cos(angle_pos * theta), -sp.sin(angle_pos * theta)], [sp.sin(angle_pos * theta), sp.cos(angle_pos * theta)]]
+    )
+
+
+def score_at(r):
+    """The RoPE score of q and k when their relative position (query minus key) is r."""
+    return (q.T * R(-r) * kvec)[0]
+
+
+# ordinary RoPE: rotating by absolute positions gives the score at i - j
+assert sp.simplify(((R(i) * q).T * (R(j) * kvec))[0] - score_at(i - j)) == 0
+# ReRoPE's second matrix: (R_w q)^T k is the score at relative position w, for every j
+assert sp.simplify(((R(w) * q).T * kvec)[0] - score_at(w)) == 0
+# Leaky ReRoPE's second matrix: (R_{(i-w)/k + w} q)^T (R_{j/k} k) is the score at w + (i - j - w)/k
+leaky_second = ((R((i - w) / kk + w) * q).T * (R(j / kk) * kvec))[0]
+assert sp.simplify(leaky_second - score_at(w + (i - j - w) / kk)) == 0
+print("(R_w q)^T k = score at r = w;  (R_{(i-w)/k+w} q)^T (R_{j/k} k) = score at r = w + (i-j-w)/k  (proved)")
+
+# %% [markdown]
+# ## 3. The decode step
+#
+# When token $i$ is decoded, its query is new and every key $j < i$ is old. In ordinary RoPE the cached key
+# $R_j k_j$ never changes. Under ReRoPE the score needs $r(i-j) = \min(i-j, w)$, which changes with $i$ for the
+# keys inside the window. The exact step therefore keeps the **raw** keys $k_j$ and computes
+# $q_i^\top R_{-r(i-j)} k_j$, i.e. rotates each cached key by $-r(i-j)$ and leaves the query un-rotated. We assert
+# that this equals the prefill score for both branches of the clipping.
+
+# %%
+def decode_score(r):
+    """Score of the new query q (un-rotated) with a raw cached key k rotated by -r."""
+    return (q.T * (R(-r) * kvec))[0]
+
+
+# inside the window (r = i - j) it equals the prefill's RoPE score, outside (r = w) the prefill's clipped score
+assert sp.simplify(decode_score(i - j) - ((R(i) * q).T * (R(j) * kvec))[0]) == 0
+assert sp.simplify(decode_score(w) - ((R(w) * q).T * kvec)[0]) == 0
+# Leaky: the same with r = w + (i - j - w)/k against the prefill's second matrix
+assert sp.simplify(decode_score(w + (i - j - w) / kk) - leaky_second) == 0
+print("decode step: q^T R_{-r(i-j)} k_j equals the prefill score inside and outside the window  (proved)")
+
+# %% [markdown]
+# ## 4. The implementation, checked against the definition
+#
+# `rope_lib.rerope_attention` is the memory-efficient version: it walks over query and key blocks with an online
+# softmax and computes both score matrices only for the blocks that straddle the window boundary. It is checked here
+# against `rope_lib.rerope_attention_reference` (the two full matrices of the post), against plain RoPE attention
+# when $w \ge$ seq, and decode-by-decode against prefill. (The unit tests do the same over random shapes, windows and
+# leaks, forward and gradient.)
+
+# %%
+g = torch.Generator().manual_seed(seed)
+head_dim, seq, window = 32, 97, 20
+theta = rope_lib.inv_freq(head_dim)
+q, k, v = (torch.randn(2, 3, seq, head_dim, generator=g) for _ in range(3))
+checks = {}
+for leak in (None, 4.0):
+    fast = rope_lib.rerope_attention(q, k, v, theta, window=window, leaky_k=leak)
+    ref = rope_lib.rerope_attention_reference(q, k, v, theta, window=window, leaky_k=leak)
+    checks[f"blockwise == reference (leaky_k={leak})"] = (fast - ref).abs().max().item() < 1e-5
+
+positions = torch.arange(seq)
+plain = torch.nn.functional.scaled_dot_product_attention(
+    rope_lib.apply_rope(q, positions, theta), rope_lib.apply_rope(k, positions, theta), v, is_causal=True
+)
+wide = rope_lib.rerope_attention(q, k, v, theta, window=seq)
+checks["window >= seq == plain RoPE attention"] = (wide - plain).abs().max().item() < 1e-5
+
+prefill = rope_lib.rerope_attention(q, k, v, theta, window=window, leaky_k=4.0)
+cache = rope_lib.RawKVCache()
+steps = []
+for t in range(seq):
+    cache.append(k[..., t : t + 1, :], v[..., t : t + 1, :])
+    steps.append(rope_lib.rerope_decode_step(q[..., t : t + 1, :], cache, theta, window=window, leaky_k=4.0))
+checks["token-by-token decoding == prefill (Leaky)"] = (torch.cat(steps, dim=-2) - prefill).abs().max().item() < 1e-5
+assert all(checks.values()), checks
+
+# %% tags=["nbval-check-output"]
+for name, ok in checks.items():
+    print(f"{name:45s}: {ok}")
+
+# %% [markdown]
+# ## 5. The experiment: ReRoPE on the models of notebook 04
+#
+# The same two byte-level models as notebook 04 (trained at $L = 64$ with plain RoPE, one of them with log n in
+# training; loaded from the checkpoint cache when notebook 04 already trained them), the same test samples, no
+# fine-tuning. Main rows at 2x-16x: ReRoPE with $w = L/2$ (Su's w256 at $L = 512$), Leaky ReRoPE with $w = L/4$,
+# $k = 16$, and for comparison Baseline, NTK-fixed and YaRN - each without log n, with log n at test time only
+# (dagger) and on the model trained with log n. Then Su's two sweeps at 8x: the window $w = L/8 .. L$ and the leak
+# $k = 64 .. 8$.
+
+# %%
+from rope_lib.evaluate import bootstrap_difference  # noqa: E402
+from rope_lib.experiments import rerope as rx  # noqa: E402
+from rope_lib.experiments import run_experiment  # noqa: E402
+
+results = run_experiment("rerope", profile=profile, device=device, seed=seed)
+L = results["config"]["eval"]["train_length"]
+mults = results["config"]["eval"]["multipliers"]
+main, window_rows, leak_rows = (results["rows"][g] for g in ("main", "window", "leak"))
+
+
+def acc(rows: dict, name: str, kind: str, mult: int) -> float:
+    return 100 * rows[name]["metrics"][kind][str(mult)]["acc"]
+
+
+def gap(rows: dict, a: str, b: str, kind: str = "non_repeated", mult: int = 8) -> dict:
+    """Paired bootstrap (over test samples) of the accuracy difference a - b, in points."""
+    per = lambda name: np.asarray(rows[name]["metrics"][kind][str(mult)]["acc_per_sample"])  # noqa: E731
+    return {key: 100 * val for key, val in bootstrap_difference(per(a), per(b), seed=seed).items()}
+
+
+# %% [markdown]
+# ### Main table (accuracy %, repeated / non-repeated; Su's 8x numbers at train 512 / test 4096 in the last column)
+
+# %%
+from IPython.display import Markdown  # noqa: E402
+
+SU = {**rx.SU_MAIN, "Baseline": (24.17, 23.16), "NTK-fixed": (51.86, 39.61), "NTK-fixed-log n": (62.85, 44.14),
+      "NTK-fixed-log n-dagger": (55.94, 41.11), "YaRN": (80.10, 47.45), "YaRN-log n": (82.57, 46.52),
+      "Baseline-log n": (24.60, 24.02)}
+lines = ["| method | " + " | ".join(f"{m}x ({m * L})" for m in mults) + " | Su 8x |", "|---" * (len(mults) + 2) + "|"]
+for name in main:
+    cells = [f"{acc(main, name, 'repeated', m):.1f} / {acc(main, name, 'non_repeated', m):.1f}" for m in mults]
+    su = SU.get(name)
+    lines.append(f"| {name} | " + " | ".join(cells) + f" | {'%.2f / %.2f' % su if su else '-'} |")
+Markdown("\n".join(lines))
+
+# %% [markdown]
+# ### Claims at 8x, non-repeated (95% paired-bootstrap intervals over test samples, in points)
+
+# %%
+claims = {
+    "ReRoPE - YaRN": gap(main, "ReRoPE", "YaRN"),
+    "ReRoPE - NTK-fixed": gap(main, "ReRoPE", "NTK-fixed"),
+    "Leaky ReRoPE - YaRN": gap(main, "Leaky ReRoPE", "YaRN"),
+    "ReRoPE-log n - NTK-fixed-log n": gap(main, "ReRoPE-log n", "NTK-fixed-log n"),
+    "ReRoPE-log n-dagger - ReRoPE": gap(main, "ReRoPE-log n-dagger", "ReRoPE"),
+    "ReRoPE-log n - ReRoPE": gap(main, "ReRoPE-log n", "ReRoPE"),
+}
+for name, c in claims.items():
+    print(f"{name:32s}: {c['diff']:+6.2f}  [{c['lo']:+6.2f}, {c['hi']:+6.2f}]")
+
+# %% [markdown]
+# **Claim 1: ReRoPE and Leaky ReRoPE extrapolate better than every frequency-scaling method.** Su: ReRoPE-w256
+# 48.48 vs YaRN 47.45 and NTK-fixed 39.61 (non-repeated, 8x). Asserted: ReRoPE beats YaRN and NTK-fixed, Leaky
+# ReRoPE beats YaRN, with intervals above zero; and on the log-n model ReRoPE beats NTK-fixed.
+
+# %%
+for name in ("ReRoPE - YaRN", "ReRoPE - NTK-fixed", "Leaky ReRoPE - YaRN", "ReRoPE-log n - NTK-fixed-log n"):
+    assert claims[name]["lo"] > 0, (name, claims[name])
+
+# %% [markdown]
+# **Claim 2: log n helps ReRoPE** (Su: 48.48 -> 48.85 dagger -> 49.07 trained; small gains). Read from the two
+# bottom rows above; Su's own gains are under one point, so we only check the sign of the observed difference and
+# say whether the interval excludes zero.
+
+# %%
+assert claims["ReRoPE-log n-dagger - ReRoPE"]["diff"] > 0
+print("log n-dagger gain clear of noise:", claims["ReRoPE-log n-dagger - ReRoPE"]["lo"] > 0)
+print("log n (trained) gain clear of noise:", claims["ReRoPE-log n - ReRoPE"]["lo"] > 0)
+
+# %% [markdown]
+# ### Window sweep (8x, accuracy %, repeated / non-repeated)
+
+# %%
+lines = ["| w | w / L | plain model | Su (no log n) | log-n model | Su (log n) |", "|---|---|---|---|---|---|"]
+for frac in rx.WINDOW_FRACTIONS:
+    w = max(1, round(frac * L))
+    plain_row, log_row = f"ReRoPE-w{w}", f"ReRoPE-w{w}-log n"
+    su_p, su_l = rx.SU_WINDOW_PLAIN.get(frac), rx.SU_WINDOW_LOG_N.get(frac)
+    lines.append(
+        f"| {w} | {frac:.3g} | {acc(window_rows, plain_row, 'repeated', 8):.1f} / {acc(window_rows, plain_row, 'non_repeated', 8):.1f}"
+        f" | {'%.2f / %.2f' % su_p if su_p else '-'} | {acc(window_rows, log_row, 'repeated', 8):.1f} / "
+        f"{acc(window_rows, log_row, 'non_repeated', 8):.1f} | {'%.2f / %.2f' % su_l if su_l else '-'} |"
+    )
+Markdown("\n".join(lines))
+
+# %%
+windows = [max(1, round(f * L)) for f in rx.WINDOW_FRACTIONS]
+sweep_nr = {w: acc(window_rows, f"ReRoPE-w{w}", "non_repeated", 8) for w in windows}
+best_w = max(sweep_nr, key=sweep_nr.get)
+w_full = gap(window_rows, f"ReRoPE-w{best_w}", f"ReRoPE-w{L}")
+print(f"best window (plain model, non-repeated): w = {best_w} = {best_w / L:.3g} L")
+print(f"best window - (w = L): {w_full['diff']:+.2f}  [{w_full['lo']:+.2f}, {w_full['hi']:+.2f}]")
+
+# %% [markdown]
+# **Claim 3: the best window is about $L/4$ to $L/2$.** Asserted below on the plain model's non-repeated column.
+# **Claim 4: $w = L$ fails** (Su: 7.09 / 8.25 without log n, worse than direct extrapolation) - see the text after
+# the assert for what we see.
+
+# %%
+assert L / 4 <= best_w <= L / 2, best_w
+assert sweep_nr[best_w] > sweep_nr[max(1, round(L / 8))]
+
+# %% [markdown]
+# **(ours) $w = L$ does not fail here.** Clipping at $w = L$ leaves the model a little worse than the best window,
+# but far better than direct extrapolation (compare the Baseline row of the main table). Su's $w = 512$ row
+# collapses below the baseline; at our scale it does not reproduce, and we record that in the README's findings
+# rather than assert it. One plausible reason: relative position $L$ itself was never seen in training (the largest
+# is $L-1$), and in our small byte-level model the score at one unseen position applied to every distant key is
+# nearly as harmless as at $L-1$; in Su's GAU the same position apparently is not.
+
+# %% [markdown]
+# ### Leak sweep (8x, log-n model, accuracy %, repeated / non-repeated)
+
+# %%
+lines = ["| w | k | here | Su |", "|---|---|---|---|"]
+for (frac, k_leak), su in rx.SU_LEAK_LOG_N.items():
+    w = round(frac * L)
+    name = f"Leaky ReRoPE-w{w}-k{k_leak:g}-log n"
+    lines.append(f"| {w} (L/{round(1 / frac)}) | {k_leak:g} | {acc(leak_rows, name, 'repeated', 8):.1f} / "
+                 f"{acc(leak_rows, name, 'non_repeated', 8):.1f} | {su[0]:.2f} / {su[1]:.2f} |")
+Markdown("\n".join(lines))
+
+# %%
+leak_spread = max(acc(leak_rows, n, "non_repeated", 8) for n in leak_rows) - min(acc(leak_rows, n, "non_repeated", 8) for n in leak_rows)
+rerope_log = acc(window_rows, f"ReRoPE-w{L // 4}-log n", "non_repeated", 8)
+print(f"spread of the leak sweep (non-repeated): {leak_spread:.2f} points; ReRoPE-w{L // 4}-log n: {rerope_log:.1f}")
+
+# %% [markdown]
+# Su's leak sweep is nearly flat for $k \ge 16$ and drops at $k = 8$, most for the larger window. The largest
+# relative position Leaky ReRoPE uses at test length $L'$ is $w + (L'-1-w)/k$; the printout below gives it at 8x as
+# a multiple of $L$ (above 1 means positions the model never saw in training):
+
+# %%
+for frac in (1 / 4, 1 / 2):
+    w = round(frac * L)
+    reach = {k_leak: (w + (8 * L - 1 - w) / k_leak) / L for k_leak in rx.LEAKS}
+    print(f"w = {w}: largest relative position / L at 8x for k = " + ", ".join(f"{k:g}: {r:.2f}" for k, r in reach.items()))
+
+# %% [markdown]
+# At $k = 8$ both windows reach beyond $L$ (1.2L and 1.4L), which is where Su's accuracy drops. Ours stays
+# flat within the spread printed above: this model tolerates relative positions 20-40% past its training length, so the
+# $k = 8$ drop does not reproduce at 8x here. **(ours)** At 16x, Leaky ReRoPE with $k = 16$ (reach again about
+# $1.2L$, but with eight times as many keys beyond $L$) does fall behind ReRoPE (main table, and the loss curve in
+# section 6); we leave open why the same overshoot costs more there - tuning $k$ to the test length, as Su does,
+# avoids it.
+
+# %% [markdown]
+# ## 6. Longer context, lower loss? (kexue.fm/archives/9948) - the headline picture
+#
+# The loss on the *same* last $L$ bytes of each sample as the context grows from $L$ to 16L, for every method of
+# the main table. A method that keeps long-range information useful would make the curve fall.
+
+# %%
+curve = {name: [row["metrics"]["non_repeated"][str(m)]["last_window_loss"] for m in mults] for name, row in main.items()}
+fig, ax = plt.subplots(figsize=(7.5, 4.4))
+styles = {"none": "-", "dagger": ":", "trained": "--"}
+colors = dict(zip(["Baseline", "NTK-fixed", "YaRN", "ReRoPE", "Leaky ReRoPE"], plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+for name, row in main.items():
+    ax.plot(mults, curve[name], styles[row["log_n"]], color=colors[row["method"]], marker="o", ms=3, label=name)
+ax.set_xscale("log", base=2)
+ax.set_xticks(mults, [f"{m}L" for m in mults])
+ax.set_xlabel("context length")
+ax.set_ylabel(f"loss on the last {L} bytes (nats)")
+ax.set_title("Longer context, lower loss? (non-repeated; dotted: log n-dagger, dashed: trained with log n)")
+ax.legend(fontsize=6.5, ncol=3)
+rope_lib.savefig(fig, "05_longer_context_loss", profile=profile, exact=False)
+plt.show()
+
+# %%
+rise = {name: per[-1] - per[0] for name, per in curve.items()}
+flattest = min(rise, key=rise.get)
+print(f"loss rise on the last L bytes from 2L to 16L context: flattest = {flattest} ({rise[flattest]:+.3f} nats)")
+print("methods whose loss falls from 2L to 16L:", [n for n, r in rise.items() if r < 0] or "none")
+assert rise[flattest] < min(rise[n] for n in ("Baseline", "NTK-fixed", "YaRN")) and flattest.startswith(("ReRoPE", "Leaky"))
+
+# %% [markdown]
+# ReRoPE's curve is by far the flattest - asserted: it stays nearly level from 2L to 16L, where every
+# frequency-scaling method climbs steeply - but at this scale it does not *fall*: the "lower loss" half of Su's
+# claim does not reproduce with a 0.8M-parameter byte-level model trained on under a million bytes, which has little
+# long-range structure to exploit beyond $L$ (README findings).
+
+# %% [markdown]
+# ## 7. Cost: prefill time and peak memory (from `make bench`)
+#
+# `benchmarks/rerope_bench.py` times the reference (two full score matrices, as in the post), the blockwise
+# version and plain RoPE with PyTorch's SDPA, forward pass, batch 1, 4 heads, head_dim 128, fp32, 2 CPU threads, best
+# of several rounds, each case in a fresh process for its peak-memory reading. The committed JSON is plotted here;
+# `make bench` regenerates it (and a CUDA one when a GPU is present).
+
+# %%
+import json  # noqa: E402
+
+bench = json.loads((rope_lib.repo_root() / "results" / "bench" / "rerope_cpu.json").read_text())
+by = {}
+for r in bench["rows"]:
+    by.setdefault(r["method"], {})[r["n"]] = r
+fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4))
+for method, label in (("sdpa", "plain RoPE + SDPA"), ("blockwise", "ReRoPE blockwise"), ("leaky", "Leaky ReRoPE blockwise"),
+                      ("reference", "ReRoPE reference (2 full matrices)")):
+    ns = sorted(by[method])
+    ax_t.plot(ns, [by[method][n]["time_s"] for n in ns], marker="o", label=label)
+    ax_m.plot(ns, [by[method][n]["peak_mib"] for n in ns], marker="o", label=label)
+for ax, ylabel in ((ax_t, "forward time (s)"), (ax_m, "peak memory above baseline (MiB)")):
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length")
+    ax.set_ylabel(ylabel)
+ax_t.legend(fontsize=7)
+fig.suptitle(f"ReRoPE prefill cost on CPU ({bench['threads']} threads, torch {bench['torch']})")
+rope_lib.savefig(fig, "05_rerope_cost", profile=profile)
+plt.show()
+
+# %% tags=["nbval-check-output"]
+n_max = max(by["blockwise"])
+ratio_8k = by["blockwise"][8192]["time_s"] / by["sdpa"][8192]["time_s"]
+mem_growth = by["blockwise"][n_max]["peak_mib"] / by["blockwise"][n_max // 2]["peak_mib"]
+print(f"blockwise / SDPA time at 8192 tokens: {ratio_8k:.2f}x (target <= 2.5x)")
+print(f"blockwise peak memory, {n_max} vs {n_max // 2} tokens: {mem_growth:.2f}x (a {n_max}^2 score matrix would be 4x)")
+print(f"reference peak memory at 8192 tokens: {by['reference'][8192]['peak_mib'] / 1024:.1f} GiB")
+assert ratio_8k <= 2.5 and mem_growth < 3
+
+# %% [markdown]
+# ## Summary
+#
+# * Proved with sympy: $(R_w q)^\top k$ is the score at relative position $w$; Leaky's rotations
+#   $R_{(i-w)/k+w}$ and $R_{j/k}$ give $w + (i-j-w)/k$; the decode step with raw cached keys equals prefill.
+# * `rope_lib.rerope_attention` (blockwise, online softmax, never an $n \times n$ matrix) equals the two-matrix
+#   reference, reduces to plain RoPE when $w \ge n$, and decodes token by token exactly.
+# * Reproduced at 8x: ReRoPE and Leaky ReRoPE beat every frequency-scaling method, with intervals clear of zero;
+#   the best window lies in $[L/4, L/2]$.
+# * Not reproduced at this scale: $w = L$ collapsing below the baseline, and the loss *falling* with longer context
+#   (ReRoPE's curve is flat, not falling). Both are in the README's findings.
