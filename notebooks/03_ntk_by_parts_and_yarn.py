@@ -33,7 +33,7 @@
 
 # %% tags=["parameters"]
 profile: str = "smoke"  # "smoke" (CPU, minutes, what is committed) or "full" (one GPU)
-device: str | None = None  # None -> cuda when present, else cpu
+device: str = "auto"  # "auto" -> cuda when present, else cpu; or "cpu", "cuda", "cuda:N"
 seed: int = 0  # every random draw in the notebook derives from it
 
 # %%

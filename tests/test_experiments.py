@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from rope_lib.experiments import EXPERIMENTS, REGISTRY, run_experiment, write_json
 from rope_lib.experiments import __main__ as cli
 from rope_lib.experiments import extrapolation as ex
-
-TINY = {
-    "model": dict(d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=48, train_length=16),
-    "train": dict(steps=3, batch_size=4, lr=3e-3, warmup_steps=1, save_every=10),
-    "multipliers": (2, 4),
-    "n_samples": 3,
-    "batch_tokens": 4096,
-    "num_threads": 1,
-}
-
-
-@pytest.fixture()
-def tiny_profile(tmp_path, monkeypatch):
-    monkeypatch.setenv("ROPE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("ROPE_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setitem(ex.PROFILE_SETTINGS, "smoke", TINY)
-    return tmp_path
 
 
 def test_registry():
@@ -82,3 +66,23 @@ def test_write_json_is_atomic(tmp_path):
         write_json({"a": object()}, path)  # not serialisable: the old file stays, no temporary is left
     assert json.loads(path.read_text()) == {"a": 1.0}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_rerope_json(tiny_profile, monkeypatch):
+    from rope_lib.experiments import rerope as rx
+
+    monkeypatch.setattr(rx, "SWEEP_MULT", 4)  # the tiny profile tests 2x and 4x only
+    r = run_experiment("rerope", device="cpu", progress=False)
+    assert json.loads((tiny_profile / "results" / "smoke" / "rerope.json").read_text())["experiment"] == "rerope"
+    assert {"experiment", "schema", "profile", "seed", "device", "versions", "git_sha"} <= set(r)
+    main, window, leak = (r["rows"][g] for g in ("main", "window", "leak"))
+    assert {"ReRoPE", "Leaky ReRoPE-log n-dagger", "YaRN-log n"} <= set(main)
+    assert main["ReRoPE"]["window"] == 8 and main["Leaky ReRoPE"]["window"] == 4 and main["Leaky ReRoPE"]["leaky_k"] == 16
+    assert set(main["ReRoPE"]["metrics"]["repeated"]) == {"2", "4"}  # main rows at every test length
+    assert set(window["ReRoPE-w16-log n"]["metrics"]["repeated"]) == {"4"}  # sweeps at SWEEP_MULT only
+    assert [row["window"] for name, row in window.items() if name.endswith("log n")] == [2, 4, 6, 8, 12, 16]
+    assert len(leak) == 2 * len(rx.LEAKS)
+    # the main ReRoPE row (w = L/2, plain model) and the sweep's w = L/2 row score the same samples the same way
+    for kind in ("repeated", "non_repeated"):
+        got, want = window["ReRoPE-w8"]["metrics"][kind]["4"], main["ReRoPE"]["metrics"][kind]["4"]
+        np.testing.assert_array_equal(got["acc_per_sample"], want["acc_per_sample"])

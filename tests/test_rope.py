@@ -176,6 +176,7 @@ def test_paths_and_profiles(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="device"):
         rope_lib.pick_device("tpu:0")
     assert rope_lib.pick_device("cpu").type == "cpu"
+    assert rope_lib.pick_device("auto") == rope_lib.pick_device(None) == torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_savefig_is_deterministic(tmp_path, monkeypatch):

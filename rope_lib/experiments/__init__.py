@@ -15,6 +15,8 @@ A new experiment is a module with a function decorated by ``@register("name")`` 
 
 from .common import REGISTRY, check_names, git_sha, load_results, package_versions, register, run_experiment, write_json
 from . import extrapolation  # noqa: E402,F401  (registers "extrapolation")
+from . import inverse_leaky  # noqa: E402,F401  (registers "inverse_leaky")
+from . import rerope  # noqa: E402,F401  (registers "rerope")
 
 EXPERIMENTS: tuple[str, ...] = tuple(sorted(REGISTRY))
 

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("experiment", help=f"one of: {', '.join(sorted(REGISTRY))}")
     parser.add_argument("--profile", default="smoke", help=f"one of {PROFILES} (default smoke; full needs a GPU)")
     parser.add_argument("--out", default=None, help="output folder (default results/<profile>)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when present)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default auto: cuda when present)")
     parser.add_argument("--seed", type=int, default=0, help="seed for training and test samples (default 0)")
     parser.add_argument("--methods", default=None, help="comma-separated method names (default: all)")
     args = parser.parse_args(argv)

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from ..utils import check_profile, repo_root, results_dir
+from ..utils import check_profile, pick_device, repo_root, results_dir
 
 # name -> function(profile, device, seed, out) -> results dict (it also writes out/<name>.json)
 REGISTRY: dict[str, Callable[..., dict]] = {}
@@ -110,6 +111,41 @@ def write_json(obj: dict, path: str | Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def experiment_device(profile: str, device: str | None) -> torch.device:
+    """The device an experiment runs on; the full profile is sized for a GPU and refused on a CPU."""
+    dev = pick_device(device)
+    if profile == "full" and dev.type != "cuda":
+        raise ValueError("profile 'full' needs a GPU (device cuda); on CPU use profile 'smoke'")
+    return dev
+
+
+def results_header(name: str, profile: str, seed: int, dev: torch.device) -> dict:
+    """The fields every results JSON opens with: what ran, where, and from which code (versions, git SHA)."""
+    return {
+        "experiment": name,
+        "schema": 1,
+        "profile": profile,
+        "seed": seed,
+        "device": str(dev),
+        "versions": package_versions(),
+        "git_sha": git_sha(),
+    }
+
+
+# The parts of rope_lib.train's meta worth keeping in a results file (the rest is cache bookkeeping).
+_TRAINING_KEYS = ("key", "cache_hit", "steps", "tokens_seen", "n_parameters", "val_loss", "val_acc", "loss_curve")
+
+
+def training_record(trained: dict) -> tuple[dict, dict]:
+    """({variant: training summary}, {timing name: {variant: value}}) for ``{variant: (model, meta)}``."""
+    summary = {v: {k: meta.get(k) for k in _TRAINING_KEYS} for v, (_, meta) in trained.items()}
+    timings = {
+        f"train_{out}": {v: meta.get(key) for v, (_, meta) in trained.items()}
+        for out, key in (("wall_s", "wall_time_s"), ("tokens_per_s", "tokens_per_s"), ("cache_hit", "cache_hit"))
+    }
+    return summary, timings
 
 
 def load_results(name: str, profile: str = "smoke", out: str | Path | None = None) -> dict:

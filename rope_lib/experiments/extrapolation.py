@@ -17,7 +17,7 @@ loss" curve (kexue.fm/archives/9948) for free.
 
 Building blocks for further experiments on the same two models (ReRoPE, notebook 05): :func:`settings`,
 :func:`train_models` (cache hits once this experiment ran), :func:`make_test_sets`, :func:`evaluate_rows`,
-:func:`provenance`, :func:`profile_threads`. A ReRoPE row is just another (name, model, scheme_at, info) tuple::
+:func:`profile_threads` (and, in ``common``, :func:`results_header`, :func:`training_record`). A ReRoPE row is just another (name, model, scheme_at, info) tuple::
 
     rows = [("ReRoPE-w16-log n-dagger", "plain",
              lambda mult: PositionScheme(attention="rerope", window=16, log_n=True), {"window": 16})]
@@ -39,8 +39,8 @@ from ..data import TEST_SETS, load_corpus, make_test_set
 from ..evaluate import last_window_loss, token_metrics
 from ..model import ModelConfig, PositionScheme
 from ..train import TrainConfig, train
-from ..utils import check_profile, pick_device
-from .common import check_names, git_sha, output_path, package_versions, register, write_json
+from ..utils import check_profile
+from .common import check_names, experiment_device, output_path, register, results_header, training_record, write_json
 
 NAME = "extrapolation"
 
@@ -146,6 +146,16 @@ def scheme_for(method: str, s: float, L: int, base: float, head_dim: int, *, dag
     return replace(scheme, log_n=True) if dagger else scheme
 
 
+def tuned_scheme(method: str, mult: int, *, L: int, base: float, d: int, dagger: bool = False) -> PositionScheme:
+    """A row's ``scheme_at(mult)`` for a frequency method tuned to each test length (s = mult); bind all but mult."""
+    return scheme_for(method, float(mult), L, base, d, dagger=dagger)
+
+
+def fixed_scheme(scheme: PositionScheme, mult: int) -> PositionScheme:
+    """A row's ``scheme_at(mult)`` for a scheme with nothing to tune to the test length (ReRoPE, plain RoPE)."""
+    return scheme
+
+
 def row_name(method: str, log_n: str) -> str:
     """Su's naming: "NTK-mixed", "NTK-mixed-log n-dagger" (test time only), "NTK-mixed-log n" (trained)."""
     return {"none": method, "dagger": f"{method}-log n-dagger", "trained": f"{method}-log n"}[log_n]
@@ -159,11 +169,6 @@ def settings(profile: str, seed: int = 0) -> tuple[ModelConfig, ModelConfig, Tra
     train_cfg = TrainConfig(**p["train"], seed=seed)
     ev = {k: p[k] for k in ("multipliers", "n_samples", "batch_tokens", "num_threads")}
     return model, model_log_n, train_cfg, ev
-
-
-def _public_meta(meta: dict) -> dict:
-    keep = ("key", "cache_hit", "steps", "tokens_seen", "n_parameters", "val_loss", "val_acc", "loss_curve")
-    return {k: meta.get(k) for k in keep}
 
 
 def _summary(m: dict, L: int, bin_size: int | None = None) -> dict:
@@ -253,11 +258,6 @@ def evaluate_rows(
     return out
 
 
-def provenance(dev: torch.device) -> dict:
-    """Machine and code provenance every results JSON carries."""
-    return {"device": str(dev), "versions": package_versions(), "git_sha": git_sha()}
-
-
 @register(NAME)
 def run(
     profile: str = "smoke",
@@ -279,9 +279,7 @@ def run(
         progress: tqdm bars (silenced by ``TQDM_DISABLE=1``).
     """
     methods = check_names("methods", list(METHODS) if methods is None else methods, METHODS)
-    dev = pick_device(device)
-    if profile == "full" and dev.type != "cuda":
-        raise ValueError("profile 'full' needs a GPU (device cuda); on CPU use profile 'smoke'")
+    dev = experiment_device(profile, device)
     model_cfg, model_log_n_cfg, train_cfg, ev = settings(profile, seed)
     L, base, d = model_cfg.train_length, model_cfg.rope_base, model_cfg.head_dim
     mults = tuple(ev["multipliers"])
@@ -301,18 +299,15 @@ def run(
         jobs = []
         for log_n in LOG_N_VARIANTS:
             for method in methods:
-                scheme_at = functools.partial(_scheme_at, method, L=L, base=base, d=d, dagger=log_n == "dagger")
+                scheme_at = functools.partial(tuned_scheme, method, L=L, base=base, d=d, dagger=log_n == "dagger")
                 variant = "log_n" if log_n == "trained" else "plain"
                 jobs.append((row_name(method, log_n), variant, scheme_at, {"method": method, "log_n": log_n}))
         rows = evaluate_rows(trained, tests, jobs, L=L, batch_tokens=ev["batch_tokens"], progress=progress)
         eval_s = time.perf_counter() - t_eval
 
+    training, train_timings = training_record(trained)
     results = {
-        "experiment": NAME,
-        "schema": 1,
-        "profile": profile,
-        "seed": seed,
-        **provenance(dev),
+        **results_header(NAME, profile, seed, dev),
         "config": {
             "model": model_cfg.to_dict(),
             "model_log_n": model_log_n_cfg.to_dict(),
@@ -331,20 +326,10 @@ def run(
             },
             "corpus": corpus.summary(),
         },
-        "training": {variant: _public_meta(meta) for variant, (_, meta) in trained.items()},
-        "timings": {
-            "train_wall_s": {v: meta.get("wall_time_s") for v, (_, meta) in trained.items()},
-            "train_tokens_per_s": {v: meta.get("tokens_per_s") for v, (_, meta) in trained.items()},
-            "train_cache_hit": {v: meta.get("cache_hit") for v, (_, meta) in trained.items()},
-            "eval_s": eval_s,
-            "total_s": time.perf_counter() - t_start,
-        },
+        "training": training,
+        "timings": {**train_timings, "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
         "train_length_metrics": train_length_metrics,
         "rows": rows,
     }
     write_json(results, output_path(NAME, profile, out))
     return results
-
-
-def _scheme_at(method: str, mult: int, *, L: int, base: float, d: int, dagger: bool) -> PositionScheme:
-    return scheme_for(method, float(mult), L, base, d, dagger=dagger)

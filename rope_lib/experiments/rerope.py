@@ -6,7 +6,8 @@ evaluation as notebook 04, so every row is comparable with that table. Three gro
 * ``main``: ReRoPE (w = L/2, Su's w256 at L = 512) and Leaky ReRoPE (w = L/4, k = 16), each without log n, with
   log n-dagger and on the log-n-trained model, beside Baseline, NTK-fixed and YaRN - at every test length, so the
   "longer context, lower loss" curve (loss on the last L tokens as the context grows) covers every method.
-* ``window``: the window sweep w = L/8 .. L (w = L is plain RoPE) on both models, at 8x only (Su's sweep).
+* ``window``: the window sweep w = L/8 .. L (w = L clips only beyond the training
+  length) on both models, at 8x only (Su's sweep).
 * ``leak``: the leak sweep k = 64, 32, 16, 8 at w = L/4 and L/2 on the log-n model, at 8x only.
 """
 
@@ -17,17 +18,16 @@ import time
 
 from ..data import load_corpus
 from ..model import PositionScheme
-from ..utils import pick_device
-from .common import output_path, register, write_json
+from .common import experiment_device, output_path, register, results_header, write_json
 from .extrapolation import (
     evaluate_rows,
+    fixed_scheme,
     make_test_sets,
     profile_threads,
-    provenance,
     row_name,
-    scheme_for,
     settings,
     train_models,
+    tuned_scheme,
 )
 
 NAME = "rerope"
@@ -52,45 +52,35 @@ def rerope_scheme(window: int, leaky_k: float | None = None, *, dagger: bool = F
     return PositionScheme({"rope_type": "default"}, log_n=dagger, attention="rerope", window=window, leaky_k=leaky_k)
 
 
-def _fixed(scheme: PositionScheme, mult: int) -> PositionScheme:
-    return scheme  # ReRoPE needs no tuning to the test length
-
-
 def _rows(L: int, base: float, d: int) -> dict[str, list]:
     main, window, leak = [], [], []
     variant_of = {"none": "plain", "dagger": "plain", "trained": "log_n"}
     for log_n, variant in variant_of.items():
         for method in COMPARED_METHODS:
-            at = functools.partial(_scaled, method, L=L, base=base, d=d, dagger=log_n == "dagger")
+            at = functools.partial(tuned_scheme, method, L=L, base=base, d=d, dagger=log_n == "dagger")
             main.append((row_name(method, log_n), variant, at, {"method": method, "log_n": log_n}))
         for label, w, k in (("ReRoPE", L // 2, None), ("Leaky ReRoPE", L // 4, 16.0)):
-            at = functools.partial(_fixed, rerope_scheme(w, k, dagger=log_n == "dagger"))
+            at = functools.partial(fixed_scheme, rerope_scheme(w, k, dagger=log_n == "dagger"))
             main.append((row_name(label, log_n), variant, at, {"method": label, "log_n": log_n, "window": w, "leaky_k": k}))
     for frac in WINDOW_FRACTIONS:
         w = max(1, round(frac * L))
         for log_n in ("none", "trained"):
-            at = functools.partial(_fixed, rerope_scheme(w))
+            at = functools.partial(fixed_scheme, rerope_scheme(w))
             info = {"window": w, "window_fraction": frac, "log_n": log_n}
             window.append((f"ReRoPE-w{w}" + ("-log n" if log_n == "trained" else ""), variant_of[log_n], at, info))
     for frac in (1 / 4, 1 / 2):
         w = round(frac * L)
         for k in LEAKS:
-            at = functools.partial(_fixed, rerope_scheme(w, k))
+            at = functools.partial(fixed_scheme, rerope_scheme(w, k))
             info = {"window": w, "window_fraction": frac, "leaky_k": k, "log_n": "trained"}
             leak.append((f"Leaky ReRoPE-w{w}-k{k:g}-log n", "log_n", at, info))
     return {"main": main, "window": window, "leak": leak}
 
 
-def _scaled(method: str, mult: int, *, L: int, base: float, d: int, dagger: bool) -> PositionScheme:
-    return scheme_for(method, float(mult), L, base, d, dagger=dagger)
-
-
 @register(NAME)
 def run(profile: str = "smoke", device: str | None = None, seed: int = 0, out=None, *, progress: bool = True) -> dict:
     """Evaluate ReRoPE / Leaky ReRoPE rows and sweeps on the notebook-04 models; writes ``<out>/rerope.json``."""
-    dev = pick_device(device)
-    if profile == "full" and dev.type != "cuda":
-        raise ValueError("profile 'full' needs a GPU (device cuda); on CPU use profile 'smoke'")
+    dev = experiment_device(profile, device)
     model_cfg, _, _, ev = settings(profile, seed)
     L, base, d = model_cfg.train_length, model_cfg.rope_base, model_cfg.head_dim
     mults = tuple(ev["multipliers"])
@@ -107,11 +97,7 @@ def run(profile: str = "smoke", device: str | None = None, seed: int = 0, out=No
             for group, jobs in groups.items()
         }
     results = {
-        "experiment": NAME,
-        "schema": 1,
-        "profile": profile,
-        "seed": seed,
-        **provenance(dev),
+        **results_header(NAME, profile, seed, dev),
         "config": {
             "model": model_cfg.to_dict(),
             "eval": {

@@ -1,0 +1,296 @@
+"""InvLeaky ReRoPE (kexue.fm/archives/9728): train with Leaky ReRoPE at a leak k < 1, infer with plain RoPE.
+
+Su's recipe: train at length L with Leaky ReRoPE, window w = L/4 and leak k = 1/(2s) (s the extension scale, the
+test length being sL), optionally with the base multiplied by s ("-b" rows); at test time use *plain RoPE* (so
+Flash attention and an ordinary KV cache work). With k < 1 the relative position beyond the window,
+w + (r - w)/k, grows *faster* than r, so the largest relative position met in training, w + (L-1-w)/k, exceeds the
+largest one at the test length, sL - 1: at test time plain RoPE meets only relative positions inside the trained
+range (every one of them inside the window, every 1/k-th beyond it). Su measured +6% training time
+(330 s -> 350 s per 1000 steps).
+
+This experiment (notebook 06) trains the InvLeaky model(s) with the *same* model size, data, training length,
+budget and seed as notebook 04's log-n-trained model (Su's InvLeaky rows are "-log n"), evaluates them with plain
+RoPE on the same nested test samples (:func:`extrapolation.make_test_sets`), and re-evaluates beside them the
+notebook-04 rows (Baseline, NTK-fixed, YaRN, on both models) and ReRoPE with w = L/4 on the log-n model, all through
+:func:`extrapolation.evaluate_rows`, so every per-sample accuracy is paired with every other. It also times the
+training step of Leaky ReRoPE against plain RoPE on the same model, interleaved in one run
+(:func:`measure_training_overhead`).
+
+Scale rule: s = the largest test multiple (16 in both profiles), so the trained range covers every test length;
+k = 1/(2s) = 1/32.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from ..data import TEST_SETS, load_corpus, make_test_set
+from ..evaluate import token_metrics
+from ..model import ModelConfig, PositionScheme
+from ..train import TrainConfig, train
+from .common import check_names, experiment_device, output_path, register, results_header, training_record, write_json
+from .extrapolation import (
+    _summary,
+    evaluate_rows,
+    fixed_scheme,
+    make_test_sets,
+    profile_threads,
+    row_name,
+    settings,
+    train_models,
+    tuned_scheme,
+)
+
+NAME = "inverse_leaky"
+
+# "invleaky": Su's InvLeaky ReRoPE-w128-log n (w = L/4, k = 1/(2s)); "invleaky_b": the same with base b*s
+# (Su's -b8 row: s = 8 at his 8x test length).
+VARIANTS: tuple[str, ...] = ("invleaky", "invleaky_b")
+# The smoke profile trains only the main variant: Leaky ReRoPE training on CPU is ~1.5x slower than plain RoPE, and
+# one model of the notebook-04 size already takes most of the notebook's ~2.5 minute budget.
+DEFAULT_VARIANTS: dict[str, tuple[str, ...]] = {"smoke": ("invleaky",), "full": VARIANTS}
+COMPARED_METHODS: tuple[str, ...] = ("Baseline", "NTK-fixed", "YaRN")
+
+# Training-step timing: after warm-up, ``rounds`` windows of ``steps_per_round`` steps per scheme, in the order
+# ABBA BAAB ... so a drift in machine load affects both schemes alike.
+TIMING = {"warmup_steps": 2, "rounds": 4, "steps_per_round": 5}
+# Claim (c) is a ~1-point question at the training length, where the nested test sets give only n_samples x (L-1)
+# predictions; one forward over this many fresh L-byte windows per model is cheap and resolves it much better.
+TRAIN_LENGTH_SAMPLES = 256
+
+# Su's numbers (REFERENCES.md section 1), per-token accuracy %: (train length 512, 8x repeated, 8x non-repeated).
+SU_INVLEAKY = {"invleaky": (49.38, 82.25, 48.32), "invleaky_b": (49.62, 81.15, 48.85)}
+SU_REROPE_W_QUARTER_LOG_N = (49.40, 85.47, 48.87)  # ReRoPE-w128-log n (9708 window sweep; 49.40: the log-n model at L)
+SU_REROPE_W_HALF_LOG_N = (49.40, 85.12, 49.07)  # ReRoPE-w256-log n, the row 9728 compares InvLeaky with
+SU_TRAINING_SECONDS = {"rope": 330.0, "leaky": 350.0}  # per 1000 steps (9728)
+
+
+def invleaky_window(train_length: int) -> int:
+    """Su's window w = L/4 (integer; needs L >= 4)."""
+    if not isinstance(train_length, int) or isinstance(train_length, bool) or train_length < 4:
+        raise ValueError(f"train_length must be an integer >= 4 (w = L/4 >= 1), got {train_length!r}")
+    return train_length // 4
+
+
+def invleaky_leak(scale: float) -> float:
+    """Su's leak k = 1/(2s) for the extension scale s (k < 1 for s > 1/2)."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale < 1:
+        raise ValueError(f"scale must be a finite number >= 1 (the test length is scale * L), got {scale!r}")
+    return 1.0 / (2.0 * float(scale))
+
+
+def trained_relative_positions(train_length: int, window: int, leaky_k: float) -> np.ndarray:
+    """The relative positions p(r) Leaky ReRoPE uses for r = 0..L-1 (float64, increasing): r below w, w + (r-w)/k from w."""
+    r = np.arange(train_length, dtype=np.float64)
+    return np.where(r < window, r, window + (r - window) / leaky_k)
+
+
+def invleaky_scheme(window: int, leaky_k: float) -> PositionScheme:
+    """The *training* scheme: Leaky ReRoPE with the model's own base (inference is plain RoPE, ``PositionScheme()``)."""
+    return PositionScheme({"rope_type": "default"}, attention="rerope", window=window, leaky_k=leaky_k)
+
+
+def invleaky_configs(profile: str, seed: int, scale: float, variants: Sequence[str]) -> dict[str, tuple[ModelConfig, TrainConfig]]:
+    """{variant: (model config, training config)}: notebook 04's log-n model and budget, trained with Leaky ReRoPE."""
+    check_names("variants", variants, VARIANTS)
+    _, model_log_n, train_cfg, _ = settings(profile, seed)
+    w, k = invleaky_window(model_log_n.train_length), invleaky_leak(scale)
+    leaky_train = replace(train_cfg, scheme=invleaky_scheme(w, k))
+    out = {}
+    for v in variants:
+        cfg = replace(model_log_n, rope_base=model_log_n.rope_base * scale) if v == "invleaky_b" else model_log_n
+        out[v] = (cfg, leaky_train)
+    return out
+
+
+def row_label(variant: str, window: int, scale: float) -> str:
+    """Su's naming: "InvLeaky ReRoPE-w16-log n", "InvLeaky ReRoPE-w16-b16-log n"."""
+    check_names("variants", [variant], VARIANTS)
+    b = f"-b{scale:g}" if variant == "invleaky_b" else ""
+    return f"InvLeaky ReRoPE-w{window}{b}-log n"
+
+
+def measure_training_overhead(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    leaky: PositionScheme,
+    *,
+    corpus,
+    device: torch.device,
+    warmup_steps: int = 2,
+    rounds: int = 4,
+    steps_per_round: int = 5,
+) -> dict:
+    """Seconds per training step of ``leaky`` vs plain RoPE on the same model, interleaved in one run.
+
+    Each window is a fresh, uncached run of :func:`rope_lib.train.train` (``use_cache=False``,
+    ``max_steps_this_call``): the real training step (forward, backward, clipping, AdamW), timed by ``train``'s own
+    clock around its loop. torch.compile is switched off for the windows (a compile would dominate a few steps);
+    everything else (batch, amp, threads) is the training configuration's. Returns per-window seconds per step for
+    "rope" and "leaky", their totals and ``ratio`` = leaky / rope (machine- and load-dependent).
+    """
+    for name, v in (("warmup_steps", warmup_steps), ("rounds", rounds), ("steps_per_round", steps_per_round)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "warmup_steps" else 1):
+            raise ValueError(f"{name} must be a {'non-negative' if name == 'warmup_steps' else 'positive'} integer, got {v!r}")
+    base = replace(train_cfg, compile=False)
+    schemes = {"rope": replace(base, scheme=PositionScheme()), "leaky": replace(base, scheme=leaky)}
+    tokens = model_cfg.train_length * base.batch_size
+
+    def window(name: str, steps: int) -> float:
+        _, meta = train(model_cfg, schemes[name], corpus=corpus, device=device, progress=False, use_cache=False,
+                        max_steps_this_call=steps)
+        return tokens / meta["tokens_per_s"]  # seconds per step
+
+    if warmup_steps:
+        for name in schemes:
+            window(name, warmup_steps)
+    per_step = {name: [] for name in schemes}
+    for r in range(rounds):
+        order = ("rope", "leaky") if r % 2 == 0 else ("leaky", "rope")
+        for name in order:
+            per_step[name].append(window(name, steps_per_round))
+    total = {name: float(np.sum(v)) * steps_per_round for name, v in per_step.items()}
+    return {
+        "s_per_step": per_step,
+        "total_s": total,
+        "ratio": total["leaky"] / total["rope"],
+        "ratio_median_of_rounds": float(np.median(np.array(per_step["leaky"]) / np.array(per_step["rope"]))),
+        "steps_per_scheme": rounds * steps_per_round,
+        "warmup_steps": warmup_steps,
+        "order": "ABBA: rope, leaky, leaky, rope, ...",
+        "compile": False,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+
+
+@register(NAME)
+def run(
+    profile: str = "smoke",
+    device: str | None = None,
+    seed: int = 0,
+    out=None,
+    *,
+    variants: Sequence[str] | None = None,
+    scale: float | None = None,
+    timing: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Train (or load) the InvLeaky model(s), evaluate them with plain RoPE beside the notebook-04 rows and ReRoPE,
+    time the Leaky training step against plain RoPE; writes ``<out>/inverse_leaky.json``; returns the dict.
+
+    Args:
+        profile: "smoke" (CPU, minutes) or "full" (one GPU; refused on CPU).
+        device: None -> cuda when present, else cpu.
+        seed: training seed (init, batch order) and test-sample seed (the same as notebook 04's).
+        out: output folder (default ``rope_lib.results_dir(profile)``).
+        variants: subset of :data:`VARIANTS` (default :data:`DEFAULT_VARIANTS` of the profile).
+        scale: s in k = 1/(2s) and in the "-b" base b*s (default: the largest test multiple).
+        timing: measure the training-step overhead (:func:`measure_training_overhead`).
+        progress: tqdm bars (silenced by ``TQDM_DISABLE=1``).
+    """
+    dev = experiment_device(profile, device)
+    model_cfg, model_log_n_cfg, train_cfg, ev = settings(profile, seed)
+    variants = check_names("variants", list(DEFAULT_VARIANTS[profile] if variants is None else variants), VARIANTS)
+    L, base, d = model_cfg.train_length, model_cfg.rope_base, model_cfg.head_dim
+    mults = tuple(ev["multipliers"])
+    s = float(max(mults) if scale is None else scale)
+    w, k = invleaky_window(L), invleaky_leak(s)
+    configs = invleaky_configs(profile, seed, s, variants)
+    t_start = time.perf_counter()
+    with profile_threads(ev["num_threads"]):
+        corpus = load_corpus()
+        trained = train_models(profile, dev, seed, corpus=corpus, progress=progress)
+        for v, (mcfg, tcfg) in configs.items():
+            trained[v] = train(mcfg, tcfg, corpus=corpus, device=dev, progress=progress)
+        t_eval = time.perf_counter()
+        tests = make_test_sets(corpus, L, mults, ev["n_samples"], seed)
+        bt = ev["batch_tokens"]
+        # At the training length every model runs plain RoPE (as in notebook 04's "L" column) ...
+        train_length_metrics = {
+            v: {kind: _summary(token_metrics(model, tests[kind][1], None, batch_tokens=bt), L) for kind in TEST_SETS}
+            for v, (model, _) in trained.items()
+        }
+        # ... plus two informative extras: ReRoPE at L (it clips beyond w < L) and each InvLeaky model under the
+        # Leaky scheme it was trained with.
+        rerope_row = f"ReRoPE-w{w}-log n"
+        rerope = PositionScheme(attention="rerope", window=w)
+        extra = {(rerope_row, "log_n"): rerope}
+        extra.update({(f"{row_label(v, w, s)} (training scheme)", v): invleaky_scheme(w, k) for v in variants})
+        train_length_extra = {
+            name: {kind: _summary(token_metrics(trained[v][0], tests[kind][1], sch, batch_tokens=bt), L) for kind in TEST_SETS}
+            for (name, v), sch in extra.items()
+        }
+        # The training-length comparison on many more windows: every model with plain RoPE, InvLeaky also Leaky.
+        wide = {kind: make_test_set(corpus, kind, L, TRAIN_LENGTH_SAMPLES, seed=seed) for kind in TEST_SETS}
+        wide_models = [(v, v, None) for v in trained] + [(f"{v} (training scheme)", v, invleaky_scheme(w, k)) for v in variants]
+        train_length_wide = {
+            name: {kind: _summary(token_metrics(trained[v][0], wide[kind], sch, batch_tokens=bt), L) for kind in TEST_SETS}
+            for name, v, sch in wide_models
+        }
+        jobs = []
+        for log_n, variant in (("none", "plain"), ("trained", "log_n")):
+            for method in COMPARED_METHODS:
+                at = functools.partial(tuned_scheme, method, L=L, base=base, d=d)
+                jobs.append((row_name(method, log_n), variant, at, {"method": method, "log_n": log_n}))
+        jobs.append((rerope_row, "log_n", functools.partial(fixed_scheme, rerope), {"method": "ReRoPE", "log_n": "trained", "window": w}))
+        for v in variants:
+            info = {"method": "InvLeaky ReRoPE", "log_n": "trained", "window": w, "leaky_k": k, "scale": s,
+                    "rope_base": configs[v][0].rope_base, "inference": "plain RoPE"}
+            jobs.append((row_label(v, w, s), v, functools.partial(fixed_scheme, PositionScheme()), info))
+        rows = evaluate_rows(trained, tests, jobs, L=L, batch_tokens=bt, progress=progress)
+        eval_s = time.perf_counter() - t_eval
+        overhead = None
+        if timing:
+            mcfg, tcfg = configs[variants[0]]
+            overhead = measure_training_overhead(mcfg, tcfg, tcfg.scheme, corpus=corpus, device=dev, **TIMING)
+
+    p = trained_relative_positions(L, w, k)
+    training, train_timings = training_record(trained)
+    results = {
+        **results_header(NAME, profile, seed, dev),
+        "config": {
+            "model": model_cfg.to_dict(),
+            "model_log_n": model_log_n_cfg.to_dict(),
+            "train": train_cfg.to_dict(),
+            "invleaky": {v: {"model": mc.to_dict(), "train": tc.to_dict()} for v, (mc, tc) in configs.items()},
+            "variants": list(variants),
+            "scale": s,
+            "window": w,
+            "leaky_k": k,
+            "scale_rule": "s = the largest test multiple, so w + (L-1-w)/k >= sL - 1 covers every test length; k = 1/(2s), w = L/4",
+            "eval": {
+                "train_length": L,
+                "multipliers": list(mults),
+                "test_lengths": [m * L for m in mults],
+                "test_sets": list(TEST_SETS),
+                "n_samples": int(tests["non_repeated"][1].shape[0]),
+                "inference": "InvLeaky rows: plain RoPE (PositionScheme(), SDPA) at every length",
+                "samples": "identical to the extrapolation experiment (same seed, nested windows)",
+                "position_bin": max(1, L // 8),
+                "num_threads": ev["num_threads"],
+            },
+            "corpus": corpus.summary(),
+        },
+        "coverage": {
+            "max_trained_relative_position": float(p.max()),
+            "max_test_relative_position": int(max(mults) * L - 1),
+            "trained_spacing_beyond_window": 1 / k,
+        },
+        "training": training,
+        "timings": {**train_timings, "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
+        "training_overhead": overhead,
+        "train_length_metrics": train_length_metrics,
+        "train_length_extra": train_length_extra,
+        "train_length_wide": {"n_samples": int(wide["non_repeated"].shape[0]), "metrics": train_length_wide},
+        "rows": rows,
+    }
+    write_json(results, output_path(NAME, profile, out))
+    return results
