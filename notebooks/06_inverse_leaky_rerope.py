@@ -94,7 +94,7 @@ print(f"budget: {train_cfg.steps} steps x {train_cfg.batch_size} x {L} bytes, as
 # positions met in training then reach beyond the longest test length. ($s = 8$ would cover only up to
 # $w + (L-1-w) \cdot 16 = 768 = 12L$ at $L = 64$, so the 16x column would extrapolate.)
 #
-# **Profiles.** Leaky ReRoPE training is about 1.5x slower than plain RoPE on the CPU (section 6), so the smoke
+# **Profiles.** Leaky ReRoPE training is 1.3-1.6x slower per step than plain RoPE on the CPU (section 7), so the smoke
 # profile trains only the main model (InvLeaky ReRoPE-w16-log n) and fits in about two and a half minutes; the "-b"
 # variant (base $b \cdot s$) is derived below and trained in the `full` profile (one GPU), not in smoke
 # (`run_experiment("inverse_leaky", variants=["invleaky", "invleaky_b"])` trains it too, in about 1.5 minutes more).
@@ -556,7 +556,7 @@ plt.show()
 # | (a) InvLeaky + plain RoPE extrapolates far better than the baseline | reproduced in direction: about +8 points over Baseline, +3.5 over Baseline-log n (Su: about +24) |
 # | (b) competitive with ReRoPE (within ~0.8 points) | **not reproduced**: about 8 points behind ReRoPE-w16-log n; level with YaRN-log n |
 # | (c) training-length accuracy not hurt | **not reproduced**: about 2 points lower at $L$ (non-repeated; 1 point repeated) |
-# | training costs +6% | about 1.5x per step here (1.4-1.6x across our runs): blockwise attention on a CPU against fused SDPA, a different cost model |
+# | training costs +6% | 1.3-1.6x per step across our runs (printed in section 7): blockwise attention on a CPU against fused SDPA, a different cost model |
 #
 # **Remarks (ours).**
 # - *Inference is plain RoPE*: the InvLeaky rows run `PositionScheme()` (SDPA) at every length; the method's whole

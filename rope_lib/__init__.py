@@ -30,7 +30,7 @@ from .scaling import (
     yarn_frequencies,
 )
 # --- ReRoPE / Leaky ReRoPE (rope_lib/rerope.py) ---
-from .rerope import rerope_attention, rerope_attention_reference, rerope_decode_step
+from .rerope import rerope_attention, rerope_attention_reference, rerope_decode_step, rerope_relative_position
 # --- small LM experiment stack (data/model/train/evaluate) are imported as submodules ---
 
 __version__ = "0.1.0"

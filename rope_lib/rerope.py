@@ -207,8 +207,9 @@ def _rotated_pairs(q, k, inv_freq, window: int, leaky_k: float | None, causal: b
     return pairs
 
 
-def _effective_position(r: torch.Tensor, window: int, leaky_k: float | None) -> torch.Tensor:
-    """p(r) for r >= 0: min(r, w) (ReRoPE) or r inside the window, w + (r - w)/k outside (Leaky)."""
+def rerope_relative_position(r: torch.Tensor, window: int, leaky_k: float | None = None) -> torch.Tensor:
+    """The relative position p(r) ReRoPE scores a key r >= 0 tokens back at: min(r, w), or with ``leaky_k`` r inside
+    the window and w + (r - w)/k beyond it (float ``r``; also what the decode step rotates cached keys by)."""
     far = torch.full_like(r, float(window)) if leaky_k is None else window + (r - window) / leaky_k
     return torch.where(r < window, r, far)
 
@@ -498,9 +499,9 @@ def rerope_decode_step(
     scale = _scale_tensor(scale, q, dtype)
     n = keys.shape[-2]
     r = (n - 1) - torch.arange(n, device=keys.device, dtype=torch.float64)  # t - j >= 0
-    k_rot = apply_rope(keys.to(dtype), -_effective_position(r, window, leaky_k), inv_freq)
+    k_rot = apply_rope(keys.to(dtype), -rerope_relative_position(r, window, leaky_k), inv_freq)
     s = (q.to(dtype) * scale) @ k_rot.transpose(-1, -2)  # (..., 1, n)
     return (torch.softmax(s, dim=-1) @ values.to(dtype)).to(q.dtype)
 
 
-__all__ = ["rerope_attention", "rerope_attention_reference", "rerope_decode_step", "BLOCK_Q", "BLOCK_K"]
+__all__ = ["rerope_attention", "rerope_attention_reference", "rerope_decode_step", "rerope_relative_position", "BLOCK_Q", "BLOCK_K"]

@@ -361,3 +361,13 @@ def test_exported():
     assert rope_lib.rerope_attention is rerope_attention
     assert rope_lib.rerope_attention_reference is rerope_attention_reference
     assert rope_lib.rerope_decode_step is rerope_decode_step
+    assert rope_lib.rerope_relative_position is rerope_mod.rerope_relative_position
+
+
+@pytest.mark.parametrize("leak", [None, 0.25, 3.0])
+@pytest.mark.parametrize("window", [1, 4, 9])
+def test_relative_position_is_the_definition(window, leak):
+    r = torch.arange(40, dtype=torch.float64)
+    got = rerope_mod.rerope_relative_position(r, window, leak)
+    want = torch.tensor([p_of_r(int(x), window, leak, True) for x in r], dtype=torch.float64)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)

@@ -34,6 +34,7 @@ import torch
 from ..data import TEST_SETS, load_corpus, make_test_set
 from ..evaluate import token_metrics
 from ..model import ModelConfig, PositionScheme
+from ..rerope import rerope_relative_position
 from ..train import TrainConfig, train
 from .common import check_names, experiment_device, output_path, register, results_header, training_record, write_json
 from .extrapolation import (
@@ -88,8 +89,8 @@ def invleaky_leak(scale: float) -> float:
 
 def trained_relative_positions(train_length: int, window: int, leaky_k: float) -> np.ndarray:
     """The relative positions p(r) Leaky ReRoPE uses for r = 0..L-1 (float64, increasing): r below w, w + (r-w)/k from w."""
-    r = np.arange(train_length, dtype=np.float64)
-    return np.where(r < window, r, window + (r - window) / leaky_k)
+    r = torch.arange(train_length, dtype=torch.float64)
+    return rerope_relative_position(r, window, leaky_k).numpy()
 
 
 def invleaky_scheme(window: int, leaky_k: float) -> PositionScheme:
