@@ -17,7 +17,8 @@ loss" curve (kexue.fm/archives/9948) for free.
 
 Building blocks for further experiments on the same two models (ReRoPE, notebook 05): :func:`settings`,
 :func:`train_models` (cache hits once this experiment ran), :func:`make_test_sets`, :func:`evaluate_rows`,
-:func:`profile_threads` (and, in ``common``, :func:`results_header`, :func:`training_record`). A ReRoPE row is just another (name, model, scheme_at, info) tuple::
+:func:`profile_threads`, :func:`tuned_scheme`, :func:`fixed_scheme` (and, in ``common``, :func:`results_header`,
+:func:`training_record`). A ReRoPE row is just another (name, model, scheme_at, info) tuple::
 
     rows = [("ReRoPE-w16-log n-dagger", "plain",
              lambda mult: PositionScheme(attention="rerope", window=16, log_n=True), {"window": 16})]
