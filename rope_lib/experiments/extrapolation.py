@@ -188,6 +188,11 @@ def _summary(m: dict, L: int, bin_size: int | None = None) -> dict:
     return out
 
 
+def score_sets(model, sets: dict, scheme: PositionScheme | None, *, L: int, batch_tokens: int) -> dict:
+    """{kind: summary} of one model and scheme (None: plain RoPE) on ``sets`` = {kind: (n, T) int64 samples}."""
+    return {kind: _summary(token_metrics(model, sets[kind], scheme, batch_tokens=batch_tokens), L) for kind in TEST_SETS}
+
+
 @contextlib.contextmanager
 def profile_threads(num_threads: int | None):
     """Fix torch's CPU thread count for the duration (the smoke profile uses 2, for run-to-run determinism)."""
@@ -290,12 +295,9 @@ def run(
         trained = train_models(profile, dev, seed, corpus=corpus, progress=progress)
         t_eval = time.perf_counter()
         tests = make_test_sets(corpus, L, mults, ev["n_samples"], seed)
+        at_L = {kind: tests[kind][1] for kind in TEST_SETS}
         train_length_metrics = {
-            variant: {
-                kind: _summary(token_metrics(model, tests[kind][1], None, batch_tokens=ev["batch_tokens"]), L)
-                for kind in TEST_SETS
-            }
-            for variant, (model, _) in trained.items()
+            variant: score_sets(model, at_L, None, L=L, batch_tokens=ev["batch_tokens"]) for variant, (model, _) in trained.items()
         }
         jobs = []
         for log_n in LOG_N_VARIANTS:

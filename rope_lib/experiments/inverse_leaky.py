@@ -32,18 +32,17 @@ import numpy as np
 import torch
 
 from ..data import TEST_SETS, load_corpus, make_test_set
-from ..evaluate import token_metrics
 from ..model import ModelConfig, PositionScheme
 from ..rerope import rerope_relative_position
 from ..train import TrainConfig, train
 from .common import check_names, experiment_device, output_path, register, results_header, training_record, write_json
 from .extrapolation import (
-    _summary,
     evaluate_rows,
     fixed_scheme,
     make_test_sets,
     profile_threads,
     row_name,
+    score_sets,
     settings,
     train_models,
     tuned_scheme,
@@ -215,10 +214,8 @@ def run(
         tests = make_test_sets(corpus, L, mults, ev["n_samples"], seed)
         bt = ev["batch_tokens"]
         # At the training length every model runs plain RoPE (as in notebook 04's "L" column) ...
-        train_length_metrics = {
-            v: {kind: _summary(token_metrics(model, tests[kind][1], None, batch_tokens=bt), L) for kind in TEST_SETS}
-            for v, (model, _) in trained.items()
-        }
+        at_L = {kind: tests[kind][1] for kind in TEST_SETS}
+        train_length_metrics = {v: score_sets(model, at_L, None, L=L, batch_tokens=bt) for v, (model, _) in trained.items()}
         # ... plus two informative extras: ReRoPE at L (it clips beyond w < L) and each InvLeaky model under the
         # Leaky scheme it was trained with.
         rerope_row = f"ReRoPE-w{w}-log n"
@@ -226,16 +223,12 @@ def run(
         extra = {(rerope_row, "log_n"): rerope}
         extra.update({(f"{row_label(v, w, s)} (training scheme)", v): invleaky_scheme(w, k) for v in variants})
         train_length_extra = {
-            name: {kind: _summary(token_metrics(trained[v][0], tests[kind][1], sch, batch_tokens=bt), L) for kind in TEST_SETS}
-            for (name, v), sch in extra.items()
+            name: score_sets(trained[v][0], at_L, sch, L=L, batch_tokens=bt) for (name, v), sch in extra.items()
         }
         # The training-length comparison on many more windows: every model with plain RoPE, InvLeaky also Leaky.
         wide = {kind: make_test_set(corpus, kind, L, TRAIN_LENGTH_SAMPLES, seed=seed) for kind in TEST_SETS}
         wide_models = [(v, v, None) for v in trained] + [(f"{v} (training scheme)", v, invleaky_scheme(w, k)) for v in variants]
-        train_length_wide = {
-            name: {kind: _summary(token_metrics(trained[v][0], wide[kind], sch, batch_tokens=bt), L) for kind in TEST_SETS}
-            for name, v, sch in wide_models
-        }
+        train_length_wide = {name: score_sets(trained[v][0], wide, sch, L=L, batch_tokens=bt) for name, v, sch in wide_models}
         jobs = []
         for log_n, variant in (("none", "plain"), ("trained", "log_n")):
             for method in COMPARED_METHODS:
