@@ -7,10 +7,15 @@ PYTHON      ?= python3
 TORCH_SPEC  ?= torch==2.13.0
 PROFILE     ?= smoke
 NB_TIMEOUT  ?= 1800
+# Extra arguments for `make lab`, e.g. LAB_ARGS="--allow-root --port 8899 --no-browser".
+LAB_ARGS    ?=
 
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.lab-installed
+# JupyterLab reads settings overrides from the environment it runs in: the venv, never the user's home.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 SOURCES := $(sort $(wildcard notebooks/[0-9]*.py))
 EXECUTED := $(patsubst notebooks/%.py,notebooks/executed/%.ipynb,$(SOURCES))
 LIBRARY := $(shell find rope_lib -name '*.py' -o -name '*.mplstyle' | sort)
@@ -20,7 +25,7 @@ PIPE_ENV := SOURCE_DATE_EPOCH=0 TQDM_DISABLE=1 PYTHONHASHSEED=0
 CHECK_DIR := $(CURDIR)/build/check
 
 .DELETE_ON_ERROR:
-.PHONY: all install nb test unit nbval figures-check lab full bench clean distclean
+.PHONY: all install nb test unit nbval figures-check lab lab-check full bench clean distclean
 
 all: $(EXECUTED)
 
@@ -44,11 +49,12 @@ notebooks/executed/%.ipynb: notebooks/%.py $(LIBRARY) params/$(PROFILE).yaml | $
 	$(BIN)/nbstripout --keep-output --keep-count --extra-keys "$(STRIP_KEYS)" notebooks/executed/$*.tmp.ipynb
 	mv notebooks/executed/$*.tmp.ipynb $@
 
-# make nb N=03 : re-run one notebook even if nothing changed.
+# make nb N=03 (or N=3) : re-run one notebook even if nothing changed.
 nb: | $(STAMP)
-	@test -n "$(N)" || { echo "usage: make nb N=03" >&2; exit 2; }
-	@src=$$(ls notebooks/$(N)_*.py 2>/dev/null | head -1); \
-	  test -n "$$src" || { echo "no notebook notebooks/$(N)_*.py" >&2; exit 2; }; \
+	@n="$(N)"; case "$$n" in [0-9]) n="0$$n";; esac; \
+	  src=$$(ls notebooks/$${n}_*.py 2>/dev/null | head -1); \
+	  test -n "$$n" -a -n "$$src" || { echo "usage: make nb N=NN, where NN is one of:" >&2; \
+	    for f in $(SOURCES); do b=$$(basename $$f .py); echo "  $${b%%_*}  $$b" >&2; done; exit 2; }; \
 	  $(MAKE) --no-print-directory -W $$src notebooks/executed/$$(basename $${src%.py}).ipynb
 
 test: unit nbval figures-check
@@ -67,9 +73,21 @@ nbval: | $(STAMP)
 figures-check: | $(STAMP)
 	$(BIN)/python tests/check_figures.py $(CHECK_DIR)/figures figures
 
-lab: | $(STAMP)
+# JupyterLab, installed once (a stamp), with jupytext's notebook view as the default for the .py sources.
+$(LAB_STAMP): $(STAMP) constraints.txt notebooks/lab-overrides.json
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[notebooks,test,lab]"
-	$(BIN)/jupyter lab notebooks
+	@mkdir -p $(dir $(LAB_SETTINGS))
+	cp notebooks/lab-overrides.json $(LAB_SETTINGS)
+	touch $@
+
+lab: $(LAB_STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+# A real check of `make lab` (not part of `make test`: it needs Debian's chromium): start the lab headless, open a
+# source in chromium, check it renders as a notebook and is not marked modified; writes build/lab-check.png.
+lab-check: $(LAB_STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt playwright
+	$(BIN)/python tests/lab_check.py --screenshot build/lab-check.png
 
 # Full profile (one GPU): writes results/full/ and figures/full/ only; executed notebooks go to build/full/.
 full: | $(STAMP)

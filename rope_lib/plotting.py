@@ -3,6 +3,14 @@
 Determinism needs three things: a fixed ``svg.hashsalt`` (in ``paper.mplstyle``), no dates or tool versions in
 the file metadata (set below), and ``SOURCE_DATE_EPOCH=0`` in the environment (the Makefile exports it).
 
+The bytes must not depend on the CPU either. The same formula evaluated on two CPUs can differ in the last bit
+(torch and numpy pick different vector code paths), and antialiasing turns a one-ulp change of a point that sits
+exactly on a "nice" value (1, 1/s, a tick) into a different pixel. So ``savefig`` first rounds every plotted
+coordinate, view limit and image value to ``KEPT_BITS`` significant bits (``quantize_figure``): about 1e-9 of
+the value, a million times above float64 noise and a million times below a pixel. Both machines then draw the
+same numbers. Log axes keep relative precision (rounded mantissa); linear axes an absolute step tied to the
+largest magnitude in the array, so noise around zero rounds to zero.
+
 Figures drawn from *trained models* can differ in their last bits between CPUs, so ``savefig(..., exact=False)``
 records them as such: ``make test`` compares analytic figures byte for byte and only checks that the others were
 regenerated (their numbers are checked with a tolerance by the notebooks' claim cells).
@@ -17,12 +25,20 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.image import AxesImage
+from matplotlib.patches import Polygon, Rectangle
+from matplotlib.text import Annotation
 
 from .utils import figures_dir
 
 STYLE = str(Path(__file__).with_name("paper.mplstyle"))
 FORMATS = ("svg", "pdf", "png")
 INEXACT_LIST = "inexact.txt"  # written only into a ROPE_FIGURES_DIR scratch folder, read by the figure check
+
+# Significant bits kept by quantize_figure: 2^-30 ~ 1e-9 relative. Float64 noise is ~1e-16, so a noisy value
+# lands on a rounding boundary with probability ~1e-7; a 1000-pixel axis moves by at most ~1e-6 pixel.
+KEPT_BITS = 30
 
 _METADATA = {
     "svg": {"Date": None, "Creator": None},
@@ -46,14 +62,96 @@ def use_style() -> None:
         pass
 
 
+def _round_relative(values: np.ndarray, bits: int = KEPT_BITS) -> np.ndarray:
+    # frexp/ldexp and scaling by powers of two are exact, so the result depends only on the rounded mantissa.
+    mantissa, exponent = np.frexp(values)
+    return np.ldexp(np.round(mantissa * 2.0**bits) / 2.0**bits, exponent)
+
+
+def _round_absolute(values: np.ndarray) -> np.ndarray:
+    finite = np.abs(values[np.isfinite(values)])
+    if finite.size == 0 or finite.max() == 0:
+        return values
+    # The step comes from the largest magnitude, itself rounded to 8 bits so that 0.9999999999999999 and 1.0
+    # give the same step.
+    exponent = int(np.frexp(_round_relative(finite.max(), bits=8))[1])
+    step = 2.0 ** (exponent - KEPT_BITS)
+    return np.round(values / step) * step
+
+
+def quantize(values, scale: str = "linear"):
+    """``values`` rounded to ``KEPT_BITS`` significant bits: relative on a log axis, absolute on any other.
+
+    Non-numeric data (categories, dates as objects) is returned unchanged; masks are kept.
+    """
+    mask = np.ma.getmask(values) if np.ma.isMaskedArray(values) else None
+    try:
+        data = np.array(np.ma.getdata(values), dtype=np.float64)
+    except (TypeError, ValueError):
+        return values
+    rounded = _round_relative(data) if scale == "log" else _round_absolute(data)
+    return np.ma.array(rounded, mask=mask) if mask is not None else rounded
+
+
+def _quantize_axes(ax: matplotlib.axes.Axes) -> None:
+    xs, ys = ax.get_xscale(), ax.get_yscale()
+
+    def both(xy: np.ndarray) -> np.ndarray:
+        xy = np.array(xy, dtype=np.float64).reshape(-1, 2)
+        return np.column_stack([quantize(xy[:, 0], xs), quantize(xy[:, 1], ys)])
+
+    # Limits first: reading them resolves autoscaling, which used the unrounded data.
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    for line in ax.lines:
+        line.set_data(quantize(line.get_xdata(orig=True), xs), quantize(line.get_ydata(orig=True), ys))
+    for coll in ax.collections:
+        offsets = coll.get_offsets()
+        if len(offsets):
+            coll.set_offsets(both(offsets))
+        for path in coll.get_paths():
+            if len(path.vertices) and path.vertices.flags.writeable:
+                path.vertices[:] = both(path.vertices)
+        if coll.get_array() is not None:
+            coll.set_array(quantize(coll.get_array()))
+    for patch in ax.patches:
+        if isinstance(patch, Rectangle):
+            x, y = quantize(np.array([patch.get_x()]), xs)[0], quantize(np.array([patch.get_y()]), ys)[0]
+            w, h = quantize(np.array([patch.get_width()]))[0], quantize(np.array([patch.get_height()]))[0]
+            patch.set_bounds(x, y, w, h)
+        elif isinstance(patch, Polygon):
+            patch.set_xy(both(patch.get_xy()))
+    for image in ax.images:
+        if isinstance(image, AxesImage) and image.get_array() is not None:
+            image.set_data(quantize(image.get_array()))
+    for text in ax.texts:
+        if isinstance(text, Annotation):
+            text.xy = tuple(both(text.xy)[0])
+        text.set_position(tuple(both(text.get_position())[0]))
+    ax.set_xlim(*quantize(np.array(xlim), xs), auto=None)
+    ax.set_ylim(*quantize(np.array(ylim), ys), auto=None)
+
+
+def quantize_figure(fig: matplotlib.figure.Figure) -> None:
+    """Round everything plotted on ``fig`` (in place) so that its files do not depend on last-bit float noise.
+
+    Covers lines, collections (fill_between, scatter, line collections), rectangles and polygons (bar, axvspan),
+    images, text and annotation positions, and the view limits of every axes. The drawing does not visibly
+    change (see ``KEPT_BITS``).
+    """
+    for ax in fig.axes:
+        _quantize_axes(ax)
+
+
 def savefig(fig: matplotlib.figure.Figure, name: str, *, profile: str = "smoke", exact: bool = True) -> list[Path]:
     """Write ``name``.svg/.pdf/.png into figures/ (figures/full/ for the full profile); returns the paths.
 
+    The plotted data are rounded first (``quantize_figure``), so the bytes do not depend on the CPU.
     ``exact=False`` marks a figure drawn from trained-model numbers (see module docstring).
     Each file is written to a temporary name and renamed, so a failure leaves no half-written figure.
     """
     if not name or any(c in name for c in "/\\") or name.startswith("."):
         raise ValueError(f"name must be a plain file stem without folders, got {name!r}")
+    quantize_figure(fig)
     out_dir = figures_dir(profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []

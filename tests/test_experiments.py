@@ -29,6 +29,58 @@ def test_cli_unknown_method_lists_allowed(capsys, tiny_profile):
     assert not (tiny_profile / "results").exists()  # refused before any work
 
 
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["rerope", "--methods", "Foo"], "'rerope' does not take --methods (it takes no list options)"),
+        (["inverse_leaky", "--methods", "Foo"], "'inverse_leaky' does not take --methods (it takes --variants)"),
+        (["inverse_leaky", "--variants", "Foo"], "unknown variants ['Foo']; allowed variants: ['invleaky', 'invleaky_b']"),
+        (["extrapolation", "--variants", "invleaky"], "'extrapolation' does not take --variants (it takes --methods)"),
+        (["extrapolation", "--methods", ","], "at least one methods is needed"),
+        ([], "the experiment name is required; one of: extrapolation, inverse_leaky, rerope"),
+        (["extrapolation", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
+        (["extrapolation", "--seed", "-1"], "seed must be a non-negative integer, got -1"),
+        (["extrapolation", "--bogus"], "unrecognized arguments: --bogus"),
+        (["extrapolation", "--profile", "huge"], "profile must be one of ('smoke', 'full'), got 'huge'"),
+        (["extrapolation", "--device", "tpu"], "device must be None, 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
+        (["extrapolation", "--profile", "full", "--device", "cpu"], "profile 'full' needs a GPU"),
+    ],
+)
+def test_cli_errors_are_one_line_exit_2(argv, expected, capsys, tiny_profile):
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # argparse's own errors exit from inside parse_args
+        code = exc.code
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], captured.err
+    assert not (tiny_profile / "results").exists()  # refused before any work
+
+
+def test_cli_list_and_help_show_every_experiments_names(capsys):
+    assert cli.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "extrapolation: --methods: Baseline, PI, NTK-old" in out and "Dynamic YaRN" in out
+    assert "inverse_leaky: --variants: invleaky, invleaky_b" in out and "rerope: no list options" in out
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "--variants" in help_text and "NTK-by-parts" in help_text and "invleaky_b" in help_text
+
+
+def test_every_declared_list_option_is_a_keyword_of_run():
+    import inspect
+
+    from rope_lib.experiments import LIST_OPTIONS
+
+    for name, opts in LIST_OPTIONS.items():
+        params = inspect.signature(REGISTRY[name]).parameters
+        assert set(opts) <= set(params), (name, opts)
+
+
 def test_full_profile_refuses_cpu():
     with pytest.raises(ValueError, match="GPU"):
         run_experiment("extrapolation", profile="full", device="cpu")

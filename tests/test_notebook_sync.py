@@ -43,3 +43,34 @@ def test_executed_notebook_ran_cleanly(source: Path):
     assert not errors, f"executed notebook has error outputs: {[e.get('ename') for e in errors]}"
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, "exactly one cell tagged 'parameters' (papermill injects the profile after it)"
+
+
+def _as_lab_leaves_it(nb) -> None:
+    # What JupyterLab adds once the kernel is up: the kernel's spec and language_info.
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    nb.metadata["kernelspec"] = {"display_name": spec.display_name, "language": spec.language, "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python", "version": "3.99.0", "file_extension": ".py"}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_saving_a_source_from_lab_changes_nothing(source: Path):
+    """Lab saves through jupytext with notebooks/jupytext.toml: the file must come back byte for byte."""
+    from jupytext.config import load_jupytext_config
+
+    nb = jupytext.read(source)
+    _as_lab_leaves_it(nb)
+    config = load_jupytext_config(str(source))
+    assert config is not None, "notebooks/jupytext.toml is missing"
+    assert jupytext.writes(nb, fmt="py:percent", config=config) == source.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_executed_notebook_kernelspec_matches_the_kernel(source: Path):
+    """Otherwise Lab marks the executed notebook modified as soon as its kernel starts."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    nb = nbformat.read(ROOT / "notebooks" / "executed" / f"{source.stem}.ipynb", as_version=4)
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert nb.metadata["kernelspec"] == {"display_name": spec.display_name, "language": spec.language, "name": "python3"}

@@ -1,4 +1,9 @@
-"""Command line: ``python -m rope_lib.experiments NAME --profile smoke|full [--out DIR] [--device D] [--seed N]``."""
+"""Command line: ``python -m rope_lib.experiments NAME --profile smoke|full [--out DIR] [--device D] [--seed N]``.
+
+Experiments that run a choice of rows declare it (``register(..., list_options=...)``): ``--methods`` for
+extrapolation, ``--variants`` for inverse_leaky. ``--list`` prints every experiment with its names. Every error is
+one line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,63 @@ import argparse
 import sys
 
 from ..utils import PROFILES
-from . import REGISTRY, run_experiment
-from .common import output_path
+from . import LIST_OPTIONS, REGISTRY, run_experiment
+from .common import check_names, output_path
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints the whole usage first; one line is enough
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _catalogue() -> str:
+    lines = []
+    for name in sorted(REGISTRY):
+        opts = LIST_OPTIONS.get(name, {})
+        desc = "; ".join(f"--{opt}: {', '.join(names)}" for opt, names in opts.items()) or "no list options"
+        lines.append(f"  {name}: {desc}")
+    return "experiments and the names their options accept:\n" + "\n".join(lines)
+
+
+def _split(value: str) -> list[str]:
+    return [m.strip() for m in value.split(",") if m.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    option_names = sorted({opt for opts in LIST_OPTIONS.values() for opt in opts})
+    parser = _OneLineParser(
         prog="python -m rope_lib.experiments",
-        description=f"Run an experiment and write <out>/<name>.json. Experiments: {', '.join(sorted(REGISTRY))}.",
+        description="Run an experiment and write <out>/<name>.json.",
+        epilog=_catalogue(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("experiment", help=f"one of: {', '.join(sorted(REGISTRY))}")
+    parser.add_argument("experiment", nargs="?", help=f"one of: {', '.join(sorted(REGISTRY))}")
+    parser.add_argument("--list", action="store_true", help="print the experiments and their method/variant names")
     parser.add_argument("--profile", default="smoke", help=f"one of {PROFILES} (default smoke; full needs a GPU)")
     parser.add_argument("--out", default=None, help="output folder (default results/<profile>)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default auto: cuda when present)")
     parser.add_argument("--seed", type=int, default=0, help="seed for training and test samples (default 0)")
-    parser.add_argument("--methods", default=None, help="comma-separated method names (default: all)")
+    for opt in option_names:
+        users = [n for n in sorted(REGISTRY) if opt in LIST_OPTIONS.get(n, {})]
+        parser.add_argument(f"--{opt}", default=None, help=f"comma-separated {opt} ({', '.join(users)} only; default all)")
     args = parser.parse_args(argv)
-    options = {}
-    if args.methods is not None:
-        options["methods"] = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.list:
+        print(_catalogue())
+        return 0
+    if args.experiment is None:
+        parser.error("the experiment name is required; one of: " + ", ".join(sorted(REGISTRY)))
     try:
+        check_names("experiment", [args.experiment], sorted(REGISTRY))
+        accepted = LIST_OPTIONS[args.experiment]
+        options = {}
+        for opt in option_names:
+            value = getattr(args, opt)
+            if value is None:
+                continue
+            if opt not in accepted:
+                takes = ", ".join(f"--{o}" for o in accepted) or "no list options"
+                raise ValueError(f"experiment {args.experiment!r} does not take --{opt} (it takes {takes})")
+            options[opt] = check_names(opt, _split(value), accepted[opt])
         run_experiment(args.experiment, profile=args.profile, device=args.device, seed=args.seed, out=args.out, **options)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -17,17 +17,26 @@ import torch
 
 from ..utils import check_profile, pick_device, repo_root, results_dir
 
-# name -> function(profile, device, seed, out) -> results dict (it also writes out/<name>.json)
+# name -> function(profile, device, seed, out, **options) -> results dict (it also writes out/<name>.json)
 REGISTRY: dict[str, Callable[..., dict]] = {}
+# name -> {list option ("methods", "variants"): the names it accepts}: what the CLI offers and checks per experiment.
+LIST_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {}
 
 
-def register(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
-    """Decorator adding an experiment ``fn(profile, device, seed, out, **options) -> dict`` to :data:`REGISTRY`."""
+def register(
+    name: str, *, list_options: dict[str, Iterable[str]] | None = None
+) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+    """Decorator adding an experiment ``fn(profile, device, seed, out, **options) -> dict`` to :data:`REGISTRY`.
+
+    ``list_options`` declares the keyword arguments of ``fn`` that take a subset of names (e.g. ``methods``) and the
+    names allowed for each; the command line offers ``--<option>`` only for experiments that declare it.
+    """
 
     def deco(fn: Callable[..., dict]) -> Callable[..., dict]:
         if name in REGISTRY:
             raise ValueError(f"experiment {name!r} is registered twice")
         REGISTRY[name] = fn
+        LIST_OPTIONS[name] = {opt: tuple(names) for opt, names in (list_options or {}).items()}
         return fn
 
     return deco
@@ -48,6 +57,9 @@ def run_experiment(name: str, profile: str = "smoke", device: str | None = None,
     """Run a registered experiment by name; ``out`` defaults to ``rope_lib.results_dir(profile)``."""
     check_names("experiment", [name], sorted(REGISTRY))
     check_profile(profile)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    pick_device(device)  # refuse a bad device before any work
     return REGISTRY[name](profile=profile, device=device, seed=seed, out=out, **options)
 
 

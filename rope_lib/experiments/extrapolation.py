@@ -264,7 +264,7 @@ def evaluate_rows(
     return out
 
 
-@register(NAME)
+@register(NAME, list_options={"methods": METHODS})
 def run(
     profile: str = "smoke",
     device: str | None = None,

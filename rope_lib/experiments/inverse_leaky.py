@@ -171,7 +171,7 @@ def measure_training_overhead(
     }
 
 
-@register(NAME)
+@register(NAME, list_options={"variants": VARIANTS})
 def run(
     profile: str = "smoke",
     device: str | None = None,
