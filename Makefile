@@ -25,7 +25,7 @@ PIPE_ENV := SOURCE_DATE_EPOCH=0 TQDM_DISABLE=1 PYTHONHASHSEED=0
 CHECK_DIR := $(CURDIR)/build/check
 
 .DELETE_ON_ERROR:
-.PHONY: all install nb test unit nbval figures-check lab lab-check full bench clean distclean
+.PHONY: all install nb test lint unit nbval figures-check lab lab-check full bench clean distclean
 
 all: $(EXECUTED)
 
@@ -57,7 +57,11 @@ nb: | $(STAMP)
 	    for f in $(SOURCES); do b=$$(basename $$f .py); echo "  $${b%%_*}  $$b" >&2; done; exit 2; }; \
 	  $(MAKE) --no-print-directory -W $$src notebooks/executed/$$(basename $${src%.py}).ipynb
 
-test: unit nbval figures-check
+test: lint unit nbval figures-check
+
+# ruff (pinned in constraints.txt, configured in pyproject.toml): library, tests and notebook sources.
+lint: | $(STAMP)
+	$(BIN)/ruff check .
 
 unit: | $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -2,10 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
-#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
-#     text_representation:
-#       extension: .py
-#       format_name: percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -43,11 +40,9 @@ import torch
 
 import rope_lib
 from rope_lib import apply_rope, convert_layout, inv_freq
+from rope_lib.report import setup_notebook
 
-rope_lib.use_style()
-rope_lib.check_profile(profile)
-dev = rope_lib.pick_device(device)
-rope_lib.seed_everything(seed)
+setup_notebook(profile, device, seed)
 gen = torch.Generator().manual_seed(seed)
 
 # %% [markdown]

@@ -2,10 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
-#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
-#     text_representation:
-#       extension: .py
-#       format_name: percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -45,11 +42,9 @@ import torch
 
 import rope_lib
 from rope_lib import scaling
+from rope_lib.report import setup_notebook
 
-rope_lib.use_style()
-rope_lib.check_profile(profile)
-dev = rope_lib.pick_device(device)  # everything here is analytic: CPU float64 whatever the device
-rope_lib.seed_everything(seed)
+setup_notebook(profile, device, seed)  # analytic notebook: float64 on the CPU whatever the device
 
 # The configuration of Su's posts: head size d = 128, base 1e4, scale s = 8 (train 512, test 4096);
 # his LLaMA-2 patch uses k = 12, p = 0.75; his GAU runs p = 0.625.
@@ -223,7 +218,10 @@ def rel_f32(x64, x32):
     return ((x64.float().double() - x32.double()).abs() / x32.double()).max().item()
 
 
-hf_gap = {"PI vs linear": rel_f32(ours["PI"], hf_pi), "NTK-old vs dynamic(factor 1, n = sL)": rel_f32(ours["NTK-old"], hf_ntk)}
+hf_gap = {
+    "PI vs linear": rel_f32(ours["PI"], hf_pi),
+    "NTK-old vs dynamic(factor 1, n = sL)": rel_f32(ours["NTK-old"], hf_ntk),
+}
 assert max(hf_gap.values()) < 1e-6, hf_gap
 
 # %% tags=["nbval-check-output"]
@@ -303,7 +301,8 @@ print("  ordering PI <= mixed(p) <= fixed, monotone in p     : True")
 # %% [markdown]
 # **(ours)** Where the variants differ most is the middle of the spectrum: at pair 32 of 64, NTK-old keeps
 # $s^{-64/126} \approx 0.35$ of the frequency, NTK-fixed $s^{-66/128} \approx 0.34$ (nearly the same curve, shifted
-# by one digit), the $p = 0.625$ mixed radix only $\approx 0.25$ (asserted below). The mixed radix buys its better accuracy in Su's
+# by one digit), the $p = 0.625$ mixed radix only $\approx 0.25$ (asserted below). The mixed radix buys its better
+# accuracy in Su's
 # table by interpolating the middle digits harder, i.e. by moving towards PI for pairs whose wavelengths are
 # comparable to the training length. Notebook 03 shows the other way of drawing this line: by how many turns
 # each pair makes within $L$ (NTK-by-parts, YaRN, Llama 3).

@@ -2,10 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
-#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
-#     text_representation:
-#       extension: .py
-#       format_name: percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -38,7 +35,6 @@ device: str = "auto"  # "auto" -> cuda when present, else cpu; or "cpu", "cuda",
 seed: int = 0  # every random draw in the notebook derives from it
 
 # %%
-import logging
 import math
 
 import matplotlib.pyplot as plt
@@ -48,11 +44,9 @@ import torch
 
 import rope_lib
 from rope_lib import scaling
+from rope_lib.report import setup_notebook
 
-rope_lib.use_style()
-rope_lib.check_profile(profile)
-dev = rope_lib.pick_device(device)  # analytic notebook: float64 on the CPU whatever the device
-rope_lib.seed_everything(seed)
+setup_notebook(profile, device, seed)  # analytic notebook: float64 on the CPU whatever the device
 torch.set_num_threads(1)  # every tensor here is tiny: extra threads only add overhead (and jitter on shared CPUs)
 
 # Two reference configurations (d = rotary dim, b = base, L = original length, s = scale).
@@ -143,7 +137,9 @@ def closed_yarn_ramp(cfg, truncate=True):
     lo, hi = (float(i_of_r.subs({d: cfg["d"], b: cfg["b"], L: cfg["L"], rho: x})) for x in (BETA_FAST, BETA_SLOW))
     if truncate:
         lo, hi = math.floor(lo), math.ceil(hi)
-    w = ((torch.arange(cfg["d"] // 2, dtype=torch.float64) - max(lo, 0)) / (min(hi, cfg["d"] - 1) - max(lo, 0))).clamp(0, 1)
+    w = ((torch.arange(cfg["d"] // 2, dtype=torch.float64) - max(lo, 0)) / (min(hi, cfg["d"] - 1) - max(lo, 0))).clamp(
+        0, 1
+    )
     return th / cfg["s"] * w + th * (1 - w)
 
 
@@ -162,7 +158,10 @@ ramp_gap = (yarn2 / by_parts2).max().item()
 assert round(ramp_gap, 1) == 2.3  # quoted in the summary
 
 # %% tags=["nbval-check-output"]
-print(f"rope_lib vs closed forms (ntk_by_parts, yarn truncate on/off, both configs): {'< 1e-12' if max(gaps) < 1e-12 else 'FAIL'}")
+print(
+    "rope_lib vs closed forms (ntk_by_parts, yarn truncate on/off, both configs): "
+    f"{'< 1e-12' if max(gaps) < 1e-12 else 'FAIL'}"
+)
 print(f"{LLAMA2['name']}: YaRN's code ramp keeps up to {ramp_gap:.2f}x the paper ramp's frequency inside the range")
 
 # %% [markdown]
@@ -185,9 +184,13 @@ assert mscale.subs(s, 1) == 1
 gen = torch.Generator().manual_seed(seed)
 qx, kx = (torch.randn(16, 128, generator=gen, dtype=torch.float64) for _ in range(2))
 pos = torch.arange(16) * 997
-inv, af = rope_lib.frequencies({"rope_type": "yarn", "rope_theta": 1e4, "factor": 8.0, "original_max_position_embeddings": 4096}, 128)
+inv, af = rope_lib.frequencies(
+    {"rope_type": "yarn", "rope_theta": 1e4, "factor": 8.0, "original_max_position_embeddings": 4096}, 128
+)
 plain = rope_lib.apply_rope(qx, pos, inv) @ rope_lib.apply_rope(kx, pos, inv).T
-tempered = rope_lib.apply_rope(qx, pos, inv, attention_factor=af) @ rope_lib.apply_rope(kx, pos, inv, attention_factor=af).T
+tempered = (
+    rope_lib.apply_rope(qx, pos, inv, attention_factor=af) @ rope_lib.apply_rope(kx, pos, inv, attention_factor=af).T
+)
 assert math.isclose(af, 0.1 * math.log(8) + 1, rel_tol=1e-14)
 assert torch.allclose(tempered, af**2 * plain, rtol=1e-12, atol=1e-12)
 
@@ -224,12 +227,27 @@ for k_ in (2, 8):
 # %%
 L_DEC = 32
 decode_cases = {
-    "Dynamic NTK, factor 1": {"rope_type": "dynamic", "rope_theta": 1e4, "factor": 1.0, "original_max_position_embeddings": L_DEC},
-    "Dynamic NTK, factor 8": {"rope_type": "dynamic", "rope_theta": 1e4, "factor": 8.0, "original_max_position_embeddings": L_DEC},
+    "Dynamic NTK, factor 1": {
+        "rope_type": "dynamic",
+        "rope_theta": 1e4,
+        "factor": 1.0,
+        "original_max_position_embeddings": L_DEC,
+    },
+    "Dynamic NTK, factor 8": {
+        "rope_type": "dynamic",
+        "rope_theta": 1e4,
+        "factor": 8.0,
+        "original_max_position_embeddings": L_DEC,
+    },
     "Dynamic YaRN": {"rope_type": "dynamic_yarn", "rope_theta": 1e4, "original_max_position_embeddings": L_DEC},
-    "YaRN s = 4 (static)": {"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0, "original_max_position_embeddings": L_DEC},
+    "YaRN s = 4 (static)": {
+        "rope_type": "yarn",
+        "rope_theta": 1e4,
+        "factor": 4.0,
+        "original_max_position_embeddings": L_DEC,
+    },
 }
-decode_err = {name: scaling.stale_cache_error(p, 64, L_DEC, 4 * L_DEC, seed=seed) for name, p in decode_cases.items()}
+decode_err = {name: rope_lib.stale_cache_error(p, 64, L_DEC, 4 * L_DEC, seed=seed) for name, p in decode_cases.items()}
 for name, err in decode_err.items():
     assert err["exact_output"] < 1e-12 and err["exact_logit"] < 1e-12, (name, err)
     if "static" in name:
@@ -304,7 +322,12 @@ def profiles(cfg):
         "NTK-mixed p = 0.625": {"rope_type": "ntk_mixed", **base_p, "p": 0.625},
         "NTK-by-parts (paper ramp)": {"rope_type": "ntk_by_parts", **with_L},
         "YaRN = Dynamic YaRN at n = sL": {"rope_type": "yarn", **with_L},
-        "Llama 3.1 rule (low 1, high 4)": {"rope_type": "llama3", **with_L, "low_freq_factor": 1.0, "high_freq_factor": 4.0},
+        "Llama 3.1 rule (low 1, high 4)": {
+            "rope_type": "llama3",
+            **with_L,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+        },
     }
     th = rope_lib.inv_freq(cfg["d"], cfg["b"])
     out = {name: (rope_lib.frequencies(p, cfg["d"], seq_len=n_target)[0] / th).numpy() for name, p in spec.items()}
@@ -364,7 +387,9 @@ print("correction range (pair indices), beta_fast = 32, beta_slow = 1; same for 
 for name, (exact, truncated) in corr.items():
     print(f"  {name:13s} exact [{exact[0]:6.2f}, {exact[1]:6.2f}]   truncated {truncated}")
 print()
-print(f"{'s':>4s} {'YaRN 0.1 ln s + 1':>18s} {'logit scale 1/t':>16s} {'LongRoPE L=4096':>16s} {'LongRoPE L=8192':>16s}")
+print(
+    f"{'s':>4s} {'YaRN 0.1 ln s + 1':>18s} {'logit scale 1/t':>16s} {'LongRoPE L=4096':>16s} {'LongRoPE L=8192':>16s}"
+)
 for s_val in (1, 2, 4, 8, 16, 32, 64):
     y = scaling.yarn_mscale(float(s_val))
     lr2, lr3 = (scaling.longrope_attention_factor(float(s_val), L_) for L_ in (4096, 8192))
@@ -406,9 +431,22 @@ for cfg in (LLAMA2, LLAMA3):
         "dynamic n = L/2": (({"rope_type": "dynamic", "rope_theta": bb, "factor": ss}, LL), dict(seq_len=LL // 2)),
         "yarn": (({"rope_type": "yarn", **with_L}, int(ss * LL)), {}),
         "yarn truncate=False": (({"rope_type": "yarn", **with_L, "truncate": False}, int(ss * LL)), {}),
-        "llama3": (({"rope_type": "llama3", **with_L, "low_freq_factor": 1.0, "high_freq_factor": 4.0}, int(ss * LL)), {}),
-        "longrope n > L": (({"rope_type": "longrope", **with_L, "short_factor": rng.uniform(1, 2, dd // 2).tolist(),
-                             "long_factor": rng.uniform(1, ss, dd // 2).tolist()}, int(ss * LL)), dict(seq_len=2 * LL)),
+        "llama3": (
+            ({"rope_type": "llama3", **with_L, "low_freq_factor": 1.0, "high_freq_factor": 4.0}, int(ss * LL)),
+            {},
+        ),
+        "longrope n > L": (
+            (
+                {
+                    "rope_type": "longrope",
+                    **with_L,
+                    "short_factor": rng.uniform(1, 2, dd // 2).tolist(),
+                    "long_factor": rng.uniform(1, ss, dd // 2).tolist(),
+                },
+                int(ss * LL),
+            ),
+            dict(seq_len=2 * LL),
+        ),
     }
     for name, ((params, max_pos), kw) in cases.items():
         extra = {"original_max_position_embeddings": LL} if params["rope_type"] == "dynamic" else None
@@ -461,7 +499,9 @@ yr = p2["YaRN = Dynamic YaRN at n = sL"]
 assert np.all(yr[:lo2 + 1] == 1.0) and np.allclose(yr[hi2:], 1 / LLAMA2["s"], rtol=1e-14)
 # PI touches the fastest pair; NTK-by-parts, YaRN and Llama 3 do not
 assert p2["PI (linear)"][0] == 1 / LLAMA2["s"] and all(
-    p2[k][0] == 1.0 for k in ("NTK-by-parts (paper ramp)", "YaRN = Dynamic YaRN at n = sL", "Llama 3.1 rule (low 1, high 4)"))
+    p2[k][0] == 1.0
+    for k in ("NTK-by-parts (paper ramp)", "YaRN = Dynamic YaRN at n = sL", "Llama 3.1 rule (low 1, high 4)")
+)
 # YaRN's temperature at s = 8: sqrt(1/t) = 1.208, logits x 1.459
 assert round(scaling.yarn_mscale(8.0), 3) == 1.208 and round(scaling.yarn_mscale(8.0) ** 2, 3) == 1.459
 # dynamic scaling needs keys cached before rotation (section 4)

@@ -2,10 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
-#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
-#     text_representation:
-#       extension: .py
-#       format_name: percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -46,29 +43,22 @@ device: str = "auto"  # "auto" -> cuda when present, else cpu; or "cpu", "cuda",
 seed: int = 0  # every random draw in the notebook derives from it
 
 # %%
-import math
+import functools
 
 import matplotlib.pyplot as plt
 import numpy as np
 import sympy as sp
-import torch
-from IPython.display import Markdown
 
 import rope_lib
-from rope_lib.evaluate import bootstrap_difference
-from rope_lib.experiments import extrapolation as ex
-from rope_lib.experiments import run_experiment
+from rope_lib.experiments import harness, references, run_experiment
+from rope_lib.report import Results, excludes_zero, fmt, markdown_table, setup_notebook
 from rope_lib.scaling import rotations
 
-rope_lib.use_style()
-rope_lib.check_profile(profile)
-dev = rope_lib.pick_device(device)
-rope_lib.seed_everything(seed)
-
-model_cfg, model_log_n_cfg, train_cfg, eval_cfg = ex.settings(profile, seed)
+setup_notebook(profile, device, seed)
+model_cfg, model_log_n_cfg, train_cfg, eval_cfg = harness.settings(profile, seed)
 L, d, base = model_cfg.train_length, model_cfg.head_dim, model_cfg.rope_base
 mults = tuple(eval_cfg["multipliers"])
-METHODS = list(ex.METHODS)
+METHODS = list(harness.METHODS)
 
 # %% tags=["nbval-check-output"]
 print(f"profile {profile}: train length L = {L}, test lengths {[m * L for m in mults]}")
@@ -104,7 +94,9 @@ assert sp.simplify(sp.diff(r_i, i) + r_i * 2 * sp.log(bb) / dd) == 0  # r_i fall
 
 theta_slowest = bb ** (-2 * (dd / 2 - 1) / dd)
 theta_ntk_slowest = (bb * s ** (dd / (dd - 2))) ** (-2 * (dd / 2 - 1) / dd)
-assert sp.simplify(sp.powdenest(sp.expand_power_base(theta_ntk_slowest, force=True), force=True) - theta_slowest / s) == 0
+assert (
+    sp.simplify(sp.powdenest(sp.expand_power_base(theta_ntk_slowest, force=True), force=True) - theta_slowest / s) == 0
+)
 
 log_L = sp.log(n) / sp.log(LL)
 assert sp.simplify(log_L.subs(n, LL) - 1) == 0  # log n factor is 1 at the training length
@@ -121,8 +113,14 @@ np.testing.assert_allclose(r_num, r_formula, rtol=1e-12)
 i_star_num = float(i_star.subs({LL: L, bb: base, dd: d}))
 full_turn = i_idx[r_num >= 1]
 print(f"d/2 = {d // 2} pairs; i* = {i_star_num:.2f}")
-print(f"pairs completing at least one turn within L = {L}: i = {full_turn.min()}..{full_turn.max()} ({full_turn.size} pairs)")
-print(f"pairs that never complete a turn within L: i = {full_turn.max() + 1}..{d // 2 - 1} ({d // 2 - full_turn.size} pairs)")
+print(
+    f"pairs completing at least one turn within L = {L}: i = {full_turn.min()}..{full_turn.max()} "
+    f"({full_turn.size} pairs)"
+)
+print(
+    f"pairs that never complete a turn within L: i = {full_turn.max() + 1}..{d // 2 - 1} "
+    f"({d // 2 - full_turn.size} pairs)"
+)
 print("turns over L per pair:", np.array2string(r_num, precision=2, max_line_width=100))
 
 # %% [markdown]
@@ -146,7 +144,7 @@ print("turns over L per pair:", np.array2string(r_num, precision=2, max_line_wid
 # dynamic rows differ. Each method is also run with log n-dagger and on the model trained with log n.
 
 # %%
-for name, note in ex.METHOD_NOTES.items():
+for name, note in harness.METHOD_NOTES.items():
     print(f"{name:13s} {note}")
 
 # %% [markdown]
@@ -162,25 +160,16 @@ for name, note in ex.METHOD_NOTES.items():
 # repeats the last $L'/2$ bytes of the same window.
 
 # %%
-results = run_experiment("extrapolation", profile=profile, device=device, seed=seed)
-rows = results["rows"]
-train_acc = {v: {k: 100 * m["acc"] for k, m in tm.items()} for v, tm in results["train_length_metrics"].items()}
-
-
-def acc(row: str, kind: str, mult: int) -> float:
-    return 100 * rows[row]["metrics"][kind][str(mult)]["acc"]
-
-
-def per_sample(row: str, kind: str, mult: int) -> np.ndarray:
-    return 100 * np.asarray(rows[row]["metrics"][kind][str(mult)]["acc_per_sample"])
-
+results = Results(run_experiment("extrapolation", profile=profile, device=device, seed=seed))
+rows = results.rows
+acc = rows.acc
 
 for variant in ("plain", "log_n"):
     meta = results["training"][variant]
     print(
         f"model {variant:5s}: validation loss {meta['val_loss']:.3f} nats/byte, accuracy {100 * meta['val_acc']:.1f}% "
-        f"at L; test accuracy at L: non-repeated {train_acc[variant]['non_repeated']:.1f}%, "
-        f"repeated {train_acc[variant]['repeated']:.1f}%"
+        f"at L; test accuracy at L: non-repeated {results.train_length_acc(variant, 'non_repeated'):.1f}%, "
+        f"repeated {results.train_length_acc(variant, 'repeated'):.1f}%"
     )
 
 # %% [markdown]
@@ -191,26 +180,22 @@ for variant in ("plain", "log_n"):
 # "-log n" rows come from the second model, trained with log n.
 
 # %%
-def fmt(x):
-    return "" if x is None else f"{x:.1f}"
-
-
 header = ["method", "L"]
 for m in mults:
     if m >= 4:
         header += [f"{m}x rep", f"{m}x non-rep"]
 header += ["Su L", "Su 8x rep", "Su 8x non-rep"]
-lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-for row, info in rows.items():
-    su = ex.SU_8X.get(row)
-    cells = [row, fmt(train_acc[info["model"]]["non_repeated"])]
+table = []
+for row in rows:
+    su = references.SU_8X.get(row)
+    cells = [row, fmt(results.train_length_acc(rows.model(row), "non_repeated"))]
     for m in mults:
         if m >= 4:
             cells += [fmt(acc(row, "repeated", m)), fmt(acc(row, "non_repeated", m))]
-    su_train = ex.SU_TRAIN_ACC["trained" if info["log_n"] == "trained" else "none"]
+    su_train = references.SU_TRAIN_ACC["trained" if rows[row]["log_n"] == "trained" else "none"]
     cells += [fmt(su_train) if su else "", fmt(su[0]) if su else "", fmt(su[1]) if su else ""]
-    lines.append("| " + " | ".join(cells) + " |")
-Markdown("\n".join(lines))
+    table.append(cells)
+markdown_table(header, table)
 
 # %% [markdown]
 # ## 5. How large are the gaps, relative to noise?
@@ -238,14 +223,12 @@ COMPARISONS = [
     ("Dynamic YaRN", "YaRN"),
     ("NTK-by-parts", "Baseline"),
 ]
-gaps = {}
-for a, b in COMPARISONS:
-    gaps[(a, b)] = bootstrap_difference(per_sample(a, "non_repeated", 8), per_sample(b, "non_repeated", 8), seed=seed)
-lines = ["| 8x, non-repeated | difference (points) | 95% interval | excludes 0 |", "|---|---|---|---|"]
-for (a, b), g in gaps.items():
-    sig = "yes" if g["lo"] > 0 or g["hi"] < 0 else "no"
-    lines.append(f"| {a} − {b} | {g['diff']:+.2f} | [{g['lo']:+.2f}, {g['hi']:+.2f}] | {sig} |")
-Markdown("\n".join(lines))
+gaps = {(a, b): rows.gap(a, b, "non_repeated", 8) for a, b in COMPARISONS}
+markdown_table(
+    ["8x, non-repeated", "difference (points)", "95% interval", "excludes 0"],
+    [[f"{a} − {b}", f"{g['diff']:+.2f}", f"[{g['lo']:+.2f}, {g['hi']:+.2f}]", "yes" if excludes_zero(g) else "no"]
+     for (a, b), g in gaps.items()],
+)
 
 # %% [markdown]
 # ## 6. Claims
@@ -306,9 +289,8 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
 for ax, kind in zip(axes, ("non_repeated", "repeated")):
     for method in METHODS:
         for variant, style in (("none", "-"), ("trained", "--")):
-            row = ex.row_name(method, variant)
-            model = rows[row]["model"]
-            ys = [train_acc[model][kind]] + [acc(row, kind, m) for m in mults]
+            row = harness.row_name(method, variant)
+            ys = [results.train_length_acc(rows.model(row), kind)] + [acc(row, kind, m) for m in mults]
             ax.plot(xs, ys, style, color=colors[method], marker="o", ms=3, label=method if variant == "none" else None)
     ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [f"{m}L" if m > 1 else "L" for m in xs])
@@ -327,15 +309,8 @@ plt.show()
 # every method degrades with distance, YaRN and Dynamic YaRN most slowly.
 
 # %%
-stored_bin = results["config"]["eval"]["position_bin"]  # the JSON keeps L/8-byte bins; merge 4 into one
-group = 4
-
-
-def position_loss(row: str) -> tuple[np.ndarray, np.ndarray]:
-    lp = np.asarray(rows[row]["metrics"]["non_repeated"]["8"]["loss_per_bin"])
-    lp = lp[: lp.size // group * group].reshape(-1, group).mean(1)
-    return (np.arange(lp.size) + 0.5) * stored_bin * group, lp
-
+# The JSON keeps L/8-byte bins; merge 4 into one.
+position_loss = functools.partial(rows.position_loss, bin_size=results.eval["position_bin"], merge=4)
 
 shown = ["Baseline", "PI", "NTK-old", "NTK-mixed", "NTK-by-parts", "YaRN", "Dynamic NTK", "Dynamic YaRN"]
 fig, ax = plt.subplots(figsize=(8, 4.2))
@@ -358,9 +333,7 @@ plt.show()
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.2))
 for method in shown + ["NTK-old-log n", "YaRN-log n"]:
-    model = rows[method]["model"]
-    base_loss = results["train_length_metrics"][model]["non_repeated"]["last_window_loss"]
-    ys = [base_loss] + [rows[method]["metrics"]["non_repeated"][str(m)]["last_window_loss"] for m in mults]
+    ys = [results.train_length_loss(rows.model(method))] + [rows.last_window_loss(method, m) for m in mults]
     style = "--" if method.endswith("log n") else "-"
     ax.plot(xs, ys, style, color=colors[method.removesuffix("-log n")], marker="o", ms=3, label=method)
 ax.set_xscale("log", base=2)
@@ -373,8 +346,7 @@ rope_lib.savefig(fig, "04_longer_context_loss", profile=profile, exact=False)
 plt.show()
 
 # %%
-lw = {m: [rows[m]["metrics"]["non_repeated"][str(k)]["last_window_loss"] for k in mults] for m in rows}
-falling = [m for m, v in lw.items() if v[-1] < results["train_length_metrics"][rows[m]["model"]]["non_repeated"]["last_window_loss"]]
+falling = [m for m in rows if rows.last_window_loss(m, mults[-1]) < results.train_length_loss(rows.model(m))]
 print("methods whose loss on the last L bytes at 16L context is below their loss at context L:", falling or "none")
 
 # %% [markdown]
@@ -383,8 +355,8 @@ print("methods whose loss on the last L bytes at 16L context is below their loss
 # | Su's claim (8x, non-repeated) | here |
 # |---|---|
 # | PI without fine-tuning does not beat direct extrapolation | reproduced (large gap) |
-# | NTK-aware beats direct extrapolation | reproduced for NTK-old and NTK-fixed (about +2 points); not for NTK-mixed at 8x |
-# | log n improves NTK (trained / dagger) | trained: reproduced for all three; dagger: NTK-old only, others at the noise level |
+# | NTK-aware beats direct extrapolation | reproduced for NTK-old, NTK-fixed (about +2 points); not NTK-mixed at 8x |
+# | log n improves NTK (trained / dagger) | trained: reproduced for all three; dagger: NTK-old only, others at noise |
 # | YaRN at least as good as NTK-aware | reproduced, large gap (6-9 points); Dynamic YaRN is better still |
 #
 # **Remarks (ours).**

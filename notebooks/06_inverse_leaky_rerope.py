@@ -2,10 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
-#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
-#     text_representation:
-#       extension: .py
-#       format_name: percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -54,28 +51,24 @@ device: str = "auto"  # "auto" -> cuda when present, else cpu; or "cpu", "cuda",
 seed: int = 0  # every random draw in the notebook derives from it
 
 # %%
+import functools
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 import sympy as sp
 import torch
-from IPython.display import Markdown
 from matplotlib.colors import Normalize
 
 import rope_lib
 from rope_lib.evaluate import bootstrap_difference
-from rope_lib.experiments import extrapolation as ex
+from rope_lib.experiments import harness, references, run_experiment
 from rope_lib.experiments import inverse_leaky as il
-from rope_lib.experiments import run_experiment
+from rope_lib.report import Results, excludes_zero, fmt, markdown_table, setup_notebook
 from rope_lib.rerope import rerope_attention, rerope_attention_reference
 
-rope_lib.use_style()
-rope_lib.check_profile(profile)
-dev = rope_lib.pick_device(device)
-rope_lib.seed_everything(seed)
-
-model_cfg, model_log_n_cfg, train_cfg, eval_cfg = ex.settings(profile, seed)
+setup_notebook(profile, device, seed)
+model_cfg, model_log_n_cfg, train_cfg, eval_cfg = harness.settings(profile, seed)
 L, d, base = model_cfg.train_length, model_cfg.head_dim, model_cfg.rope_base
 mults = tuple(eval_cfg["multipliers"])
 s_scale = max(mults)  # s: the largest test multiple (why: section 1)
@@ -85,7 +78,10 @@ variants = il.DEFAULT_VARIANTS[profile]
 
 # %% tags=["nbval-check-output"]
 print(f"profile {profile}: L = {L}, test lengths {[m * L for m in mults]}, head dim d = {d}, base b = {base:g}")
-print(f"InvLeaky training: Leaky ReRoPE with w = L/4 = {w}, s = {s_scale}, k = 1/(2s) = 1/{round(1 / k_leak)}, log n trained")
+print(
+    f"InvLeaky training: Leaky ReRoPE with w = L/4 = {w}, s = {s_scale}, k = 1/(2s) = 1/{round(1 / k_leak)}, "
+    "log n trained"
+)
 print(f"InvLeaky models trained in this profile: {[il.row_label(v, w, s_scale) for v in variants]}")
 print(f"budget: {train_cfg.steps} steps x {train_cfg.batch_size} x {L} bytes, as each model of notebook 04")
 
@@ -193,13 +189,21 @@ theta_b = (bb * ss) ** (-2 * i_ / dd)
 ratio = sp.powsimp(sp.expand_power_base(theta_b / theta, force=True), force=True)
 assert sp.simplify(ratio - ss ** (-2 * i_ / dd)) == 0  # each pair slows by s^(2i/d); wavelengths grow by s^(2i/d)
 slowest = dd / 2 - 1
-lam_ratio_slowest = sp.powsimp(sp.expand_power_base((1 / theta_b / (1 / theta)).subs(i_, slowest), force=True), force=True)
+lam_ratio_slowest = sp.powsimp(
+    sp.expand_power_base((1 / theta_b / (1 / theta)).subs(i_, slowest), force=True), force=True
+)
 assert sp.simplify(lam_ratio_slowest - ss ** ((dd - 2) / dd)) == 0
 angle_test = ss * LL * theta_b.subs(i_, slowest)  # slowest pair, base b*s, at the test length sL
 angle_train = LL * theta.subs(i_, slowest)  # slowest pair, base b, over the training length L
-assert sp.simplify(sp.powsimp(sp.expand_power_base(angle_test / angle_train, force=True), force=True) - ss ** (2 / dd)) == 0
+assert (
+    sp.simplify(sp.powsimp(sp.expand_power_base(angle_test / angle_train, force=True), force=True) - ss ** (2 / dd))
+    == 0
+)
 ntk_base = bb * ss ** (dd / (dd - 2))
-assert sp.simplify(sp.powsimp(sp.expand_power_base(bb * ss / ntk_base, force=True), force=True) - ss ** (-2 / (dd - 2))) == 0
+assert (
+    sp.simplify(sp.powsimp(sp.expand_power_base(bb * ss / ntk_base, force=True), force=True) - ss ** (-2 / (dd - 2)))
+    == 0
+)
 sp.Eq(sp.Symbol(r"\lambda^{\prime}_{i}") / sp.Symbol("lambda_i"), ss ** (2 * i_ / dd))
 
 # %% tags=["nbval-check-output"]
@@ -228,7 +232,9 @@ for b_ in ("ours", "Su"):
     assert scaled_["within R"] <= plain_["within R"]
     assert scaled_["aliased"] < plain_["aliased"]
 cols = list(next(iter(table.values())))
-print("pairs (of d/2) completing a full turn within w, L, R, sL; aliased: lambda < 4s (under 2 trained samples per turn)")
+print(
+    "pairs (of d/2) completing a full turn within w, L, R, sL; aliased: lambda < 4s (under 2 trained samples per turn)"
+)
 print(f"{'':40s}" + "".join(f"{c:>10s}" for c in cols))
 for name, row in table.items():
     print(f"{name:40s}" + "".join(f"{row[c]:10d}" for c in cols))
@@ -282,28 +288,27 @@ print(f"Leaky ReRoPE with k = 1/{round(1 / k_leak)}, w = {w}, n = {n_chk}, float
 # with **plain RoPE** at every length.
 
 # %%
-results = run_experiment("inverse_leaky", profile=profile, device=device, seed=seed)
-rows = results["rows"]
+results = Results(run_experiment("inverse_leaky", profile=profile, device=device, seed=seed))
+rows = results.rows
 IL = {v: il.row_label(v, w, s_scale) for v in results["config"]["variants"]}
 RR = f"ReRoPE-w{w}-log n"
-model_of = {name: row["model"] for name, row in rows.items()}
+per_sample = rows.per_sample
 
 
 def acc(row: str, kind: str, mult: int) -> float:
     """Accuracy (%) of a row; mult 1 is the training length (plain RoPE, except ReRoPE, which clips beyond w)."""
     if mult == 1:
-        src = results["train_length_extra"][row] if row == RR else results["train_length_metrics"][model_of[row]]
-        return 100 * src[kind]["acc"]
-    return 100 * rows[row]["metrics"][kind][str(mult)]["acc"]
-
-
-def per_sample(row: str, kind: str, mult: int) -> np.ndarray:
-    return 100 * np.asarray(rows[row]["metrics"][kind][str(mult)]["acc_per_sample"])
+        if row == RR:
+            return results.train_length_acc(row, kind, source="train_length_extra")
+        return results.train_length_acc(rows.model(row), kind)
+    return rows.acc(row, kind, mult)
 
 
 for variant, meta in results["training"].items():
-    print(f"model {variant:10s}: validation loss {meta['val_loss']:.3f} nats/byte, accuracy {100 * meta['val_acc']:.1f}% "
-          "at L (plain RoPE)")
+    print(
+        f"model {variant:10s}: validation loss {meta['val_loss']:.3f} nats/byte, accuracy {100 * meta['val_acc']:.1f}% "
+        "at L (plain RoPE)"
+    )
 
 # %% [markdown]
 # ## 4. Reproduced table beside Su's
@@ -313,28 +318,27 @@ for variant, meta in results["training"].items():
 # his ReRoPE-w128-log n ($w = L/4$, the window of his InvLeaky rows).
 
 # %%
+KINDS = ("repeated", "non_repeated")
 SU = {
-    **{name: (ex.SU_TRAIN_ACC["trained" if name.endswith("log n") else "none"], *ex.SU_8X[name])
-       for name in rows if name in ex.SU_8X},
-    RR: il.SU_REROPE_W_QUARTER_LOG_N,
-    **{IL[v]: il.SU_INVLEAKY[v] for v in IL},
+    **{
+        name: (references.SU_TRAIN_ACC["trained" if name.endswith("log n") else "none"], *references.SU_8X[name])
+        for name in rows
+        if name in references.SU_8X
+    },
+    RR: references.SU_REROPE_W_QUARTER_LOG_N,
+    **{IL[v]: references.SU_INVLEAKY[v] for v in IL},
 }
 
-
-def fmt(x):
-    return "" if x is None else f"{x:.1f}"
-
-
-header = ["method", "model", "L"] + [f"{m}x {'rep' if kind == 'repeated' else 'non-rep'}"
-                                     for m in mults if m >= 4 for kind in ("repeated", "non_repeated")]
+header = ["method", "model", "L"]
+header += [f"{m}x {'rep' if kind == 'repeated' else 'non-rep'}" for m in mults if m >= 4 for kind in KINDS]
 header += ["Su L", "Su 8x rep", "Su 8x non-rep"]
-lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+table = []
 for name in rows:
-    cells = [name, model_of[name], fmt(acc(name, "non_repeated", 1))]
-    cells += [fmt(acc(name, kind, m)) for m in mults if m >= 4 for kind in ("repeated", "non_repeated")]
+    cells = [name, rows.model(name), fmt(acc(name, "non_repeated", 1))]
+    cells += [fmt(acc(name, kind, m)) for m in mults if m >= 4 for kind in KINDS]
     cells += [fmt(x) for x in SU.get(name, (None, None, None))]
-    lines.append("| " + " | ".join(cells) + " |")
-Markdown("\n".join(lines))
+    table.append(cells)
+markdown_table(header, table)
 
 # %% [markdown]
 # ## 5. How large are the gaps, relative to noise?
@@ -352,6 +356,7 @@ n_wide = results["train_length_wide"]["n_samples"]
 
 
 def wide_sample(name: str, kind: str) -> np.ndarray:
+    """Per-sample accuracies (%) of a model on the 256 fresh windows of L bytes."""
     return 100 * np.asarray(wide[name][kind]["acc_per_sample"])
 
 
@@ -361,24 +366,33 @@ for kind in ("non_repeated", "repeated"):
         for other in ("Baseline", "Baseline-log n", "NTK-fixed-log n", "YaRN", "YaRN-log n", RR):
             gaps[(main, other, kind, mult)] = bootstrap_difference(
                 per_sample(main, kind, mult), per_sample(other, kind, mult), seed=seed)
-    for a, b in (("invleaky", "log_n"), ("invleaky (training scheme)", "log_n"), ("invleaky", "invleaky (training scheme)"),
-                 ("log_n", "plain")):
+    for a, b in (
+        ("invleaky", "log_n"),
+        ("invleaky (training scheme)", "log_n"),
+        ("invleaky", "invleaky (training scheme)"),
+        ("log_n", "plain"),
+    ):
         gaps[(a, b, kind, "L")] = bootstrap_difference(wide_sample(a, kind), wide_sample(b, kind), seed=seed)
 for v in IL:
     if v != "invleaky":  # the "-b" variant (full profile)
         for kind in ("non_repeated", "repeated"):
-            gaps[(IL[v], main, kind, 8)] = bootstrap_difference(per_sample(IL[v], kind, 8), per_sample(main, kind, 8), seed=seed)
-            gaps[(v, "log_n", kind, "L")] = bootstrap_difference(wide_sample(v, kind), wide_sample("log_n", kind), seed=seed)
+            gaps[(IL[v], main, kind, 8)] = bootstrap_difference(
+                per_sample(IL[v], kind, 8), per_sample(main, kind, 8), seed=seed
+            )
+            gaps[(v, "log_n", kind, "L")] = bootstrap_difference(
+                wide_sample(v, kind), wide_sample("log_n", kind), seed=seed
+            )
 
 label = {"invleaky": f"{main} (plain RoPE)", "invleaky (training scheme)": f"{main} (Leaky, as trained)",
          "log_n": "log-n model", "plain": "plain model", "invleaky_b": f"{IL.get('invleaky_b', '')} (plain RoPE)"}
-lines = ["| where | difference | points | 95% interval | excludes 0 |", "|---|---|---|---|---|"]
+table = []
 for (a, b, kind, mult), g in gaps.items():
     where = f"{mult}x" if mult != "L" else f"L, {n_wide} windows"
-    sig = "yes" if g["lo"] > 0 or g["hi"] < 0 else "no"
-    lines.append(f"| {where}, {kind.replace('_', '-')} | {label.get(a, a)} − {label.get(b, b)} | {g['diff']:+.2f} | "
-                 f"[{g['lo']:+.2f}, {g['hi']:+.2f}] | {sig} |")
-Markdown("\n".join(lines))
+    sig = "yes" if excludes_zero(g) else "no"
+    interval = f"[{g['lo']:+.2f}, {g['hi']:+.2f}]"
+    table.append([f"{where}, {kind.replace('_', '-')}", f"{label.get(a, a)} − {label.get(b, b)}", f"{g['diff']:+.2f}",
+                  interval, sig])
+markdown_table(["where", "difference", "points", "95% interval", "excludes 0"], table)
 
 # %% [markdown]
 # ## 6. Claims
@@ -435,8 +449,9 @@ for kind in ("non_repeated", "repeated"):
 
 # %%
 o = results["training_overhead"]
+su_ratio = references.SU_TRAINING_SECONDS["leaky"] / references.SU_TRAINING_SECONDS["rope"]
 print(f"training step, Leaky ReRoPE / plain RoPE: about {o['ratio']:.1f}x on {o['device']} "
-      f"({o['steps_per_scheme']} steps each; Su: 350/330 = {il.SU_TRAINING_SECONDS['leaky'] / il.SU_TRAINING_SECONDS['rope']:.2f}x)")
+      f"({o['steps_per_scheme']} steps each; Su: 350/330 = {su_ratio:.2f}x)")
 
 # %% [markdown]
 # Su's +6% is not reproduced here, and this is a cost-model difference rather than a finding about the method
@@ -519,7 +534,9 @@ for ax, kind in zip(axes, ("non_repeated", "repeated")):
     ax.set_title(kind.replace("_", "-") + " test set")
 axes[0].set_ylabel("next-token accuracy (%)")
 axes[1].legend(fontsize=7, ncol=2, loc="lower left")
-fig.suptitle(f"Train at L = {L}; InvLeaky ReRoPE (trained Leaky, k = 1/{round(1 / k_leak)}) runs plain RoPE at every length")
+fig.suptitle(
+    f"Train at L = {L}; InvLeaky ReRoPE (trained Leaky, k = 1/{round(1 / k_leak)}) runs plain RoPE at every length"
+)
 rope_lib.savefig(fig, "06_accuracy_vs_length", profile=profile, exact=False)
 plt.show()
 
@@ -527,15 +544,8 @@ plt.show()
 # Loss against position at 8x (non-repeated, bins of $L/2$ bytes): where the InvLeaky model loses to ReRoPE.
 
 # %%
-stored_bin = results["config"]["eval"]["position_bin"]
-group = 4
-
-
-def position_loss(row: str) -> tuple[np.ndarray, np.ndarray]:
-    lp = np.asarray(rows[row]["metrics"]["non_repeated"]["8"]["loss_per_bin"])
-    lp = lp[: lp.size // group * group].reshape(-1, group).mean(1)
-    return (np.arange(lp.size) + 0.5) * stored_bin * group, lp
-
+# The JSON keeps L/8-byte bins; merge 4 into one.
+position_loss = functools.partial(rows.position_loss, bin_size=results.eval["position_bin"], merge=4)
 
 fig, ax = plt.subplots(figsize=(8, 4.2))
 for name in ("Baseline-log n", "YaRN-log n", RR, *IL.values()):
@@ -552,12 +562,16 @@ plt.show()
 # %% [markdown]
 # ## 9. Summary
 #
-# | Su's claim (9728; 8x, non-repeated) | here (smoke profile, $L = 64$, $s = 16$) |
-# |---|---|
-# | (a) InvLeaky + plain RoPE extrapolates far better than the baseline | reproduced in direction: about +8 points over Baseline, +3.5 over Baseline-log n (Su: about +24) |
-# | (b) competitive with ReRoPE (within ~0.8 points) | **not reproduced**: about 8 points behind ReRoPE-w16-log n; level with YaRN-log n |
-# | (c) training-length accuracy not hurt | **not reproduced**: about 2 points lower at $L$ (non-repeated; 1 point repeated) |
-# | training costs +6% | 1.3-1.6x per step across our runs (printed in section 7): blockwise attention on a CPU against fused SDPA, a different cost model |
+# Su's claims (9728; 8x, non-repeated), and what we see here (smoke profile, $L = 64$, $s = 16$):
+#
+# - (a) InvLeaky + plain RoPE extrapolates far better than the baseline: reproduced in direction, about +8 points
+#   over Baseline and +3.5 over Baseline-log n (Su: about +24).
+# - (b) competitive with ReRoPE (within ~0.8 points): **not reproduced**, about 8 points behind ReRoPE-w16-log n;
+#   level with YaRN-log n.
+# - (c) training-length accuracy not hurt: **not reproduced**, about 2 points lower at $L$ (non-repeated; 1 point
+#   repeated).
+# - training costs +6%: 1.3-1.6x per step across our runs (printed in section 7) - blockwise attention on a CPU
+#   against fused SDPA, a different cost model.
 #
 # **Remarks (ours).**
 # - *Inference is plain RoPE*: the InvLeaky rows run `PositionScheme()` (SDPA) at every length; the method's whole

@@ -3,10 +3,12 @@
 The public names below are stable (see the README); each lives in the one module that owns its idea.
 """
 
-from .decoding import RawKVCache
+from .decoding import RawKVCache, dynamic_rope_step, stale_cache_error
 from .plotting import savefig, use_style
+
+# --- ReRoPE / Leaky ReRoPE (rope_lib/rerope.py) ---
+from .rerope import rerope_attention, rerope_attention_reference, rerope_decode_step, rerope_relative_position
 from .rope import LAYOUTS, angles, apply_rope, convert_layout, inv_freq, layout_permutation
-from .utils import PROFILES, cache_dir, check_profile, figures_dir, pick_device, repo_root, results_dir, seed_everything
 
 # --- scaling methods (rope_lib/scaling.py) ---
 from .scaling import (
@@ -14,7 +16,6 @@ from .scaling import (
     TRANSFORMERS_ROPE_TYPES,
     default_frequencies,
     dynamic_ntk_frequencies,
-    dynamic_rope_step,
     dynamic_yarn_frequencies,
     frequencies,
     linear_frequencies,
@@ -25,12 +26,53 @@ from .scaling import (
     ntk_fixed_frequencies,
     ntk_frequencies,
     ntk_mixed_frequencies,
-    stale_cache_error,
     yarn_correction_range,
     yarn_frequencies,
 )
-# --- ReRoPE / Leaky ReRoPE (rope_lib/rerope.py) ---
-from .rerope import rerope_attention, rerope_attention_reference, rerope_decode_step, rerope_relative_position
+from .utils import PROFILES, cache_dir, check_profile, figures_dir, pick_device, repo_root, results_dir, seed_everything
+
 # --- small LM experiment stack (data/model/train/evaluate) are imported as submodules ---
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "LAYOUTS",
+    "PROFILES",
+    "ROPE_TYPES",
+    "RawKVCache",
+    "TRANSFORMERS_ROPE_TYPES",
+    "angles",
+    "apply_rope",
+    "cache_dir",
+    "check_profile",
+    "convert_layout",
+    "default_frequencies",
+    "dynamic_ntk_frequencies",
+    "dynamic_rope_step",
+    "dynamic_yarn_frequencies",
+    "figures_dir",
+    "frequencies",
+    "inv_freq",
+    "layout_permutation",
+    "linear_frequencies",
+    "llama3_frequencies",
+    "log_n_scale",
+    "longrope_frequencies",
+    "ntk_by_parts_frequencies",
+    "ntk_fixed_frequencies",
+    "ntk_frequencies",
+    "ntk_mixed_frequencies",
+    "pick_device",
+    "repo_root",
+    "rerope_attention",
+    "rerope_attention_reference",
+    "rerope_decode_step",
+    "rerope_relative_position",
+    "results_dir",
+    "savefig",
+    "seed_everything",
+    "stale_cache_error",
+    "use_style",
+    "yarn_correction_range",
+    "yarn_frequencies",
+]

@@ -16,8 +16,8 @@ is no tokenizer to version.
   and a warning says so. With sympy 1.14.0 the test split (77 files) holds 1115 windows of 1024 bytes (64 files)
   and 115 of 8192 bytes (44 files), more than either profile needs.
 
-Reading and hashing the ~26 MB of sympy sources takes well under a second (0.2-0.4 s measured), so nothing is
-cached on disk; the default corpus is read once per process.
+Reading and hashing the ~26 MB of sympy sources takes well under a second, so nothing is cached on disk; the
+default corpus is read once per process.
 """
 
 from __future__ import annotations
@@ -131,7 +131,9 @@ def _read_files(folder: Path, suffixes: tuple[str, ...] | None) -> list[tuple[st
     return items
 
 
-def load_corpus(root: str | Path | None = None, *, suffixes: tuple[str, ...] | None = None, verify: bool = True) -> Corpus:
+def load_corpus(
+    root: str | Path | None = None, *, suffixes: tuple[str, ...] | None = None, verify: bool = True
+) -> Corpus:
     """Read a corpus of text files, split by file.
 
     Args:
@@ -173,9 +175,12 @@ def _load(root: str | Path | None, suffixes: tuple[str, ...] | None, verify: boo
         raise ValueError(f"root {str(folder)!r} holds no files ending in {suffixes}")
     digest = _digest(items)
     if root is None and verify and digest != SYMPY_SHA256:
-        found = f"found sympy=={version}" if version != SYMPY_VERSION else f"the installed sympy=={version} files differ"
+        found = (
+            f"found sympy=={version}" if version != SYMPY_VERSION else f"the installed sympy=={version} files differ"
+        )
         raise ValueError(
-            f"the sympy corpus checksum does not match: expected sympy=={SYMPY_VERSION} (sha256 {SYMPY_SHA256[:12]}...), "
+            f"the sympy corpus checksum does not match: expected sympy=={SYMPY_VERSION} "
+            f"(sha256 {SYMPY_SHA256[:12]}...), "
             f"{found} (sha256 {digest[:12]}...). Install sympy=={SYMPY_VERSION} to reproduce the recorded results, "
             "or call load_corpus(verify=False) to use the installed sympy anyway, or "
             "load_corpus(root='path/to/your/text/folder') for your own corpus."

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .model import PositionScheme, RoPELM
-from .train import autocast
+from .utils import autocast
 
 
 @torch.no_grad()
@@ -69,7 +69,9 @@ def last_window_loss(loss_per_position: np.ndarray, train_length: int) -> float:
     """Mean loss of the last ``train_length - 1`` predictions (the same tokens at every nested test length)."""
     loss_per_position = np.asarray(loss_per_position)
     if train_length < 2 or loss_per_position.shape[-1] < train_length - 1:
-        raise ValueError(f"train_length must be in [2, T], got {train_length} for T - 1 = {loss_per_position.shape[-1]}")
+        raise ValueError(
+            f"train_length must be in [2, T], got {train_length} for T - 1 = {loss_per_position.shape[-1]}"
+        )
     return float(loss_per_position[..., -(train_length - 1) :].mean())
 
 

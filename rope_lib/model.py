@@ -11,8 +11,9 @@ log n (kexue.fm/archives/8823; Su's tables, 9706):
 * ``ModelConfig.train_log_n=True`` is Su's "-log n" rows: during training the query at 1-based position n is
   multiplied by log_L(n) = log n / log L, *not clipped* (so positions n < L get a factor < 1; n = 1 gets 0,
   harmless since the first query sees one key). Such a model always runs with this factor, also at test time,
-  where n > L gives factors > 1. We follow REFERENCES ("attention scale log_512(n)/sqrt(d)" in training) and
-  keep one formula everywhere, so the model sees at test time exactly the function it was trained with.
+  where n > L gives factors > 1. Su's "-log n" models train with the scale log_512(n)/sqrt(d) at L = 512
+  (kexue.fm/archives/8823, 9706); we keep that one formula everywhere, so the model sees at test time exactly the
+  function it was trained with.
 * ``PositionScheme(log_n=True)`` on a model trained without it is "log n-dagger": the query is multiplied by
   max(1, log_L n) (:func:`rope_lib.log_n_scale`), which leaves every position n <= L untouched.
 
@@ -39,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import _checks
 from .rerope import rerope_attention
 from .rope import angles
 from .scaling import frequencies, log_n_scale
@@ -49,11 +51,6 @@ ATTENTIONS: tuple[str, ...] = ("sdpa", "rerope")
 DYNAMIC_TYPES: tuple[str, ...] = ("dynamic", "dynamic_yarn")
 # rope types that read the original length L (the model fills it in from train_length when a scheme omits it)
 USES_ORIGINAL_LENGTH: tuple[str, ...] = ("dynamic", "ntk_by_parts", "yarn", "dynamic_yarn", "llama3", "longrope")
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "head_dim", "d_ff", "train_length"):
-            _positive_int(name, getattr(self, name))
+            _checks.positive_int(name, getattr(self, name))
         if self.head_dim % 2:
             raise ValueError(f"head_dim must be even (RoPE rotates pairs), got {self.head_dim}")
         if self.mlp not in MLPS:
@@ -128,15 +125,14 @@ class PositionScheme:
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if self.attention == "rerope":
-            _positive_int("window", self.window)
-            if self.leaky_k is not None and not (isinstance(self.leaky_k, (int, float)) and self.leaky_k > 0):
-                raise ValueError(f"leaky_k must be None or a number > 0, got {self.leaky_k!r}")
+            _checks.positive_int("window", self.window)
+            _checks.leaky_k(self.leaky_k)  # the same check as rerope_attention's
             if self.dynamic_blocks is not None or self.rope_type in DYNAMIC_TYPES:
                 raise ValueError("attention='rerope' takes a static rope_type and no dynamic_blocks")
         elif self.window is not None or self.leaky_k is not None:
             raise ValueError("window and leaky_k are only allowed with attention='rerope'")
         if self.dynamic_blocks is not None:
-            _positive_int("dynamic_blocks", self.dynamic_blocks)
+            _checks.positive_int("dynamic_blocks", self.dynamic_blocks)
             if self.rope_type not in DYNAMIC_TYPES:
                 raise ValueError(f"dynamic_blocks needs rope_type in {DYNAMIC_TYPES}, got {self.rope_type!r}")
 
@@ -179,7 +175,9 @@ def dynamic_block_edges(L: int, T: int, per_doubling: int) -> list[int]:
     return edges
 
 
-def rope_tables(inv_freq: torch.Tensor, attention_factor: float, length: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_tables(
+    inv_freq: torch.Tensor, attention_factor: float, length: int, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Signed tables ``(cos2, sin2)``, each (length, d) float32, for :func:`rotate_half_split`.
 
     cos2 = [cos, cos] * f and sin2 = [-sin, sin] * f with angles m * theta_i in float64 and f the attention
@@ -303,7 +301,9 @@ class _PositionState:
             if self.af != 1.0:  # the attention factor multiplies cos and sin, i.e. q and k (rotation is linear)
                 q, k = q * self.af, k * self.af
             s = self.scheme
-            return rerope_attention(q, k, v, self.inv, window=s.window, leaky_k=s.leaky_k, causal=True, scale=self.scale)
+            return rerope_attention(
+                q, k, v, self.inv, window=s.window, leaky_k=s.leaky_k, causal=True, scale=self.scale
+            )
         if self.path == "dynamic_blocks":
             outs = []
             for a, b, cq, sq, cos, sin, mask in self.blocks:

@@ -18,6 +18,7 @@ regenerated (their numbers are checked with a tolerance by the notebooks' claim 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import warnings
@@ -30,6 +31,7 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.text import Annotation
 
+from ._checks import atomic_write
 from .utils import figures_dir
 
 STYLE = str(Path(__file__).with_name("paper.mplstyle"))
@@ -156,14 +158,8 @@ def savefig(fig: matplotlib.figure.Figure, name: str, *, profile: str = "smoke",
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in FORMATS:
-        path = out_dir / f"{name}.{fmt}"
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            fig.savefig(tmp, format=fmt, metadata=_METADATA[fmt])
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        paths.append(path)
+        write = functools.partial(fig.savefig, format=fmt, metadata=_METADATA[fmt])
+        paths.append(atomic_write(out_dir / f"{name}.{fmt}", write))
     if not exact and os.environ.get("ROPE_FIGURES_DIR"):
         with open(out_dir / INEXACT_LIST, "a", encoding="utf-8") as fh:
             fh.write("\n".join(p.name for p in paths) + "\n")

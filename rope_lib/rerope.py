@@ -50,7 +50,7 @@ Memory-efficient prefill
 ------------------------
 :func:`rerope_attention_reference` builds both n x n score matrices and merges them with the window mask, as in
 the post: O(n^2) memory. :func:`rerope_attention` never materialises an n x n matrix: for each query block it
-walks the keys in chunks with an online softmax (running max m, running sum l, accumulator rescaled by
+walks the keys in chunks with an online softmax (running max m, running sum row_sum, accumulator rescaled by
 exp(m_old - m_new)), like FlashAttention. Key chunks are cut at the window and causal boundaries, so
 
 * chunks entirely outside the window (r >= w for every pair) compute only the clipped score,
@@ -62,13 +62,12 @@ The backward pass is a custom autograd function that recomputes each block from 
 FlashAttention's backward) instead of checkpointing: training memory is O(n d) plus O(block_q x block_k), not
 O(n^2), and each tile is recomputed once rather than re-running the whole forward under autograd.
 
-Cost (``make bench``; 2 CPU threads, fp32, batch 1, 4 heads, head_dim 128, w = 512; numbers in
-results/bench/rerope_cpu.json): the blockwise forward takes 1.5-1.8x the time of plain-RoPE
-``scaled_dot_product_attention`` (a fused C++ kernel) from 1k to 16k tokens, forward + backward 1.5-1.7x; its
-extra memory grows linearly (~200 MiB at 16k tokens, where a single 16k x 16k fp32 score matrix is 1 GiB per
-head), while the reference needs ~4.7 GiB already at 8k. The Python-level tile loop issues ~a dozen ops per
-tile, so on an *oversubscribed* CPU (more busy threads than cores) it suffers far more than the single fused SDPA
-call from OpenMP spin-waiting; ``OMP_WAIT_POLICY=passive`` or fewer threads avoids that.
+Cost: ``make bench`` measures the blockwise forward (and forward + backward) against plain-RoPE
+``scaled_dot_product_attention`` and the two-matrix reference, time and peak memory, into
+results/bench/rerope_cpu.json; notebook 05 plots it and the README states the ratios. The extra memory of the
+blockwise path grows linearly with the sequence, the reference's quadratically. The Python-level tile loop issues
+about a dozen ops per tile, so on an *oversubscribed* CPU (more busy threads than cores) it suffers far more than
+the single fused SDPA call from OpenMP spin-waiting; ``OMP_WAIT_POLICY=passive`` or fewer threads avoids that.
 """
 
 from __future__ import annotations
@@ -79,13 +78,14 @@ from typing import Callable
 
 import torch
 
+from . import _checks
+from ._checks import compute_dtype
 from .decoding import RawKVCache
 from .rope import apply_rope
 
-# Block sizes of the blockwise path, chosen by measurement (``benchmarks/rerope_bench.py --tune``: 8k tokens,
-# 4 heads, head_dim 128, fp32, 2 CPU threads). Query blocks of 256-512 with key chunks of 512-2048 were all within
-# ~5% of each other (about 1.6x plain SDPA); query blocks of 64-128 were 5-40% slower (more Python-level steps).
-# 256 x 512 is the smallest of the fast ones: one score tile is 0.5 MiB per (batch, head) in fp32.
+# Block sizes of the blockwise path, chosen by measurement (``benchmarks/rerope_bench.py --tune`` on 2 CPU
+# threads): larger query blocks mean fewer Python-level steps, and among the block sizes that were equally fast we
+# keep the smallest, so one score tile stays small (256 x 512 fp32 is 0.5 MiB per batch and head).
 BLOCK_Q: int = 256
 BLOCK_K: int = 512
 
@@ -100,23 +100,8 @@ _IN, _PAST, _FUTURE = 0, 1, 2
 # --------------------------------------------------------------------------------------------- validation
 
 
-def _check_window(window) -> int:
-    if not isinstance(window, numbers.Integral) or isinstance(window, bool) or window < 1:
-        raise ValueError(f"window must be a positive integer (w >= 1), got {window!r}")
-    return int(window)
-
-
-def _check_leaky_k(leaky_k) -> float | None:
-    if leaky_k is None:
-        return None
-    if (
-        not isinstance(leaky_k, numbers.Real)
-        or isinstance(leaky_k, bool)
-        or not math.isfinite(float(leaky_k))
-        or leaky_k <= 0
-    ):
-        raise ValueError(f"leaky_k must be None (ReRoPE) or a finite number > 0 (Leaky ReRoPE), got {leaky_k!r}")
-    return float(leaky_k)
+def _window(window) -> int:
+    return _checks.positive_int("window", window)
 
 
 def _check_inv_freq(inv_freq, head_dim: int) -> torch.Tensor:
@@ -175,12 +160,6 @@ def _scale_tensor(scale, q: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | 
     raise ValueError(f"scale must be None, a finite number > 0, or a tensor, got {type(scale).__name__}")
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    # Scores, softmax and the accumulator in at least float32, whatever the input (bf16 logits would lose ~3
-    # significant digits and the online-softmax rescaling would compound them).
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 # ------------------------------------------------------------------------------------ rotated q/k variants
 
 
@@ -234,10 +213,10 @@ def rerope_attention_reference(
     matrix and the clipped score matrix in full, takes the first where i - j < w (|i - j| < w when non-causal) and
     the second elsewhere, masks, softmaxes, multiplies by v.
     """
-    window, leaky_k = _check_window(window), _check_leaky_k(leaky_k)
+    window, leaky_k = _window(window), _checks.leaky_k(leaky_k)
     _check_qkv(q, k, v)
     inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
-    dtype = _compute_dtype(q.dtype)
+    dtype = compute_dtype(q.dtype)
     scale = _scale_tensor(scale, q, dtype)
     qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
     pairs = _rotated_pairs(qf, kf, inv_freq, window, leaky_k, bool(causal))
@@ -338,7 +317,7 @@ class _BlockwiseReRoPE(torch.autograd.Function):
         buf = v.new_empty(B * min(block_q, n) * min(block_k, n))
         for q0 in range(0, n, block_q):
             q1 = min(q0 + block_q, n)
-            m = l = None
+            m = row_sum = None
             acc = v.new_zeros(B, q1 - q0, dv)
             for k0, k1 in _key_chunks(q0, q1, n, window, causal, block_k):
                 s, _, _ = _tile_scores(pairs, q0, q1, k0, k1, window, causal, buf)
@@ -347,17 +326,17 @@ class _BlockwiseReRoPE(torch.autograd.Function):
                     # the first chunk starts at key 0, which every row sees, so m is finite from here on
                     m = row_max
                     p = s.sub_(m).exp_()
-                    l = p.sum(dim=-1, keepdim=True)
+                    row_sum = p.sum(dim=-1, keepdim=True)
                 else:
                     m_new = torch.maximum(m, row_max)
                     corr = torch.exp(m - m_new)  # rescale what was accumulated under the old max
                     p = s.sub_(m_new).exp_()  # masked entries: exp(-inf) = 0
-                    l = l.mul_(corr).add_(p.sum(dim=-1, keepdim=True))
+                    row_sum = row_sum.mul_(corr).add_(p.sum(dim=-1, keepdim=True))
                     acc.mul_(corr)
                     m = m_new
                 acc.baddbmm_(p, v[:, k0:k1])
-            out[:, q0:q1] = acc.div_(l)
-            lse[:, q0:q1] = m + torch.log(l)
+            out[:, q0:q1] = acc.div_(row_sum)
+            lse[:, q0:q1] = m + torch.log(row_sum)
         ctx.save_for_backward(v, out, lse, *flat)
         ctx.config = (window, causal, block_q, block_k)
         return out
@@ -430,13 +409,12 @@ def rerope_attention(
         (..., seq, head_dim_v) in the dtype of q. Computation (rotation, scores, softmax, accumulation) runs in
         float32 (float64 for float64 input). Differentiable in q, k, v (and a tensor scale).
     """
-    window, leaky_k = _check_window(window), _check_leaky_k(leaky_k)
+    window, leaky_k = _window(window), _checks.leaky_k(leaky_k)
     _check_qkv(q, k, v)
     inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
     for name, b in (("block_q", block_q), ("block_k", block_k)):
-        if not isinstance(b, int) or isinstance(b, bool) or b < 1:
-            raise ValueError(f"{name} must be a positive integer, got {b!r}")
-    dtype = _compute_dtype(q.dtype)
+        _checks.positive_int(name, b)
+    dtype = compute_dtype(q.dtype)
     scale = _scale_tensor(scale, q, dtype)
     causal = bool(causal)
     lead, (n, d), dv = q.shape[:-2], q.shape[-2:], v.shape[-1]
@@ -481,7 +459,7 @@ def rerope_decode_step(
         (..., 1, head_dim_v) in q's dtype; equal, to float32 rounding, to row t of :func:`rerope_attention` over
         positions 0..t.
     """
-    window, leaky_k = _check_window(window), _check_leaky_k(leaky_k)
+    window, leaky_k = _window(window), _checks.leaky_k(leaky_k)
     if not isinstance(cache, RawKVCache):
         raise ValueError(f"cache must be a rope_lib.decoding.RawKVCache, got {type(cache).__name__}")
     if len(cache) == 0:
@@ -495,7 +473,7 @@ def rerope_decode_step(
     if q.shape[-1] % 2:
         raise ValueError(f"head_dim (q.shape[-1]) must be even for RoPE, got {q.shape[-1]}")
     inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
-    dtype = _compute_dtype(q.dtype)
+    dtype = compute_dtype(q.dtype)
     scale = _scale_tensor(scale, q, dtype)
     n = keys.shape[-2]
     r = (n - 1) - torch.arange(n, device=keys.device, dtype=torch.float64)  # t - j >= 0
@@ -504,4 +482,11 @@ def rerope_decode_step(
     return (torch.softmax(s, dim=-1) @ values.to(dtype)).to(q.dtype)
 
 
-__all__ = ["rerope_attention", "rerope_attention_reference", "rerope_decode_step", "rerope_relative_position", "BLOCK_Q", "BLOCK_K"]
+__all__ = [
+    "rerope_attention",
+    "rerope_attention_reference",
+    "rerope_decode_step",
+    "rerope_relative_position",
+    "BLOCK_Q",
+    "BLOCK_K",
+]

@@ -18,12 +18,15 @@ from typing import Literal
 
 import torch
 
+from . import _checks
+from ._checks import compute_dtype
+
 Layout = Literal["half_split", "interleaved"]
 LAYOUTS: tuple[str, ...] = ("half_split", "interleaved")
 
 
 def _check_even(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or value % 2:
+    if _checks.positive_int(name, value) % 2:
         raise ValueError(f"{name} must be a positive even integer, got {value!r}")
 
 
@@ -53,12 +56,6 @@ def angles(positions: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
     """
     positions = torch.as_tensor(positions)
     return positions.to(torch.float64)[..., None] * torch.as_tensor(inv_freq).to(torch.float64)
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    # Rotate in at least float32 and round once at the end: bf16 input then matches a float64 reference
-    # to bf16 rounding instead of accumulating two extra roundings.
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def apply_rope(
@@ -99,7 +96,7 @@ def apply_rope(
             f"positions must have last dimension seq = x.shape[-2] = {x.shape[-2]}, got shape {tuple(positions.shape)}"
         )
 
-    dtype = _compute_dtype(x.dtype)
+    dtype = compute_dtype(x.dtype)  # rotate in >= float32, round once at the end
     theta = angles(positions, inv_freq.to(x.device))  # float64 (..., seq, d/2)
     cos = (torch.cos(theta) * attention_factor).to(dtype)
     sin = (torch.sin(theta) * attention_factor).to(dtype)

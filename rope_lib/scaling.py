@@ -38,8 +38,8 @@ Two remarks of ours (shown in notebook 03): the published NTK-by-parts ramp is l
 Llama 3's rule is the published ramp with (alpha, beta) = (low_freq_factor, high_freq_factor) = (1, 4).
 
 Length-dependent methods (``dynamic``, ``dynamic_yarn``, ``longrope``) read ``seq_len``; their keys must be cached
-*un-rotated* to decode exactly: :func:`dynamic_rope_step` does that with a :class:`rope_lib.decoding.RawKVCache`,
-and :func:`stale_cache_error` measures how far the usual rotate-once cache drifts from a full recompute.
+*un-rotated* to decode exactly: :func:`rope_lib.decoding.dynamic_rope_step` does that with a raw-key cache, and
+:func:`rope_lib.decoding.stale_cache_error` measures how far the usual rotate-once cache drifts from a full recompute.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ from typing import Any
 
 import torch
 
-from .decoding import RawKVCache
-from .rope import apply_rope, inv_freq
+from ._checks import positive_int
+from .rope import inv_freq
 
 Frequencies = tuple[torch.Tensor, float]
 
@@ -81,7 +81,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(float(value))
 
 
-def _number(name: str, value: Any, *, low: float | None = None, low_open: bool = False, high: float | None = None) -> float:
+def _number(
+    name: str, value: Any, *, low: float | None = None, low_open: bool = False, high: float | None = None
+) -> float:
     if not _is_number(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     value = float(value)
@@ -93,9 +95,7 @@ def _number(name: str, value: Any, *, low: float | None = None, low_open: bool =
 
 
 def _integer(name: str, value: Any, *, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
+    return positive_int(name, value, low=low)
 
 
 def _rotary_dim(name: str, value: Any, *, low: int = 2) -> int:
@@ -359,7 +359,9 @@ def llama3_frequencies(
     low = _number("low_freq_factor", low_freq_factor, low=0.0, low_open=True)
     high = _number("high_freq_factor", high_freq_factor, low=0.0, low_open=True)
     if not high > low:
-        raise ValueError(f"high_freq_factor must be > low_freq_factor, got high={high_freq_factor!r}, low={low_freq_factor!r}")
+        raise ValueError(
+            f"high_freq_factor must be > low_freq_factor, got high={high_freq_factor!r}, low={low_freq_factor!r}"
+        )
     return ntk_by_parts_frequencies(rotary_dim, base, factor, original_length, alpha=low, beta=high)
 
 
@@ -481,7 +483,9 @@ def _key_number(params: Mapping[str, Any], key: str, *, low: float, low_open: bo
 def _rope_type(params: Mapping[str, Any]) -> str:
     new, old = params.get("rope_type"), params.get("type")
     if new is not None and old is not None and new != old:
-        raise ValueError(f"rope_parameters['rope_type'] = {new!r} and the legacy rope_parameters['type'] = {old!r} disagree")
+        raise ValueError(
+            f"rope_parameters['rope_type'] = {new!r} and the legacy rope_parameters['type'] = {old!r} disagree"
+        )
     rope_type = new if new is not None else (old if old is not None else "default")
     if rope_type not in ROPE_TYPES:
         key = "rope_type" if new is not None else "type"
@@ -533,7 +537,8 @@ def frequencies(params: Mapping[str, Any], head_dim: int, seq_len: int | None = 
         raise ValueError(f"params must be a dict of rope parameters, got {type(params).__name__}")
     if params and all(isinstance(v, Mapping) for v in params.values()):
         raise ValueError(
-            f"params looks nested per layer type (keys {sorted(params)}); pass one of them, e.g. params[{next(iter(params))!r}]"
+            f"params looks nested per layer type (keys {sorted(params)}); pass one of them, "
+            f"e.g. params[{next(iter(params))!r}]"
         )
     rope_type = _rope_type(params)
     required, optional = _KEYS[rope_type]
@@ -604,104 +609,15 @@ def frequencies(params: Mapping[str, Any], head_dim: int, seq_len: int | None = 
             raise _bad("high_freq_factor", high, f"> rope_parameters['low_freq_factor'] = {low:g}")
         return llama3_frequencies(d, base, factor, L, low, high)
     # longrope
-    lists = {key: _per_pair(f"rope_parameters[{key!r}]", params[key], d // 2) for key in ("short_factor", "long_factor")}
+    lists = {
+        key: _per_pair(f"rope_parameters[{key!r}]", params[key], d // 2) for key in ("short_factor", "long_factor")
+    }
     attention_factor = _key_number(params, "attention_factor", low=0.0, low_open=True)
     if factor is None and attention_factor is None:
         raise ValueError(
             "rope_parameters['factor'] (or 'attention_factor') is required for rope_type 'longrope': "
             "the attention factor sqrt(1 + ln s / ln L) needs s"
         )
-    return longrope_frequencies(d, base, lists["short_factor"], lists["long_factor"], L, seq_len, factor, attention_factor)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# length-dependent frequencies while decoding
-
-
-def dynamic_rope_step(
-    cache: RawKVCache,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    params: Mapping[str, Any],
-    *,
-    layout: str = "half_split",
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One prefill or decode step with frequencies for the *current* length, exact for any rope_type.
-
-    Appends the un-rotated ``k``, ``v`` (..., new, head_dim) to ``cache``, then rotates every cached key (positions
-    0..n-1) and the new queries ``q`` (..., new, head_dim; positions n-new..n-1) with
-    ``frequencies(params, head_dim, seq_len=n)``, n = len(cache). Attending with the result equals the last ``new``
-    rows of a full forward over all n tokens: prefill-then-decode is a full recompute, at the price of re-rotating
-    the n cached keys per step.
-
-    Returns (q_rot, keys_rot, values): shapes (..., new, head_dim), (..., n, head_dim), (..., n, head_dim).
-    """
-    if q.shape[:-2] != k.shape[:-2] or q.shape[-1] != k.shape[-1] or q.shape[-2] != k.shape[-2]:
-        raise ValueError(f"q and k must both be (..., new, head_dim), got {tuple(q.shape)} and {tuple(k.shape)}")
-    keys, values = cache.append(k, v)
-    n, new = len(cache), q.shape[-2]
-    theta, af = frequencies(params, q.shape[-1], seq_len=n)
-    positions = torch.arange(n, device=q.device)
-    k_rot = apply_rope(keys, positions, theta, layout=layout, attention_factor=af)
-    q_rot = apply_rope(q, positions[n - new :], theta, layout=layout, attention_factor=af)
-    return q_rot, k_rot, values
-
-
-def _causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax attention of the last q.shape[-2] positions over all k.shape[-2]; returns (output, logits)."""
-    new, n = q.shape[-2], k.shape[-2]
-    logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    row = torch.arange(n - new, n, device=q.device)[:, None]
-    logits = logits.masked_fill(torch.arange(n, device=q.device)[None, :] > row, float("-inf"))
-    return torch.softmax(logits, dim=-1) @ v, logits
-
-
-def stale_cache_error(
-    params: Mapping[str, Any],
-    head_dim: int,
-    prefill_len: int,
-    total_len: int,
-    *,
-    heads: int = 4,
-    seed: int = 0,
-) -> dict[str, float]:
-    """How far the rotate-once ("stale") KV cache drifts from a full recompute for length-dependent rope types.
-
-    Random float64 q, k, v (``heads`` heads) are decoded three ways: (1) a full forward over the first t tokens for
-    every t (the reference, last row); (2) :func:`dynamic_rope_step` with a raw-key cache; (3) the usual cache, as
-    transformers decodes: each key rotated once with the frequencies of the length at which it was cached
-    (the prefill with seq_len = prefill_len, token t with seq_len = t + 1), the query with the current ones.
-
-    Returns max absolute differences from the reference over the decode steps:
-    ``exact_output``/``exact_logit`` (should be ~1e-15) and ``stale_output``/``stale_logit``.
-    """
-    _integer("prefill_len", prefill_len, low=1)
-    _integer("total_len", total_len, low=prefill_len + 1)
-    gen = torch.Generator().manual_seed(_integer("seed", seed, low=0))
-    q, k, v = (torch.randn(heads, total_len, head_dim, generator=gen, dtype=torch.float64) for _ in range(3))
-
-    exact_cache, stale_keys = RawKVCache(), []
-    worst = dict.fromkeys(("exact_output", "exact_logit", "stale_output", "stale_logit"), 0.0)
-    for start, stop in [(0, prefill_len)] + [(t, t + 1) for t in range(prefill_len, total_len)]:
-        # reference: a full forward over tokens 0..stop-1, rows start..stop-1
-        theta, af = frequencies(params, head_dim, seq_len=stop)
-        pos = torch.arange(stop)
-        ref_out, ref_logits = _causal_attention(
-            apply_rope(q[:, start:stop], pos[start:], theta, attention_factor=af),
-            apply_rope(k[:, :stop], pos, theta, attention_factor=af),
-            v[:, :stop],
-        )
-        # exact: raw keys re-rotated every step
-        q_rot, k_rot, values = dynamic_rope_step(exact_cache, q[:, start:stop], k[:, start:stop], v[:, start:stop], params)
-        out, logits = _causal_attention(q_rot, k_rot, values)
-        # stale: the new keys rotated now, the old ones kept as they were rotated
-        stale_keys.append(apply_rope(k[:, start:stop], pos[start:], theta, attention_factor=af))
-        s_out, s_logits = _causal_attention(q_rot, torch.cat(stale_keys, dim=-2), values)
-        if start == 0:
-            continue  # the prefill itself is identical by construction
-        finite = torch.isfinite(ref_logits)
-        for name, o, lg in (("exact", out, logits), ("stale", s_out, s_logits)):
-            worst[f"{name}_output"] = max(worst[f"{name}_output"], float((o - ref_out).abs().max()))
-            worst[f"{name}_logit"] = max(worst[f"{name}_logit"], float((lg - ref_logits)[finite].abs().max()))
-    return worst
+    return longrope_frequencies(
+        d, base, lists["short_factor"], lists["long_factor"], L, seq_len, factor, attention_factor
+    )

@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -28,9 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import _checks
 from .data import Corpus, load_corpus, make_test_set, train_batch
 from .model import ModelConfig, PositionScheme, RoPELM
-from .utils import cache_dir, pick_device
+from .utils import autocast, cache_dir, pick_device, torch_threads
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout or the training loop's semantics change
 
@@ -57,9 +57,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "save_every"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            _checks.positive_int(name, getattr(self, name))
         if not isinstance(self.warmup_steps, int) or not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps must be an int in [0, steps={self.steps}], got {self.warmup_steps!r}")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
@@ -99,12 +97,7 @@ def checkpoint_dir(model_cfg: ModelConfig, train_cfg: TrainConfig, corpus: Corpu
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _checks.atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _latest_step_file(folder: Path) -> Path | None:
@@ -121,25 +114,15 @@ def _optimizer(model: RoPELM, cfg: TrainConfig) -> torch.optim.AdamW:
 
 @contextlib.contextmanager
 def _torch_settings(num_threads: int | None, deterministic: bool):
-    old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
     old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    try:
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
-        if deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        yield
-    finally:
-        torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
-
-
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA (when enabled), a no-op elsewhere."""
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    with torch_threads(num_threads):
+        try:
+            if deterministic:
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            yield
+        finally:
+            torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
 
 
 @torch.no_grad()
@@ -213,7 +196,9 @@ def train(
         if use_cache:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "config.json").write_text(
-                json.dumps({"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "data": corpus.summary()}, indent=1)
+                json.dumps(
+                    {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "data": corpus.summary()}, indent=1
+                )
             )
         # torch.compile only for CUDA training (the CPU smoke profile stays eager); evaluation always runs eagerly,
         # since every test length and scheme would trigger a recompilation.
@@ -225,7 +210,9 @@ def train(
         model.train()
         t0, session_start = time.perf_counter(), start
         # progress=False forces the bar off; otherwise tqdm decides (TQDM_DISABLE=1 in the environment turns it off).
-        bar = tqdm(total=train_cfg.steps, initial=start, desc="train", leave=False, **({} if progress else {"disable": True}))
+        bar = tqdm(
+            total=train_cfg.steps, initial=start, desc="train", leave=False, **({} if progress else {"disable": True})
+        )
         running = None
         for step in range(start, stop):
             for group in opt.param_groups:
@@ -237,7 +224,9 @@ def train(
                 except Exception as err:  # noqa: BLE001 - only a failing first compiled call is recovered
                     if fwd is model or step != start:
                         raise
-                    warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); training without it", stacklevel=2)
+                    warnings.warn(
+                        f"torch.compile failed ({type(err).__name__}: {err}); training without it", stacklevel=2
+                    )
                     fwd = model
                     logits = fwd(x[:, :-1], train_cfg.scheme)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1))

@@ -8,6 +8,7 @@ touches the committed figures and results), ``ROPE_CACHE_DIR`` (trained checkpoi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
@@ -78,3 +79,22 @@ def pick_device(device: str | None = None) -> torch.device:
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for but CUDA is not available here")
     return chosen
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None):
+    """Fix torch's CPU thread count for the duration (None: leave it); the smoke profile uses 2 for determinism."""
+    old = torch.get_num_threads()
+    try:
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA (when enabled), a no-op elsewhere."""
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -35,8 +35,10 @@ def main(regenerated: Path, committed: Path) -> int:
             problems.append(f"differs from the committed file: {name}")
     for line in problems:
         print(f"check_figures: {line}", file=sys.stderr)
-    print(f"check_figures: {same}/{exact} analytic figure files byte-identical, "
-          f"{len(made & inexact)} trained-model figure files regenerated")
+    print(
+        f"check_figures: {same}/{exact} analytic figure files byte-identical, "
+        f"{len(made & inexact)} trained-model figure files regenerated"
+    )
     return 1 if problems else 0
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rope_lib.experiments import extrapolation as ex
+from rope_lib.experiments import harness as hx
 
-# Small enough to train a few steps in a unit test; same keys as ex.PROFILE_SETTINGS["smoke"].
+# Small enough to train a few steps in a unit test; same keys as hx.PROFILE_SETTINGS["smoke"].
 TINY_PROFILE = {
     "model": dict(d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=48, train_length=16),
     "train": dict(steps=3, batch_size=4, lr=3e-3, warmup_steps=1, save_every=10),
@@ -22,5 +22,5 @@ def tiny_profile(tmp_path, monkeypatch):
     """The "smoke" profile replaced by TINY_PROFILE, with caches and results under tmp_path (returned)."""
     monkeypatch.setenv("ROPE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("ROPE_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setitem(ex.PROFILE_SETTINGS, "smoke", TINY_PROFILE)
+    monkeypatch.setitem(hx.PROFILE_SETTINGS, "smoke", TINY_PROFILE)
     return tmp_path

@@ -31,8 +31,13 @@ BIN = Path(sys.executable).parent
 SOURCE = "01_rope_fundamentals.py"
 EXECUTED = "executed/01_rope_fundamentals.ipynb"
 CHROMIUM_FLAGS = [  # a closed network: no background connections, no GPU
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -80,8 +85,10 @@ def main() -> int:
     args = parser.parse_args()
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(chromium).exists():
-        print("lab_check: chromium not found; install Debian's chromium (apt-get install chromium) or set CHROMIUM",
-              file=sys.stderr)
+        print(
+            "lab_check: chromium not found; install Debian's chromium (apt-get install chromium) or set CHROMIUM",
+            file=sys.stderr,
+        )
         return 2
     from playwright.sync_api import sync_playwright
 
@@ -93,10 +100,20 @@ def main() -> int:
         "JUPYTERLAB_SETTINGS_DIR": str(scratch / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(scratch / "workspaces"),
     }
-    cmd = [str(BIN / "jupyter"), "lab", "--notebook-dir=notebooks", "--no-browser", f"--port={port}",
-           "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", "--allow-root"]
+    cmd = [
+        str(BIN / "jupyter"),
+        "lab",
+        "--notebook-dir=notebooks",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        "--allow-root",
+    ]
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    before = subprocess.run(["git", "status", "--porcelain", "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout
+    before = subprocess.run(
+        ["git", "status", "--porcelain", "notebooks"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
     problems: list[str] = []
     try:
         base = f"http://127.0.0.1:{port}"
@@ -124,7 +141,9 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
         shutil.rmtree(scratch, ignore_errors=True)
-    after = subprocess.run(["git", "status", "--porcelain", "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout
+    after = subprocess.run(
+        ["git", "status", "--porcelain", "notebooks"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
     if after != before:
         problems.append(f"opening and saving the notebooks changed files: {after.strip()}")
     for p in problems:

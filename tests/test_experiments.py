@@ -10,6 +10,7 @@ import pytest
 from rope_lib.experiments import EXPERIMENTS, REGISTRY, run_experiment, write_json
 from rope_lib.experiments import __main__ as cli
 from rope_lib.experiments import extrapolation as ex
+from rope_lib.experiments import harness as hx
 
 
 def test_registry():
@@ -34,7 +35,10 @@ def test_cli_unknown_method_lists_allowed(capsys, tiny_profile):
     [
         (["rerope", "--methods", "Foo"], "'rerope' does not take --methods (it takes no list options)"),
         (["inverse_leaky", "--methods", "Foo"], "'inverse_leaky' does not take --methods (it takes --variants)"),
-        (["inverse_leaky", "--variants", "Foo"], "unknown variants ['Foo']; allowed variants: ['invleaky', 'invleaky_b']"),
+        (
+            ["inverse_leaky", "--variants", "Foo"],
+            "unknown variants ['Foo']; allowed variants: ['invleaky', 'invleaky_b']",
+        ),
         (["extrapolation", "--variants", "invleaky"], "'extrapolation' does not take --variants (it takes --methods)"),
         (["extrapolation", "--methods", ","], "at least one methods is needed"),
         ([], "the experiment name is required; one of: extrapolation, inverse_leaky, rerope"),
@@ -93,13 +97,24 @@ def test_extrapolation_json(tiny_profile, capsys):
     path = tiny_profile / "results" / "smoke" / "extrapolation.json"
     assert capsys.readouterr().out.strip().endswith("extrapolation.json")
     r = json.loads(path.read_text())
-    assert {"experiment", "profile", "seed", "device", "versions", "git_sha", "config", "training", "timings", "rows",
-            "train_length_metrics"} <= set(r)
+    assert {
+        "experiment",
+        "profile",
+        "seed",
+        "device",
+        "versions",
+        "git_sha",
+        "config",
+        "training",
+        "timings",
+        "rows",
+        "train_length_metrics",
+    } <= set(r)
     assert {"torch", "numpy", "sympy", "python"} <= set(r["versions"])
     assert r["git_sha"] is None or len(r["git_sha"]) == 40
     assert {"train_wall_s", "train_tokens_per_s", "eval_s"} <= set(r["timings"])
     assert {"model", "model_log_n", "train", "eval", "corpus"} <= set(r["config"])
-    expected = [ex.row_name(m, v) for v, ms in (("none", ex.METHODS), ("dagger", ex.METHODS), ("trained", ex.METHODS)) for m in ms]
+    expected = [hx.row_name(m, v) for v in ("none", "dagger", "trained") for m in hx.METHODS]
     assert list(r["rows"]) == expected and len(expected) == 27
     cell = r["rows"]["NTK-mixed-log n-dagger"]["metrics"]["repeated"]["4"]
     assert {"acc", "loss", "last_window_loss", "acc_per_sample"} <= set(cell) and len(cell["acc_per_sample"]) == 3
@@ -108,7 +123,14 @@ def test_extrapolation_json(tiny_profile, capsys):
     # a second run reuses both trained models
     again = run_experiment("extrapolation", device="cpu", methods=["Baseline", "PI"], out=tiny_profile / "other")
     assert all(again["timings"]["train_cache_hit"].values())
-    assert list(again["rows"]) == ["Baseline", "PI", "Baseline-log n-dagger", "PI-log n-dagger", "Baseline-log n", "PI-log n"]
+    assert list(again["rows"]) == [
+        "Baseline",
+        "PI",
+        "Baseline-log n-dagger",
+        "PI-log n-dagger",
+        "Baseline-log n",
+        "PI-log n",
+    ]
 
 
 def test_write_json_is_atomic(tmp_path):
@@ -121,7 +143,7 @@ def test_write_json_is_atomic(tmp_path):
 
 
 def test_rerope_json(tiny_profile, monkeypatch):
-    from rope_lib.experiments import rerope as rx
+    from rope_lib.experiments import rerope_eval as rx
 
     monkeypatch.setattr(rx, "SWEEP_MULT", 4)  # the tiny profile tests 2x and 4x only
     r = run_experiment("rerope", device="cpu", progress=False)
@@ -129,7 +151,9 @@ def test_rerope_json(tiny_profile, monkeypatch):
     assert {"experiment", "schema", "profile", "seed", "device", "versions", "git_sha"} <= set(r)
     main, window, leak = (r["rows"][g] for g in ("main", "window", "leak"))
     assert {"ReRoPE", "Leaky ReRoPE-log n-dagger", "YaRN-log n"} <= set(main)
-    assert main["ReRoPE"]["window"] == 8 and main["Leaky ReRoPE"]["window"] == 4 and main["Leaky ReRoPE"]["leaky_k"] == 16
+    assert (
+        main["ReRoPE"]["window"] == 8 and main["Leaky ReRoPE"]["window"] == 4 and main["Leaky ReRoPE"]["leaky_k"] == 16
+    )
     assert set(main["ReRoPE"]["metrics"]["repeated"]) == {"2", "4"}  # main rows at every test length
     assert set(window["ReRoPE-w16-log n"]["metrics"]["repeated"]) == {"4"}  # sweeps at SWEEP_MULT only
     assert [row["window"] for name, row in window.items() if name.endswith("log n")] == [2, 4, 6, 8, 12, 16]

@@ -1,4 +1,6 @@
-"""rope_lib.experiments.inverse_leaky: Su's InvLeaky ReRoPE recipe, coverage of the test range, the JSON (tiny profile)."""
+"""rope_lib.experiments.inverse_leaky: Su's InvLeaky ReRoPE recipe, coverage of the test range, the JSON.
+
+The JSON test runs on the tiny profile."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ import numpy as np
 import pytest
 
 from rope_lib.experiments import EXPERIMENTS, REGISTRY, run_experiment
-from rope_lib.experiments import extrapolation as ex
+from rope_lib.experiments import harness as hx
 from rope_lib.experiments import inverse_leaky as il
 from rope_lib.model import PositionScheme
+
 
 @pytest.fixture()
 def tiny_timed(tiny_profile, monkeypatch):
@@ -55,7 +58,7 @@ def test_trained_positions_dense_inside_sparse_outside():
 
 
 def test_configs_match_notebook_04_budget():
-    _, model_log_n, train_cfg, _ = ex.settings("smoke", 0)
+    _, model_log_n, train_cfg, _ = hx.settings("smoke", 0)
     cfgs = il.invleaky_configs("smoke", 0, 16, il.VARIANTS)
     (m, t), (mb, tb) = cfgs["invleaky"], cfgs["invleaky_b"]
     assert m == model_log_n and m.train_log_n
@@ -79,8 +82,17 @@ def test_inverse_leaky_json(tiny_timed):
     c = r["config"]
     assert c["scale"] == 4 and c["window"] == 4 and c["leaky_k"] == 1 / 8  # s = largest multiple, w = L/4
     assert r["coverage"]["max_trained_relative_position"] >= r["coverage"]["max_test_relative_position"]
-    expected = ["Baseline", "NTK-fixed", "YaRN", "Baseline-log n", "NTK-fixed-log n", "YaRN-log n", "ReRoPE-w4-log n",
-                "InvLeaky ReRoPE-w4-log n", "InvLeaky ReRoPE-w4-b4-log n"]
+    expected = [
+        "Baseline",
+        "NTK-fixed",
+        "YaRN",
+        "Baseline-log n",
+        "NTK-fixed-log n",
+        "YaRN-log n",
+        "ReRoPE-w4-log n",
+        "InvLeaky ReRoPE-w4-log n",
+        "InvLeaky ReRoPE-w4-b4-log n",
+    ]
     assert list(r["rows"]) == expected
     for name in expected[-2:]:  # inference with plain RoPE (SDPA) at every length
         assert all(PositionScheme.from_dict(sch) == PositionScheme() for sch in r["rows"][name]["schemes"].values())
@@ -90,9 +102,17 @@ def test_inverse_leaky_json(tiny_timed):
     assert len(cell["acc_per_sample"]) == 3
     assert set(r["train_length_metrics"]) == {"plain", "log_n", "invleaky", "invleaky_b"}
     wide = r["train_length_wide"]
-    assert set(wide["metrics"]) == {"plain", "log_n", "invleaky", "invleaky_b", "invleaky (training scheme)",
-                                    "invleaky_b (training scheme)"}
-    assert len(wide["metrics"]["invleaky"]["repeated"]["acc_per_sample"]) == wide["n_samples"] == il.TRAIN_LENGTH_SAMPLES
+    assert set(wide["metrics"]) == {
+        "plain",
+        "log_n",
+        "invleaky",
+        "invleaky_b",
+        "invleaky (training scheme)",
+        "invleaky_b (training scheme)",
+    }
+    assert (
+        len(wide["metrics"]["invleaky"]["repeated"]["acc_per_sample"]) == wide["n_samples"] == il.TRAIN_LENGTH_SAMPLES
+    )
     keys = {v: r["training"][v]["key"] for v in r["training"]}
     assert len(set(keys.values())) == 4  # four distinct checkpoints
     o = r["training_overhead"]

@@ -71,7 +71,9 @@ def test_rotation_matches_apply_rope():
     ref = apply_rope(x, torch.arange(40), inv, attention_factor=1.3)
     torch.testing.assert_close(rotate_half_split(x, cos2.double(), sin2.double()), ref, rtol=1e-6, atol=1e-6)
     xf = x.float()
-    torch.testing.assert_close(rotate_half_split(xf, cos2, sin2), apply_rope(xf, torch.arange(40), inv, attention_factor=1.3))
+    torch.testing.assert_close(
+        rotate_half_split(xf, cos2, sin2), apply_rope(xf, torch.arange(40), inv, attention_factor=1.3)
+    )
 
 
 def test_schemes_switch_at_evaluation_time():
@@ -108,7 +110,10 @@ def test_rerope_window_covering_the_sequence_is_plain_rope():
         torch.testing.assert_close(m(x, PositionScheme(attention="rerope", window=2 * L)), m(x), rtol=1e-4, atol=1e-4)
         yarn = {"rope_type": "yarn", "factor": 2.0}  # attention factor folded into q and k for ReRoPE
         torch.testing.assert_close(
-            m(x, PositionScheme(yarn, attention="rerope", window=2 * L)), m(x, PositionScheme(yarn)), rtol=1e-4, atol=1e-4
+            m(x, PositionScheme(yarn, attention="rerope", window=2 * L)),
+            m(x, PositionScheme(yarn)),
+            rtol=1e-4,
+            atol=1e-4,
         )
 
 
@@ -153,7 +158,9 @@ def test_scheme_validation_and_keys():
     s = PositionScheme(params)
     params["factor"] = 3.0  # the scheme keeps its own copy
     assert s.rope_parameters["factor"] == 2.0
-    assert PositionScheme.from_dict(s.to_dict()) == s and hash(s) == hash(PositionScheme({"rope_type": "linear", "factor": 2.0}))
+    assert PositionScheme.from_dict(s.to_dict()) == s and hash(s) == hash(
+        PositionScheme({"rope_type": "linear", "factor": 2.0})
+    )
     with pytest.raises(ValueError, match="mlp"):
         ModelConfig(mlp="relu")
     with pytest.raises(ValueError, match="head_dim"):

@@ -73,4 +73,8 @@ def test_executed_notebook_kernelspec_matches_the_kernel(source: Path):
 
     nb = nbformat.read(ROOT / "notebooks" / "executed" / f"{source.stem}.ipynb", as_version=4)
     spec = KernelSpecManager().get_kernel_spec("python3")
-    assert nb.metadata["kernelspec"] == {"display_name": spec.display_name, "language": spec.language, "name": "python3"}
+    assert nb.metadata["kernelspec"] == {
+        "display_name": spec.display_name,
+        "language": spec.language,
+        "name": "python3",
+    }

@@ -146,7 +146,10 @@ def test_gradcheck_float64():
     q, k, v = qkv((), 7, 4, dtype=torch.float64, seed=3, requires_grad=True)
     f = inv_freq(4)
     for leak, causal in [(4.0, True), (2.0, False)]:
-        fn = lambda q, k, v: rerope_attention(q, k, v, f, window=2, leaky_k=leak, causal=causal, block_q=3, block_k=2)
+
+        def fn(q, k, v, leak=leak, causal=causal):
+            return rerope_attention(q, k, v, f, window=2, leaky_k=leak, causal=causal, block_q=3, block_k=2)
+
         assert torch.autograd.gradcheck(fn, (q, k, v))
 
 

@@ -100,7 +100,8 @@ def test_partial_rotary_passes_rest_through():
 def test_attention_factor_scales_cos_and_sin():
     x = torch.randn(3, 8, dtype=torch.float64)
     torch.testing.assert_close(
-        apply_rope(x, torch.arange(3), inv_freq(8), attention_factor=1.5), 1.5 * apply_rope(x, torch.arange(3), inv_freq(8))
+        apply_rope(x, torch.arange(3), inv_freq(8), attention_factor=1.5),
+        1.5 * apply_rope(x, torch.arange(3), inv_freq(8)),
     )
 
 
@@ -122,7 +123,10 @@ def test_layout_conversion_roundtrip_and_equivalence(rotary_dim):
     conv = convert_layout(x, src="interleaved", dst="half_split", head_dim=head_dim, rotary_dim=rotary_dim)
     a = convert_layout(
         apply_rope(xi, pos, theta, layout="interleaved").transpose(0, 1).reshape(5, -1),
-        src="interleaved", dst="half_split", head_dim=head_dim, rotary_dim=rotary_dim,
+        src="interleaved",
+        dst="half_split",
+        head_dim=head_dim,
+        rotary_dim=rotary_dim,
     )
     b = apply_rope(conv.view(5, heads, head_dim).transpose(0, 1), pos, theta).transpose(0, 1).reshape(5, -1)
     torch.testing.assert_close(a, b)
@@ -158,7 +162,10 @@ def test_converted_weights_give_the_same_logits():
         (lambda: apply_rope(torch.randn(4, 8), torch.arange(4), inv_freq(8), layout="neox"), "layout"),
         (lambda: apply_rope(torch.arange(32).view(4, 8), torch.arange(4), inv_freq(8)), "floating"),
         (lambda: convert_layout(torch.randn(10), src="half_split", dst="interleaved", head_dim=4), "multiple"),
-        (lambda: convert_layout(torch.randn(8), src="half_split", dst="interleaved", head_dim=4, rotary_dim=6), "rotary_dim"),
+        (
+            lambda: convert_layout(torch.randn(8), src="half_split", dst="interleaved", head_dim=4, rotary_dim=6),
+            "rotary_dim",
+        ),
         (lambda: convert_layout(torch.randn(8), src="half", dst="interleaved"), "layout"),
     ],
 )
@@ -176,7 +183,11 @@ def test_paths_and_profiles(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="device"):
         rope_lib.pick_device("tpu:0")
     assert rope_lib.pick_device("cpu").type == "cpu"
-    assert rope_lib.pick_device("auto") == rope_lib.pick_device(None) == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert (
+        rope_lib.pick_device("auto")
+        == rope_lib.pick_device(None)
+        == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
 
 
 def test_savefig_is_deterministic(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import rope_lib
+from rope_lib import decoding
 from rope_lib import scaling as S
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -104,7 +105,9 @@ def test_parity_default(head_dim):
             config = hf_config(params, head_dim, 4096)
         else:
             config = GPTNeoXConfig(hidden_size=4 * head_dim, num_attention_heads=4, rope_parameters=dict(params))
-        assert_parity(S.frequencies(dict(config.rope_parameters), head_dim), hf_frequencies(config), f"default {prf} {base}")
+        assert_parity(
+            S.frequencies(dict(config.rope_parameters), head_dim), hf_frequencies(config), f"default {prf} {base}"
+        )
 
 
 @pytest.mark.parametrize("head_dim", HEAD_DIMS)
@@ -116,7 +119,9 @@ def test_parity_linear(head_dim):
 def test_parity_dynamic(head_dim):
     # max_position_embeddings = L so that transformers' and rope_lib's "original length" agree
     seq_lens = (None, lambda L: L // 2, lambda L: L, lambda L: L + 1, lambda L: 3 * L + 7)
-    n = run_grid("dynamic", head_dim, lambda s, L, d: {"factor": s}, max_pos=lambda s, L: L, seq_lens=seq_lens, dynamic=True)
+    n = run_grid(
+        "dynamic", head_dim, lambda s, L, d: {"factor": s}, max_pos=lambda s, L: L, seq_lens=seq_lens, dynamic=True
+    )
     assert n == len(GRID) * len(seq_lens)
 
 
@@ -144,11 +149,20 @@ def test_parity_yarn(head_dim, truncate):
 )
 def test_parity_yarn_options(extra):
     for truncate, (prf, base, factor, L) in itertools.product((True, False), GRID[::5]):
-        params = {"rope_type": "yarn", "rope_theta": base, "partial_rotary_factor": prf, "factor": factor,
-                  "original_max_position_embeddings": L, "truncate": truncate, **extra}
+        params = {
+            "rope_type": "yarn",
+            "rope_theta": base,
+            "partial_rotary_factor": prf,
+            "factor": factor,
+            "original_max_position_embeddings": L,
+            "truncate": truncate,
+            **extra,
+        }
         config = hf_config(params, 128, int(factor * L))
         unscaled = None if truncate else rope_lib.inv_freq(int(128 * prf), base)
-        assert_parity(S.frequencies(dict(config.rope_parameters), 128), hf_frequencies(config), f"yarn {params}", unscaled)
+        assert_parity(
+            S.frequencies(dict(config.rope_parameters), 128), hf_frequencies(config), f"yarn {params}", unscaled
+        )
 
 
 @pytest.mark.parametrize("head_dim", HEAD_DIMS)
@@ -159,8 +173,14 @@ def test_parity_llama3(head_dim):
     assert run_grid("llama3", head_dim, params, max_pos=lambda s, L: int(s * L)) == len(GRID)
     # other (low, high) pairs, incl. non-integers
     for low, high in ((0.5, 2.0), (2.0, 16.0), (1.0, 1.5)):
-        p = {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0, "original_max_position_embeddings": 8192,
-             "low_freq_factor": low, "high_freq_factor": high}
+        p = {
+            "rope_type": "llama3",
+            "rope_theta": 5e5,
+            "factor": 8.0,
+            "original_max_position_embeddings": 8192,
+            "low_freq_factor": low,
+            "high_freq_factor": high,
+        }
         config = hf_config(p, head_dim, 65536)
         assert_parity(S.frequencies(dict(config.rope_parameters), head_dim), hf_frequencies(config), f"llama3 {p}")
 
@@ -188,9 +208,20 @@ def test_llama_config_dicts_pass_unchanged():
         {},
         {"rope_theta": 5e5, "partial_rotary_factor": 0.5},
         {"rope_scaling": {"type": "linear", "factor": 2.0}},
-        {"rope_parameters": {"rope_type": "yarn", "factor": 4.0}},  # original length filled from max_position_embeddings
-        {"rope_parameters": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                             "rope_theta": 5e5, "original_max_position_embeddings": 8192}, "max_position_embeddings": 131072},
+        {
+            "rope_parameters": {"rope_type": "yarn", "factor": 4.0}
+        },  # original length filled from max_position_embeddings
+        {
+            "rope_parameters": {
+                "rope_type": "llama3",
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "rope_theta": 5e5,
+                "original_max_position_embeddings": 8192,
+            },
+            "max_position_embeddings": 131072,
+        },
     ):
         config = LlamaConfig(**kwargs)
         head_dim = config.head_dim
@@ -257,7 +288,9 @@ def test_ntk_closed_forms(s):
 def test_su_llama2_patch_mixed():
     # Su's LLaMA-2 patch: k = 12, p = 0.75, inv_freq_i = b^(-2i/d) exp(-a (i+1)^p), a (d/2)^p = ln k
     a = math.log(12) / (D / 2) ** 0.75
-    closed = torch.tensor([B ** (-2 * i / D) * math.exp(-a * (i + 1) ** 0.75) for i in range(D // 2)], dtype=torch.float64)
+    closed = torch.tensor(
+        [B ** (-2 * i / D) * math.exp(-a * (i + 1) ** 0.75) for i in range(D // 2)], dtype=torch.float64
+    )
     torch.testing.assert_close(S.ntk_mixed_frequencies(D, B, 12.0, 0.75)[0], closed, rtol=1e-12, atol=0)
 
 
@@ -298,7 +331,9 @@ def test_llama3_is_published_ntk_by_parts():
         # and the ramp is linear in rotations r = L theta / (2 pi)
         r = S.rotations(D, base, L)
         gamma = ((r - low) / (high - low)).clamp(0, 1)
-        torch.testing.assert_close(a[0], (1 - gamma) * rope_lib.inv_freq(D, base) / s + gamma * rope_lib.inv_freq(D, base))
+        torch.testing.assert_close(
+            a[0], (1 - gamma) * rope_lib.inv_freq(D, base) / s + gamma * rope_lib.inv_freq(D, base)
+        )
 
 
 def test_ntk_by_parts_vs_yarn_ramp():
@@ -321,8 +356,12 @@ def test_dynamic_closed_forms():
         torch.testing.assert_close(S.dynamic_ntk_frequencies(D, B, s, L, n)[0], t, rtol=1e-15, atol=0)
     # factor 1: the NTK scale in effect is n / L; factor s: s n / L - (s - 1) (s + 1 at n = 2L, not 2)
     for k in (2, 8):
-        torch.testing.assert_close(S.dynamic_ntk_frequencies(D, B, 1.0, L, k * L)[0], S.ntk_frequencies(D, B, k)[0], rtol=1e-13, atol=0)
-    torch.testing.assert_close(S.dynamic_ntk_frequencies(D, B, s, L, 2 * L)[0], S.ntk_frequencies(D, B, s + 1)[0], rtol=1e-13, atol=0)
+        torch.testing.assert_close(
+            S.dynamic_ntk_frequencies(D, B, 1.0, L, k * L)[0], S.ntk_frequencies(D, B, k)[0], rtol=1e-13, atol=0
+        )
+    torch.testing.assert_close(
+        S.dynamic_ntk_frequencies(D, B, s, L, 2 * L)[0], S.ntk_frequencies(D, B, s + 1)[0], rtol=1e-13, atol=0
+    )
     y = S.dynamic_yarn_frequencies(D, B, L, seq_len=int(s * L))
     ys = S.yarn_frequencies(D, B, s, L)
     torch.testing.assert_close(y[0], ys[0], rtol=0, atol=0)
@@ -363,9 +402,17 @@ def test_exported_names():
     assert set(S.TRANSFORMERS_ROPE_TYPES) <= set(rope_lib.ROPE_TYPES)
     assert rope_lib.frequencies is S.frequencies
     for rope_type in rope_lib.ROPE_TYPES:  # every type is reachable through frequencies()
-        params = {"rope_type": rope_type, "rope_theta": 1e4, "factor": 4.0, "original_max_position_embeddings": 1024,
-                  "p": 0.5, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                  "short_factor": [1.0] * 32, "long_factor": [2.0] * 32}
+        params = {
+            "rope_type": rope_type,
+            "rope_theta": 1e4,
+            "factor": 4.0,
+            "original_max_position_embeddings": 1024,
+            "p": 0.5,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "short_factor": [1.0] * 32,
+            "long_factor": [2.0] * 32,
+        }
         required, optional = S._KEYS[rope_type]
         params = {k: v for k, v in params.items() if k in ("rope_type", "rope_theta", *required, *optional)}
         inv, af = rope_lib.frequencies(params, 64, seq_len=2048)
@@ -376,10 +423,22 @@ def test_exported_names():
 # validation: ValueError naming the key
 
 YARN = {"rope_type": "yarn", "rope_theta": 1e4, "factor": 8.0, "original_max_position_embeddings": 4096}
-LLAMA3 = {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0, "original_max_position_embeddings": 8192,
-          "low_freq_factor": 1.0, "high_freq_factor": 4.0}
-LONG = {"rope_type": "longrope", "rope_theta": 1e4, "factor": 8.0, "original_max_position_embeddings": 4096,
-        "short_factor": [1.0] * 32, "long_factor": [2.0] * 32}
+LLAMA3 = {
+    "rope_type": "llama3",
+    "rope_theta": 5e5,
+    "factor": 8.0,
+    "original_max_position_embeddings": 8192,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+}
+LONG = {
+    "rope_type": "longrope",
+    "rope_theta": 1e4,
+    "factor": 8.0,
+    "original_max_position_embeddings": 4096,
+    "short_factor": [1.0] * 32,
+    "long_factor": [2.0] * 32,
+}
 
 
 @pytest.mark.parametrize(
@@ -425,8 +484,18 @@ LONG = {"rope_type": "longrope", "rope_theta": 1e4, "factor": 8.0, "original_max
         ({"rope_theta": 1e4, "partial_rotary_factor": 0.3}, 64, "partial_rotary_factor"),  # 19.2 not an integer
         ({"rope_theta": 1e4, "partial_rotary_factor": 0.5}, 66, "partial_rotary_factor"),  # d = 33, odd
         ({"rope_type": "ntk_mixed", "rope_theta": 1e4, "factor": 2.0, "p": 1.5}, 64, "'p'"),
-        ({"rope_type": "ntk_by_parts", "rope_theta": 1e4, "factor": 2.0, "original_max_position_embeddings": 512,
-          "alpha": 4.0, "beta": 2.0}, 64, "beta"),
+        (
+            {
+                "rope_type": "ntk_by_parts",
+                "rope_theta": 1e4,
+                "factor": 2.0,
+                "original_max_position_embeddings": 512,
+                "alpha": 4.0,
+                "beta": 2.0,
+            },
+            64,
+            "beta",
+        ),
         ({"rope_type": "ntk", "rope_theta": 1e4, "factor": 2.0}, 2, "rotary dim"),  # d/(d-2)
         ({"rope_theta": 1e4}, 63, "head_dim"),
         ({"rope_theta": 1e4}, 64.0, "head_dim"),
@@ -466,8 +535,16 @@ def test_validation_other_arguments():
 
 
 def test_none_values_count_as_absent():
-    with_nones = {**YARN, "attention_factor": None, "mscale": None, "mscale_all_dim": None, "beta_fast": None,
-                  "beta_slow": None, "truncate": None, "partial_rotary_factor": None}
+    with_nones = {
+        **YARN,
+        "attention_factor": None,
+        "mscale": None,
+        "mscale_all_dim": None,
+        "beta_fast": None,
+        "beta_slow": None,
+        "truncate": None,
+        "partial_rotary_factor": None,
+    }
     a, b = S.frequencies(with_nones, 128), S.frequencies(YARN, 128)
     torch.testing.assert_close(a[0], b[0], rtol=0, atol=0)
     assert a[1] == b[1]
@@ -482,18 +559,23 @@ DYN = {"rope_type": "dynamic", "rope_theta": 1e4, "factor": 4.0, "original_max_p
 
 @pytest.mark.parametrize(
     "params",
-    [DYN, {"rope_type": "dynamic_yarn", "rope_theta": 1e4, "original_max_position_embeddings": 32},
-     {**LONG, "original_max_position_embeddings": 32, "short_factor": [1.0] * 16, "long_factor": [3.0] * 16}],
+    [
+        DYN,
+        {"rope_type": "dynamic_yarn", "rope_theta": 1e4, "original_max_position_embeddings": 32},
+        {**LONG, "original_max_position_embeddings": 32, "short_factor": [1.0] * 16, "long_factor": [3.0] * 16},
+    ],
     ids=["dynamic", "dynamic_yarn", "longrope"],
 )
 def test_raw_cache_decoding_is_exact_stale_is_not(params):
-    err = S.stale_cache_error(params, 32, prefill_len=24, total_len=64, heads=2)
+    err = decoding.stale_cache_error(params, 32, prefill_len=24, total_len=64, heads=2)
     assert err["exact_output"] < 1e-12 and err["exact_logit"] < 1e-12
     assert err["stale_logit"] > 1e-2  # the keys keep an outdated base / factors once the length crosses L
 
 
 def test_stale_cache_harmless_for_static_types():
-    err = S.stale_cache_error({**YARN, "original_max_position_embeddings": 32}, 32, prefill_len=24, total_len=48, heads=2)
+    err = decoding.stale_cache_error(
+        {**YARN, "original_max_position_embeddings": 32}, 32, prefill_len=24, total_len=48, heads=2
+    )
     assert max(err.values()) < 1e-12
 
 
@@ -501,14 +583,14 @@ def test_dynamic_rope_step_against_full_forward():
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 50, 32, dtype=torch.float64) for _ in range(3))
     cache = rope_lib.decoding.RawKVCache()
-    q_rot, k_rot, values = S.dynamic_rope_step(cache, q[:, :40], k[:, :40], v[:, :40], DYN)
+    q_rot, k_rot, values = decoding.dynamic_rope_step(cache, q[:, :40], k[:, :40], v[:, :40], DYN)
     assert len(cache) == 40 and q_rot.shape == (2, 40, 32) and k_rot.shape == (2, 40, 32)
     for t in range(40, 50):
-        q_rot, k_rot, values = S.dynamic_rope_step(cache, q[:, t : t + 1], k[:, t : t + 1], v[:, t : t + 1], DYN)
+        q_rot, k_rot, values = decoding.dynamic_rope_step(cache, q[:, t : t + 1], k[:, t : t + 1], v[:, t : t + 1], DYN)
         inv, af = S.frequencies(DYN, 32, seq_len=t + 1)
         pos = torch.arange(t + 1)
         torch.testing.assert_close(k_rot, rope_lib.apply_rope(k[:, : t + 1], pos, inv, attention_factor=af))
         torch.testing.assert_close(q_rot, rope_lib.apply_rope(q[:, t : t + 1], pos[t:], inv, attention_factor=af))
         torch.testing.assert_close(values, v[:, : t + 1])
     with pytest.raises(ValueError, match="q and k"):
-        S.dynamic_rope_step(cache, q[:, :2], k[:, :1], v[:, :1], DYN)
+        decoding.dynamic_rope_step(cache, q[:, :2], k[:, :1], v[:, :1], DYN)

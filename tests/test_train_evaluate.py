@@ -72,7 +72,9 @@ def test_train_config_validation_and_schedule():
 
 
 def test_leaky_rerope_training(cache, corpus):
-    cfg = TrainConfig(**{**TRAIN.__dict__, "steps": 2, "scheme": PositionScheme(attention="rerope", window=4, leaky_k=0.5)})
+    cfg = TrainConfig(
+        **{**TRAIN.__dict__, "steps": 2, "scheme": PositionScheme(attention="rerope", window=4, leaky_k=0.5)}
+    )
     _, meta = train(MODEL, cfg, corpus=corpus, device="cpu", progress=False)
     assert meta["complete"] and np.isfinite(meta["val_loss"])
 

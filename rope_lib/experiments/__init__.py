@@ -13,10 +13,22 @@ A new experiment is a module with a function decorated by ``@register("name")`` 
 ``(profile, device, seed, out, **options)`` and returning its results dict; import it below.
 """
 
-from .common import LIST_OPTIONS, REGISTRY, check_names, git_sha, load_results, package_versions, register, run_experiment, write_json
-from . import extrapolation  # noqa: E402,F401  (registers "extrapolation")
-from . import inverse_leaky  # noqa: E402,F401  (registers "inverse_leaky")
-from . import rerope  # noqa: E402,F401  (registers "rerope")
+from . import (
+    extrapolation,  # noqa: E402,F401  (registers "extrapolation")
+    inverse_leaky,  # noqa: E402,F401  (registers "inverse_leaky")
+    rerope_eval,  # noqa: E402,F401  (registers "rerope")
+)
+from .common import (
+    LIST_OPTIONS,
+    REGISTRY,
+    check_names,
+    git_sha,
+    load_results,
+    package_versions,
+    register,
+    run_experiment,
+    write_json,
+)
 
 EXPERIMENTS: tuple[str, ...] = tuple(sorted(REGISTRY))
 

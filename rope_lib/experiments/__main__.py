@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed for training and test samples (default 0)")
     for opt in option_names:
         users = [n for n in sorted(REGISTRY) if opt in LIST_OPTIONS.get(n, {})]
-        parser.add_argument(f"--{opt}", default=None, help=f"comma-separated {opt} ({', '.join(users)} only; default all)")
+        parser.add_argument(
+            f"--{opt}", default=None, help=f"comma-separated {opt} ({', '.join(users)} only; default all)"
+        )
     args = parser.parse_args(argv)
     if args.list:
         print(_catalogue())
@@ -68,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                 takes = ", ".join(f"--{o}" for o in accepted) or "no list options"
                 raise ValueError(f"experiment {args.experiment!r} does not take --{opt} (it takes {takes})")
             options[opt] = check_names(opt, _split(value), accepted[opt])
-        run_experiment(args.experiment, profile=args.profile, device=args.device, seed=args.seed, out=args.out, **options)
+        run_experiment(
+            args.experiment, profile=args.profile, device=args.device, seed=args.seed, out=args.out, **options
+        )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

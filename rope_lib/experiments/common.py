@@ -1,10 +1,9 @@
-"""What every experiment shares: the registry, name checks, provenance (versions, git SHA) and atomic JSON output."""
+"""The registry of experiments, name checks, provenance (versions, git SHA) and atomic JSON output."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import subprocess
 from collections.abc import Callable, Iterable
@@ -13,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from .._checks import atomic_write
 from ..utils import check_profile, pick_device, repo_root, results_dir
 
 # name -> function(profile, device, seed, out, **options) -> results dict (it also writes out/<name>.json)
@@ -53,7 +52,9 @@ def check_names(kind: str, names: Iterable[str], allowed: Iterable[str]) -> list
     return names
 
 
-def run_experiment(name: str, profile: str = "smoke", device: str | None = None, seed: int = 0, out=None, **options) -> dict:
+def run_experiment(
+    name: str, profile: str = "smoke", device: str | None = None, seed: int = 0, out=None, **options
+) -> dict:
     """Run a registered experiment by name; ``out`` defaults to ``rope_lib.results_dir(profile)``."""
     check_names("experiment", [name], sorted(REGISTRY))
     check_profile(profile)
@@ -114,50 +115,8 @@ def write_json(obj: dict, path: str | Path) -> Path:
     """Write ``obj`` as JSON atomically: a temporary file in the same folder, then a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(jsonable(obj), fh, indent=1, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def experiment_device(profile: str, device: str | None) -> torch.device:
-    """The device an experiment runs on; the full profile is sized for a GPU and refused on a CPU."""
-    dev = pick_device(device)
-    if profile == "full" and dev.type != "cuda":
-        raise ValueError("profile 'full' needs a GPU (device cuda); on CPU use profile 'smoke'")
-    return dev
-
-
-def results_header(name: str, profile: str, seed: int, dev: torch.device) -> dict:
-    """The fields every results JSON opens with: what ran, where, and from which code (versions, git SHA)."""
-    return {
-        "experiment": name,
-        "schema": 1,
-        "profile": profile,
-        "seed": seed,
-        "device": str(dev),
-        "versions": package_versions(),
-        "git_sha": git_sha(),
-    }
-
-
-# The parts of rope_lib.train's meta worth keeping in a results file (the rest is cache bookkeeping).
-_TRAINING_KEYS = ("key", "cache_hit", "steps", "tokens_seen", "n_parameters", "val_loss", "val_acc", "loss_curve")
-
-
-def training_record(trained: dict) -> tuple[dict, dict]:
-    """({variant: training summary}, {timing name: {variant: value}}) for ``{variant: (model, meta)}``."""
-    summary = {v: {k: meta.get(k) for k in _TRAINING_KEYS} for v, (_, meta) in trained.items()}
-    timings = {
-        f"train_{out}": {v: meta.get(key) for v, (_, meta) in trained.items()}
-        for out, key in (("wall_s", "wall_time_s"), ("tokens_per_s", "tokens_per_s"), ("cache_hit", "cache_hit"))
-    }
-    return summary, timings
+    text = json.dumps(jsonable(obj), indent=1, sort_keys=False) + "\n"  # fails before anything is written
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def load_results(name: str, profile: str = "smoke", out: str | Path | None = None) -> dict:

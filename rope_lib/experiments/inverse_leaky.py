@@ -10,9 +10,9 @@ range (every one of them inside the window, every 1/k-th beyond it). Su measured
 
 This experiment (notebook 06) trains the InvLeaky model(s) with the *same* model size, data, training length,
 budget and seed as notebook 04's log-n-trained model (Su's InvLeaky rows are "-log n"), evaluates them with plain
-RoPE on the same nested test samples (:func:`extrapolation.make_test_sets`), and re-evaluates beside them the
-notebook-04 rows (Baseline, NTK-fixed, YaRN, on both models) and ReRoPE with w = L/4 on the log-n model, all through
-:func:`extrapolation.evaluate_rows`, so every per-sample accuracy is paired with every other. It also times the
+RoPE on the same nested test samples, and re-evaluates beside them the notebook-04 rows (Baseline, NTK-fixed, YaRN,
+on both models) and ReRoPE with w = L/4 on the log-n model, all through the harness
+(:mod:`rope_lib.experiments.harness`), so every per-sample accuracy is paired with every other. It also times the
 training step of Leaky ReRoPE against plain RoPE on the same model, interleaved in one run
 (:func:`measure_training_overhead`).
 
@@ -23,7 +23,6 @@ k = 1/(2s) = 1/32.
 from __future__ import annotations
 
 import functools
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -31,22 +30,13 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..data import TEST_SETS, load_corpus, make_test_set
+from .. import _checks
+from ..data import TEST_SETS, make_test_set
 from ..model import ModelConfig, PositionScheme
 from ..rerope import rerope_relative_position
 from ..train import TrainConfig, train
-from .common import check_names, experiment_device, output_path, register, results_header, training_record, write_json
-from .extrapolation import (
-    evaluate_rows,
-    fixed_scheme,
-    make_test_sets,
-    profile_threads,
-    row_name,
-    score_sets,
-    settings,
-    train_models,
-    tuned_scheme,
-)
+from .common import check_names, register
+from .harness import finish, fixed_scheme, method_rows, prepare, settings
 
 NAME = "inverse_leaky"
 
@@ -65,29 +55,21 @@ TIMING = {"warmup_steps": 2, "rounds": 4, "steps_per_round": 5}
 # predictions; one forward over this many fresh L-byte windows per model is cheap and resolves it much better.
 TRAIN_LENGTH_SAMPLES = 256
 
-# Su's numbers (REFERENCES.md section 1), per-token accuracy %: (train length 512, 8x repeated, 8x non-repeated).
-SU_INVLEAKY = {"invleaky": (49.38, 82.25, 48.32), "invleaky_b": (49.62, 81.15, 48.85)}
-SU_REROPE_W_QUARTER_LOG_N = (49.40, 85.47, 48.87)  # ReRoPE-w128-log n (9708 window sweep; 49.40: the log-n model at L)
-SU_REROPE_W_HALF_LOG_N = (49.40, 85.12, 49.07)  # ReRoPE-w256-log n, the row 9728 compares InvLeaky with
-SU_TRAINING_SECONDS = {"rope": 330.0, "leaky": 350.0}  # per 1000 steps (9728)
-
 
 def invleaky_window(train_length: int) -> int:
     """Su's window w = L/4 (integer; needs L >= 4)."""
-    if not isinstance(train_length, int) or isinstance(train_length, bool) or train_length < 4:
-        raise ValueError(f"train_length must be an integer >= 4 (w = L/4 >= 1), got {train_length!r}")
-    return train_length // 4
+    return _checks.positive_int("train_length", train_length, low=4) // 4
 
 
 def invleaky_leak(scale: float) -> float:
     """Su's leak k = 1/(2s) for the extension scale s (k < 1 for s > 1/2)."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale < 1:
-        raise ValueError(f"scale must be a finite number >= 1 (the test length is scale * L), got {scale!r}")
-    return 1.0 / (2.0 * float(scale))
+    return 1.0 / (2.0 * _checks.finite_number("scale", scale, at_least=1))
 
 
 def trained_relative_positions(train_length: int, window: int, leaky_k: float) -> np.ndarray:
-    """The relative positions p(r) Leaky ReRoPE uses for r = 0..L-1 (float64, increasing): r below w, w + (r-w)/k from w."""
+    """The relative positions p(r) Leaky ReRoPE uses for r = 0..L-1 (float64, increasing).
+
+    p(r) = r below the window w, w + (r - w)/k from w on."""
     r = torch.arange(train_length, dtype=torch.float64)
     return rerope_relative_position(r, window, leaky_k).numpy()
 
@@ -97,7 +79,9 @@ def invleaky_scheme(window: int, leaky_k: float) -> PositionScheme:
     return PositionScheme({"rope_type": "default"}, attention="rerope", window=window, leaky_k=leaky_k)
 
 
-def invleaky_configs(profile: str, seed: int, scale: float, variants: Sequence[str]) -> dict[str, tuple[ModelConfig, TrainConfig]]:
+def invleaky_configs(
+    profile: str, seed: int, scale: float, variants: Sequence[str]
+) -> dict[str, tuple[ModelConfig, TrainConfig]]:
     """{variant: (model config, training config)}: notebook 04's log-n model and budget, trained with Leaky ReRoPE."""
     check_names("variants", variants, VARIANTS)
     _, model_log_n, train_cfg, _ = settings(profile, seed)
@@ -136,16 +120,23 @@ def measure_training_overhead(
     everything else (batch, amp, threads) is the training configuration's. Returns per-window seconds per step for
     "rope" and "leaky", their totals and ``ratio`` = leaky / rope (machine- and load-dependent).
     """
-    for name, v in (("warmup_steps", warmup_steps), ("rounds", rounds), ("steps_per_round", steps_per_round)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "warmup_steps" else 1):
-            raise ValueError(f"{name} must be a {'non-negative' if name == 'warmup_steps' else 'positive'} integer, got {v!r}")
+    _checks.positive_int("warmup_steps", warmup_steps, low=0)
+    _checks.positive_int("rounds", rounds)
+    _checks.positive_int("steps_per_round", steps_per_round)
     base = replace(train_cfg, compile=False)
     schemes = {"rope": replace(base, scheme=PositionScheme()), "leaky": replace(base, scheme=leaky)}
     tokens = model_cfg.train_length * base.batch_size
 
     def window(name: str, steps: int) -> float:
-        _, meta = train(model_cfg, schemes[name], corpus=corpus, device=device, progress=False, use_cache=False,
-                        max_steps_this_call=steps)
+        _, meta = train(
+            model_cfg,
+            schemes[name],
+            corpus=corpus,
+            device=device,
+            progress=False,
+            use_cache=False,
+            max_steps_this_call=steps,
+        )
         return tokens / meta["tokens_per_s"]  # seconds per step
 
     if warmup_steps:
@@ -196,95 +187,80 @@ def run(
         timing: measure the training-step overhead (:func:`measure_training_overhead`).
         progress: tqdm bars (silenced by ``TQDM_DISABLE=1``).
     """
-    dev = experiment_device(profile, device)
-    model_cfg, model_log_n_cfg, train_cfg, ev = settings(profile, seed)
+    model_cfg, _, _, ev = settings(profile, seed)
     variants = check_names("variants", list(DEFAULT_VARIANTS[profile] if variants is None else variants), VARIANTS)
-    L, base, d = model_cfg.train_length, model_cfg.rope_base, model_cfg.head_dim
-    mults = tuple(ev["multipliers"])
-    s = float(max(mults) if scale is None else scale)
+    L = model_cfg.train_length
+    s = float(max(ev["multipliers"]) if scale is None else scale)
     w, k = invleaky_window(L), invleaky_leak(s)
     configs = invleaky_configs(profile, seed, s, variants)
-    t_start = time.perf_counter()
-    with profile_threads(ev["num_threads"]):
-        corpus = load_corpus()
-        trained = train_models(profile, dev, seed, corpus=corpus, progress=progress)
-        for v, (mcfg, tcfg) in configs.items():
-            trained[v] = train(mcfg, tcfg, corpus=corpus, device=dev, progress=progress)
-        t_eval = time.perf_counter()
-        tests = make_test_sets(corpus, L, mults, ev["n_samples"], seed)
-        bt = ev["batch_tokens"]
+    with prepare(profile, device, seed, extra_models=configs, progress=progress) as h:
         # At the training length every model runs plain RoPE (as in notebook 04's "L" column) ...
-        at_L = {kind: tests[kind][1] for kind in TEST_SETS}
-        train_length_metrics = {v: score_sets(model, at_L, None, L=L, batch_tokens=bt) for v, (model, _) in trained.items()}
+        at_L = h.at_train_length()
+        train_length_metrics = {v: h.score(v, at_L) for v in h.trained}
         # ... plus two informative extras: ReRoPE at L (it clips beyond w < L) and each InvLeaky model under the
         # Leaky scheme it was trained with.
         rerope_row = f"ReRoPE-w{w}-log n"
         rerope = PositionScheme(attention="rerope", window=w)
         extra = {(rerope_row, "log_n"): rerope}
         extra.update({(f"{row_label(v, w, s)} (training scheme)", v): invleaky_scheme(w, k) for v in variants})
-        train_length_extra = {
-            name: score_sets(trained[v][0], at_L, sch, L=L, batch_tokens=bt) for (name, v), sch in extra.items()
-        }
+        train_length_extra = {name: h.score(v, at_L, sch) for (name, v), sch in extra.items()}
         # The training-length comparison on many more windows: every model with plain RoPE, InvLeaky also Leaky.
-        wide = {kind: make_test_set(corpus, kind, L, TRAIN_LENGTH_SAMPLES, seed=seed) for kind in TEST_SETS}
-        wide_models = [(v, v, None) for v in trained] + [(f"{v} (training scheme)", v, invleaky_scheme(w, k)) for v in variants]
-        train_length_wide = {name: score_sets(trained[v][0], wide, sch, L=L, batch_tokens=bt) for name, v, sch in wide_models}
-        jobs = []
-        for log_n, variant in (("none", "plain"), ("trained", "log_n")):
-            for method in COMPARED_METHODS:
-                at = functools.partial(tuned_scheme, method, L=L, base=base, d=d)
-                jobs.append((row_name(method, log_n), variant, at, {"method": method, "log_n": log_n}))
-        jobs.append((rerope_row, "log_n", functools.partial(fixed_scheme, rerope), {"method": "ReRoPE", "log_n": "trained", "window": w}))
+        wide = {kind: make_test_set(h.corpus, kind, L, TRAIN_LENGTH_SAMPLES, seed=seed) for kind in TEST_SETS}
+        wide_models = [(v, v, None) for v in h.trained]
+        wide_models += [(f"{v} (training scheme)", v, invleaky_scheme(w, k)) for v in variants]
+        train_length_wide = {name: h.score(v, wide, sch) for name, v, sch in wide_models}
+        jobs = method_rows(COMPARED_METHODS, ("none", "trained"), L=L, base=h.base, d=h.head_dim)
+        info = {"method": "ReRoPE", "log_n": "trained", "window": w}
+        jobs.append((rerope_row, "log_n", functools.partial(fixed_scheme, rerope), info))
         for v in variants:
-            info = {"method": "InvLeaky ReRoPE", "log_n": "trained", "window": w, "leaky_k": k, "scale": s,
-                    "rope_base": configs[v][0].rope_base, "inference": "plain RoPE"}
+            info = {
+                "method": "InvLeaky ReRoPE",
+                "log_n": "trained",
+                "window": w,
+                "leaky_k": k,
+                "scale": s,
+                "rope_base": configs[v][0].rope_base,
+                "inference": "plain RoPE",
+            }
             jobs.append((row_label(v, w, s), v, functools.partial(fixed_scheme, PositionScheme()), info))
-        rows = evaluate_rows(trained, tests, jobs, L=L, batch_tokens=bt, progress=progress)
-        eval_s = time.perf_counter() - t_eval
+        rows = h.evaluate(jobs)
+        eval_s = time.perf_counter() - h.eval_started
         overhead = None
         if timing:
             mcfg, tcfg = configs[variants[0]]
-            overhead = measure_training_overhead(mcfg, tcfg, tcfg.scheme, corpus=corpus, device=dev, **TIMING)
+            overhead = measure_training_overhead(mcfg, tcfg, tcfg.scheme, corpus=h.corpus, device=h.device, **TIMING)
 
     p = trained_relative_positions(L, w, k)
-    training, train_timings = training_record(trained)
-    results = {
-        **results_header(NAME, profile, seed, dev),
-        "config": {
-            "model": model_cfg.to_dict(),
-            "model_log_n": model_log_n_cfg.to_dict(),
-            "train": train_cfg.to_dict(),
-            "invleaky": {v: {"model": mc.to_dict(), "train": tc.to_dict()} for v, (mc, tc) in configs.items()},
-            "variants": list(variants),
-            "scale": s,
-            "window": w,
-            "leaky_k": k,
-            "scale_rule": "s = the largest test multiple, so w + (L-1-w)/k >= sL - 1 covers every test length; k = 1/(2s), w = L/4",
-            "eval": {
-                "train_length": L,
-                "multipliers": list(mults),
-                "test_lengths": [m * L for m in mults],
-                "test_sets": list(TEST_SETS),
-                "n_samples": int(tests["non_repeated"][1].shape[0]),
-                "inference": "InvLeaky rows: plain RoPE (PositionScheme(), SDPA) at every length",
-                "samples": "identical to the extrapolation experiment (same seed, nested windows)",
-                "position_bin": max(1, L // 8),
-                "num_threads": ev["num_threads"],
-            },
-            "corpus": corpus.summary(),
-        },
-        "coverage": {
-            "max_trained_relative_position": float(p.max()),
-            "max_test_relative_position": int(max(mults) * L - 1),
-            "trained_spacing_beyond_window": 1 / k,
-        },
-        "training": training,
-        "timings": {**train_timings, "eval_s": eval_s, "total_s": time.perf_counter() - t_start},
-        "training_overhead": overhead,
-        "train_length_metrics": train_length_metrics,
-        "train_length_extra": train_length_extra,
-        "train_length_wide": {"n_samples": int(wide["non_repeated"].shape[0]), "metrics": train_length_wide},
-        "rows": rows,
+    scale_rule = (
+        "s = the largest test multiple, so w + (L-1-w)/k >= sL - 1 covers every test length; k = 1/(2s), w = L/4"
+    )
+    config = {
+        "invleaky": {v: {"model": mc.to_dict(), "train": tc.to_dict()} for v, (mc, tc) in configs.items()},
+        "variants": list(variants),
+        "scale": s,
+        "window": w,
+        "leaky_k": k,
+        "scale_rule": scale_rule,
+        "eval": h.eval_config(
+            inference="InvLeaky rows: plain RoPE (PositionScheme(), SDPA) at every length",
+            samples="identical to the extrapolation experiment (same seed, nested windows)",
+        ),
     }
-    write_json(results, output_path(NAME, profile, out))
-    return results
+    coverage = {
+        "max_trained_relative_position": float(p.max()),
+        "max_test_relative_position": int(max(h.mults) * L - 1),
+        "trained_spacing_beyond_window": 1 / k,
+    }
+    return finish(
+        NAME,
+        h,
+        out,
+        config=config,
+        timings={"eval_s": eval_s},
+        coverage=coverage,
+        training_overhead=overhead,
+        train_length_metrics=train_length_metrics,
+        train_length_extra=train_length_extra,
+        train_length_wide={"n_samples": int(wide["non_repeated"].shape[0]), "metrics": train_length_wide},
+        rows=rows,
+    )

@@ -1,0 +1,439 @@
+"""The harness every trained-model experiment runs on: profile settings, the method table, training with the
+checkpoint cache, nested test sets, row evaluation, and the results file.
+
+An experiment's ``run()`` is::
+
+    with prepare(profile, device, seed, progress=progress) as h:   # settings, threads, corpus, models, test sets
+        rows = h.evaluate([(row name, model variant, scheme_at(mult), info), ...])
+    return finish(NAME, h, out, config={...}, rows=rows)            # header + config + timings, written atomically
+
+Two models are trained per profile and seed with plain RoPE at length L, one without and one with log n in
+training (``ModelConfig.train_log_n``; Su's "-log n" rows); an experiment can train more (``extra_models``).
+
+Scale rule: every static method is tuned to the test length, s = L'/L, as in Su's table (his 4096/512 runs use
+k = 8). The dynamic methods (Dynamic NTK, Dynamic YaRN) choose their scale from the length each token sees,
+s = max(1, n/L), evaluated as a decoder with a cache of un-rotated keys would (``PositionScheme.dynamic_blocks``).
+
+Test samples are nested (``rope_lib.data.make_test_set(max_length=16L)``): every test length scores the last L'
+bytes of the same windows, so the loss on the last L tokens, read at each length, is Su's "longer context, lower
+loss" curve (kexue.fm/archives/9948) at no extra cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import TEST_SETS, Corpus, load_corpus, make_test_set
+from ..evaluate import last_window_loss, token_metrics
+from ..model import ModelConfig, PositionScheme
+from ..train import TrainConfig, train
+from ..utils import check_profile, pick_device, torch_threads
+from .common import check_names, git_sha, output_path, package_versions, write_json
+
+# name -> factory(s, L, base, head_dim) -> PositionScheme. Names as in Su's tables (kexue.fm/archives/9706, 9859).
+MethodFactory = Callable[[float, int, float, int], PositionScheme]
+
+# Dynamic methods: 8 query blocks per doubling of the length, each rotated (with all earlier keys) for its block
+# end, so a query's scale is rounded up by less than 2^(1/8) - 1 = 9% (rope_lib.model, PositionScheme).
+DYNAMIC_BLOCKS = 8
+
+METHODS: dict[str, MethodFactory] = {
+    "Baseline": lambda s, L, b, d: PositionScheme({"rope_type": "default", "rope_theta": b}),
+    "PI": lambda s, L, b, d: PositionScheme({"rope_type": "linear", "rope_theta": b, "factor": s}),
+    "NTK-old": lambda s, L, b, d: PositionScheme({"rope_type": "ntk", "rope_theta": b, "factor": s}),
+    "NTK-fixed": lambda s, L, b, d: PositionScheme({"rope_type": "ntk_fixed", "rope_theta": b, "factor": s}),
+    "NTK-mixed": lambda s, L, b, d: PositionScheme(
+        {"rope_type": "ntk_mixed", "rope_theta": b, "factor": s, "p": 0.625}
+    ),
+    "NTK-by-parts": lambda s, L, b, d: PositionScheme(
+        {"rope_type": "ntk_by_parts", "rope_theta": b, "factor": s, "original_max_position_embeddings": L}
+    ),
+    "YaRN": lambda s, L, b, d: PositionScheme(
+        {"rope_type": "yarn", "rope_theta": b, "factor": s, "original_max_position_embeddings": L}
+    ),
+    "Dynamic NTK": lambda s, L, b, d: PositionScheme(
+        {"rope_type": "dynamic", "rope_theta": b, "factor": 1.0, "original_max_position_embeddings": L},
+        dynamic_blocks=DYNAMIC_BLOCKS,
+    ),
+    "Dynamic YaRN": lambda s, L, b, d: PositionScheme(
+        {"rope_type": "dynamic_yarn", "rope_theta": b, "original_max_position_embeddings": L},
+        dynamic_blocks=DYNAMIC_BLOCKS,
+    ),
+}
+METHOD_NOTES = {
+    "Baseline": "direct extrapolation: plain RoPE at every length",
+    "PI": "Positional Interpolation theta_i/s, no fine-tuning",
+    "NTK-old": "NTK-aware base b*s^(d/(d-2))",
+    "NTK-fixed": "Su's fixed NTK theta_i*s^(-2(i+1)/d)",
+    "NTK-mixed": "Su's mixed-radix NTK, p = 0.625",
+    "NTK-by-parts": "published ramp in rotations r (alpha=1, beta=32), no temperature",
+    "YaRN": "transformers' yarn (ramp in pair index, beta_fast=32, beta_slow=1) + temperature 0.1 ln s + 1",
+    "Dynamic NTK": "NTK-aware with s = max(1, n/L) per token (decoder-exact, raw-key cache)",
+    "Dynamic YaRN": "YaRN with s = max(1, n/L) per token (decoder-exact, raw-key cache)",
+}
+LOG_N_VARIANTS: tuple[str, ...] = ("none", "dagger", "trained")
+# Which trained model a log-n variant runs on: "dagger" adds log n at test time to the plain model.
+MODEL_OF_LOG_N: dict[str, str] = {"none": "plain", "dagger": "plain", "trained": "log_n"}
+
+PROFILE_SETTINGS: dict[str, dict] = {
+    "smoke": {
+        # CPU, 2 threads: both trainings plus the evaluation in about 4 minutes.
+        "model": dict(
+            d_model=128,
+            n_layers=4,
+            n_heads=4,
+            head_dim=32,
+            d_ff=352,
+            mlp="swiglu",
+            norm="rmsnorm",
+            tie_embeddings=True,
+            rope_base=10000.0,
+            train_length=64,
+        ),
+        "train": dict(steps=350, batch_size=32, lr=3e-3, warmup_steps=30, save_every=100),
+        "multipliers": (2, 4, 8, 16),
+        "n_samples": 12,
+        "batch_tokens": 16384,
+        "num_threads": 2,
+    },
+    "full": {
+        # One GPU, sized by a FLOP estimate for ~15 minutes of an H100 (NOT yet run on a GPU): 25.4M parameters,
+        # ~0.18 GFLOP per training token (6N plus attention at T = 512) x 82M tokens (5000 x 32 x 512; 3.4 epochs of
+        # the 24 MB training split) = 1.5e16 FLOP per model, ~2.5 min each at an assumed 100 TFLOP/s effective bf16;
+        # evaluation ~53M tokens forward (27 rows x 2 sets x 30L x 64 samples), dominated by attention at 16L = 8192.
+        "model": dict(
+            d_model=512,
+            n_layers=8,
+            n_heads=8,
+            head_dim=64,
+            d_ff=1376,
+            mlp="swiglu",
+            norm="rmsnorm",
+            tie_embeddings=True,
+            rope_base=10000.0,
+            train_length=512,
+        ),
+        "train": dict(steps=5000, batch_size=32, lr=1e-3, warmup_steps=200, save_every=500, compile=True),
+        "multipliers": (2, 4, 8, 16),
+        "n_samples": 64,
+        "batch_tokens": 131072,
+        "num_threads": None,
+    },
+}
+
+# A table row: (row name, model variant, scheme_at(mult) -> PositionScheme, extra info for the JSON).
+Row = tuple[str, str, Callable[[int], PositionScheme], dict]
+
+
+# ------------------------------------------------------------------------------------------ the method table
+
+
+def scheme_for(method: str, s: float, L: int, base: float, head_dim: int, *, dagger: bool = False) -> PositionScheme:
+    """The PositionScheme of ``method`` at scale s (``dagger``: plus log n at test time only)."""
+    check_names("methods", [method], METHODS)
+    scheme = METHODS[method](float(s), L, base, head_dim)
+    return replace(scheme, log_n=True) if dagger else scheme
+
+
+def tuned_scheme(method: str, mult: int, *, L: int, base: float, d: int, dagger: bool = False) -> PositionScheme:
+    """A row's ``scheme_at(mult)`` for a frequency method tuned to each test length (s = mult); bind all but mult."""
+    return scheme_for(method, float(mult), L, base, d, dagger=dagger)
+
+
+def fixed_scheme(scheme: PositionScheme, mult: int) -> PositionScheme:
+    """A row's ``scheme_at(mult)`` for a scheme with nothing to tune to the test length (ReRoPE, plain RoPE)."""
+    return scheme
+
+
+def row_name(method: str, log_n: str) -> str:
+    """Su's naming: "NTK-mixed", "NTK-mixed-log n-dagger" (test time only), "NTK-mixed-log n" (trained)."""
+    check_names("log n variants", [log_n], LOG_N_VARIANTS)
+    return {"none": method, "dagger": f"{method}-log n-dagger", "trained": f"{method}-log n"}[log_n]
+
+
+def method_rows(methods: Sequence[str], log_n_variants: Sequence[str], *, L: int, base: float, d: int) -> list[Row]:
+    """Rows for frequency methods tuned to each test length, in the order (log n variant, method)."""
+    rows = []
+    for log_n in log_n_variants:
+        for method in methods:
+            at = functools.partial(tuned_scheme, method, L=L, base=base, d=d, dagger=log_n == "dagger")
+            rows.append((row_name(method, log_n), MODEL_OF_LOG_N[log_n], at, {"method": method, "log_n": log_n}))
+    return rows
+
+
+# ---------------------------------------------------------------------------------- settings, models, samples
+
+
+def settings(profile: str, seed: int = 0) -> tuple[ModelConfig, ModelConfig, TrainConfig, dict]:
+    """(model config, log-n model config, training config, evaluation settings) of a profile."""
+    p = PROFILE_SETTINGS[check_profile(profile)]
+    model = ModelConfig(**p["model"])
+    model_log_n = replace(model, train_log_n=True)
+    train_cfg = TrainConfig(**p["train"], seed=seed)
+    ev = {k: p[k] for k in ("multipliers", "n_samples", "batch_tokens", "num_threads")}
+    return model, model_log_n, train_cfg, ev
+
+
+def train_models(profile: str, device: torch.device, seed: int, *, corpus=None, progress: bool = True) -> dict:
+    """Both models of a profile, trained or loaded from the checkpoint cache: {"plain": (model, meta), "log_n": ...}.
+
+    Every experiment reuses these exact checkpoints: same profile and seed, same cache key.
+    """
+    model_cfg, model_log_n_cfg, train_cfg, _ = settings(profile, seed)
+    corpus = load_corpus() if corpus is None else corpus
+    return {
+        variant: train(cfg, train_cfg, corpus=corpus, device=device, progress=progress)
+        for variant, cfg in (("plain", model_cfg), ("log_n", model_log_n_cfg))
+    }
+
+
+def make_test_sets(corpus, L: int, mults: Sequence[int], n_samples: int, seed: int) -> dict:
+    """{kind: {mult: (n, mult*L) int64}} for mult in (1, *mults), nested in windows of max(mults)*L bytes."""
+    max_len = max(mults) * L
+    return {
+        kind: {m: make_test_set(corpus, kind, m * L, n_samples, seed=seed, max_length=max_len) for m in (1, *mults)}
+        for kind in TEST_SETS
+    }
+
+
+# ------------------------------------------------------------------------------------------------- scoring
+
+
+def _summary(m: dict, L: int, bin_size: int | None = None) -> dict:
+    out = {
+        "acc": m["acc"],
+        "loss": m["loss"],
+        "last_window_loss": last_window_loss(m["loss_per_position"], L),
+        "acc_per_sample": m["acc_per_sample"],
+    }
+    if bin_size:
+        lp = np.asarray(m["loss_per_position"])
+        ap = np.asarray(m["acc_per_position"])
+        n = (lp.size // bin_size) * bin_size  # T-1 predictions: the last, incomplete bin is dropped
+        out["loss_per_bin"] = lp[:n].reshape(-1, bin_size).mean(1)
+        out["acc_per_bin"] = ap[:n].reshape(-1, bin_size).mean(1)
+    return out
+
+
+def score_sets(model, sets: dict, scheme: PositionScheme | None, *, L: int, batch_tokens: int) -> dict:
+    """{kind: summary} of one model and scheme (None: plain RoPE) on ``sets`` = {kind: (n, T) int64 samples}."""
+    return {
+        kind: _summary(token_metrics(model, sets[kind], scheme, batch_tokens=batch_tokens), L) for kind in TEST_SETS
+    }
+
+
+def evaluate_rows(
+    trained: dict, tests: dict, rows: Sequence[Row], *, L: int, batch_tokens: int, progress: bool = True
+) -> dict:
+    """Evaluate table rows on every test set and multiplier in ``tests`` (except 1).
+
+    Args:
+        trained: {variant: (model, meta)}, from :func:`train_models` (plus any extra models).
+        rows: (row name, model variant, scheme_at(mult) -> PositionScheme, extra info for the JSON).
+
+    Returns:
+        {row name: {**info, "model", "schemes": {mult: scheme dict}, "metrics": {kind: {mult: summary}}}}, where a
+        summary has acc, loss, last_window_loss, acc_per_sample, and at 8x loss/acc per L/8-byte bin.
+    """
+    from tqdm.auto import tqdm
+
+    mults = sorted(m for m in tests[TEST_SETS[0]] if m != 1)
+    bin_size = max(1, L // 8)
+    out = {}
+    # disable only when asked: an explicit disable=False would override TQDM_DISABLE=1 (papermill/nbval runs)
+    bar = tqdm(rows, desc="evaluate", leave=False, **({} if progress else {"disable": True}))
+    for name, variant, scheme_at, info in bar:
+        model = trained[variant][0]
+        metrics, schemes = {kind: {} for kind in TEST_SETS}, {}
+        for mult in mults:
+            scheme = scheme_at(mult)
+            schemes[str(mult)] = scheme.to_dict()
+            for kind in TEST_SETS:
+                m = token_metrics(model, tests[kind][mult], scheme, batch_tokens=batch_tokens)
+                metrics[kind][str(mult)] = _summary(m, L, bin_size if mult == 8 else None)
+        out[name] = {**info, "model": variant, "schemes": schemes, "metrics": metrics}
+    return out
+
+
+# ------------------------------------------------------------------------------------ one run, start to end
+
+
+def experiment_device(profile: str, device: str | None) -> torch.device:
+    """The device an experiment runs on; the full profile is sized for a GPU and refused on a CPU."""
+    dev = pick_device(device)
+    if profile == "full" and dev.type != "cuda":
+        raise ValueError("profile 'full' needs a GPU (device cuda); on CPU use profile 'smoke'")
+    return dev
+
+
+def results_header(name: str, profile: str, seed: int, dev: torch.device) -> dict:
+    """The fields every results JSON opens with: what ran, where, and from which code (versions, git SHA)."""
+    return {
+        "experiment": name,
+        "schema": 1,
+        "profile": profile,
+        "seed": seed,
+        "device": str(dev),
+        "versions": package_versions(),
+        "git_sha": git_sha(),
+    }
+
+
+# The parts of rope_lib.train's meta worth keeping in a results file (the rest is cache bookkeeping).
+_TRAINING_KEYS = ("key", "cache_hit", "steps", "tokens_seen", "n_parameters", "val_loss", "val_acc", "loss_curve")
+
+
+def training_record(trained: dict) -> tuple[dict, dict]:
+    """({variant: training summary}, {timing name: {variant: value}}) for ``{variant: (model, meta)}``."""
+    summary = {v: {k: meta.get(k) for k in _TRAINING_KEYS} for v, (_, meta) in trained.items()}
+    timings = {
+        f"train_{out}": {v: meta.get(key) for v, (_, meta) in trained.items()}
+        for out, key in (("wall_s", "wall_time_s"), ("tokens_per_s", "tokens_per_s"), ("cache_hit", "cache_hit"))
+    }
+    return summary, timings
+
+
+@dataclass
+class Harness:
+    """What :func:`prepare` sets up for one run: configs, corpus, trained models and the nested test sets."""
+
+    profile: str
+    seed: int
+    device: torch.device
+    model: ModelConfig
+    model_log_n: ModelConfig
+    train: TrainConfig
+    eval: dict
+    corpus: Corpus
+    trained: dict
+    tests: dict
+    progress: bool = True
+    started: float = field(default_factory=time.perf_counter)
+    eval_started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def L(self) -> int:  # noqa: N802 - the paper's name for the training length
+        return self.model.train_length
+
+    @property
+    def base(self) -> float:
+        return self.model.rope_base
+
+    @property
+    def head_dim(self) -> int:
+        return self.model.head_dim
+
+    @property
+    def mults(self) -> tuple[int, ...]:
+        return tuple(self.eval["multipliers"])
+
+    @property
+    def batch_tokens(self) -> int:
+        return self.eval["batch_tokens"]
+
+    def at_train_length(self) -> dict:
+        """{kind: (n, L) samples}: the first L bytes of every nested test window."""
+        return {kind: self.tests[kind][1] for kind in TEST_SETS}
+
+    def score(self, variant: str, sets: dict, scheme: PositionScheme | None = None) -> dict:
+        """:func:`score_sets` for the trained model ``variant``."""
+        return score_sets(self.trained[variant][0], sets, scheme, L=self.L, batch_tokens=self.batch_tokens)
+
+    def evaluate(self, rows: Sequence[Row], *, mults: Sequence[int] | None = None) -> dict:
+        """:func:`evaluate_rows` on the nested test sets (only ``mults`` if given)."""
+        tests = self.tests
+        if mults is not None:
+            keep = {1, *mults}
+            tests = {kind: {m: t for m, t in by_mult.items() if m in keep} for kind, by_mult in tests.items()}
+        return evaluate_rows(
+            self.trained, tests, rows, L=self.L, batch_tokens=self.batch_tokens, progress=self.progress
+        )
+
+    def eval_config(self, **extra) -> dict:
+        """The evaluation settings every results file records (plus ``extra``)."""
+        return {
+            "train_length": self.L,
+            "multipliers": list(self.mults),
+            "test_lengths": [m * self.L for m in self.mults],
+            "test_sets": list(TEST_SETS),
+            "n_samples": int(self.tests[TEST_SETS[0]][1].shape[0]),
+            "nested_samples": f"every test length scores the last L' bytes of the same {max(self.mults) * self.L}-byte"
+            " windows",
+            "position_bin": max(1, self.L // 8),
+            "num_threads": self.eval["num_threads"],
+            **extra,
+        }
+
+
+@contextlib.contextmanager
+def prepare(
+    profile: str,
+    device: str | None,
+    seed: int,
+    *,
+    extra_models: dict[str, tuple[ModelConfig, TrainConfig]] | None = None,
+    progress: bool = True,
+) -> Iterator[Harness]:
+    """Set up one run: the profile's settings and thread count, the corpus, both models (plus ``extra_models``,
+    {variant: (model config, training config)}), trained or loaded from the cache, and the nested test sets.
+
+    The thread count of the profile holds until the ``with`` block ends (the smoke profile fixes 2 threads for
+    run-to-run determinism). The full profile is refused on a CPU.
+    """
+    dev = experiment_device(profile, device)
+    model_cfg, model_log_n_cfg, train_cfg, ev = settings(profile, seed)
+    started = time.perf_counter()
+    with torch_threads(ev["num_threads"]):
+        corpus = load_corpus()
+        trained = train_models(profile, dev, seed, corpus=corpus, progress=progress)
+        for variant, (mcfg, tcfg) in (extra_models or {}).items():
+            trained[variant] = train(mcfg, tcfg, corpus=corpus, device=dev, progress=progress)
+        eval_started = time.perf_counter()
+        tests = make_test_sets(corpus, model_cfg.train_length, tuple(ev["multipliers"]), ev["n_samples"], seed)
+        yield Harness(
+            profile=profile,
+            seed=seed,
+            device=dev,
+            model=model_cfg,
+            model_log_n=model_log_n_cfg,
+            train=train_cfg,
+            eval=ev,
+            corpus=corpus,
+            trained=trained,
+            tests=tests,
+            progress=progress,
+            started=started,
+            eval_started=eval_started,
+        )
+
+
+def finish(
+    name: str, h: Harness, out: str | Path | None, *, config: dict, timings: dict | None = None, **sections
+) -> dict:
+    """Assemble and write ``<out>/<name>.json``: the header, ``config`` (after the model configs, before the corpus),
+    the training record and timings of every trained model, then ``sections`` in order; returns the dict."""
+    training, train_timings = training_record(h.trained)
+    now = time.perf_counter()
+    results = {
+        **results_header(name, h.profile, h.seed, h.device),
+        "config": {
+            "model": h.model.to_dict(),
+            "model_log_n": h.model_log_n.to_dict(),
+            "train": h.train.to_dict(),
+            **config,
+            "corpus": h.corpus.summary(),
+        },
+        "training": training,
+        "timings": {**train_timings, "eval_s": now - h.eval_started, **(timings or {}), "total_s": now - h.started},
+        **sections,
+    }
+    write_json(results, output_path(name, h.profile, out))
+    return results
