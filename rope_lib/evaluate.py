@@ -36,7 +36,8 @@ def token_metrics(
 
     Returns:
         dict of numpy float64 arrays and floats: ``loss_per_position`` / ``acc_per_position`` (T-1,) averaged
-        over samples; ``loss_per_sample`` / ``acc_per_sample`` (n,) averaged over positions; ``loss`` and ``acc``
+        over samples; ``loss_per_sample`` / ``acc_per_sample`` (n,) averaged over positions; ``loss_matrix``
+        (n, T-1) the loss of every prediction; ``loss`` and ``acc``
         averaged over all predictions.
     """
     if tokens.dim() != 2 or tokens.shape[1] < 2:
@@ -59,6 +60,7 @@ def token_metrics(
         "loss_per_position": loss.mean(0),
         "acc_per_position": hit.mean(0),
         "loss_per_sample": loss.mean(1),
+        "loss_matrix": loss,
         "acc_per_sample": hit.mean(1),
         "loss": float(loss.mean()),
         "acc": float(hit.mean()),

@@ -82,6 +82,18 @@ class Rows:
         """Loss (nats) on the last L bytes at context ``mult`` x L (Su's "longer context, lower loss")."""
         return self._cell(name, kind, mult)["last_window_loss"]
 
+    def last_window_loss_per_sample(self, name: str, mult: int, kind: str = "non_repeated") -> np.ndarray:
+        """Per-sample loss (nats) on the last L bytes at context ``mult`` x L, in sample order."""
+        return np.asarray(self._cell(name, kind, mult)["last_window_loss_per_sample"], dtype=np.float64)
+
+    def loss_change(self, name: str, mult: int, base_mult: int = 1, kind: str = "non_repeated") -> dict:
+        """Paired bootstrap of the last-L-bytes loss at context ``mult`` x L minus at ``base_mult`` x L (nats)."""
+        return bootstrap_difference(
+            self.last_window_loss_per_sample(name, mult, kind),
+            self.last_window_loss_per_sample(name, base_mult, kind),
+            seed=self.seed,
+        )
+
     def position_loss(
         self, name: str, *, bin_size: int, merge: int = 1, kind: str = "non_repeated", mult: int = 8
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -154,7 +154,7 @@ def test_rerope_json(tiny_profile, monkeypatch):
     assert (
         main["ReRoPE"]["window"] == 8 and main["Leaky ReRoPE"]["window"] == 4 and main["Leaky ReRoPE"]["leaky_k"] == 16
     )
-    assert set(main["ReRoPE"]["metrics"]["repeated"]) == {"2", "4"}  # main rows at every test length
+    assert set(main["ReRoPE"]["metrics"]["repeated"]) == {"1", "2", "4"}  # main rows at L and every test length
     assert set(window["ReRoPE-w16-log n"]["metrics"]["repeated"]) == {"4"}  # sweeps at SWEEP_MULT only
     assert [row["window"] for name, row in window.items() if name.endswith("log n")] == [2, 4, 6, 8, 12, 16]
     assert len(leak) == 2 * len(rx.LEAKS)

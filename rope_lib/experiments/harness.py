@@ -212,6 +212,8 @@ def _summary(m: dict, L: int, bin_size: int | None = None) -> dict:
         "acc": m["acc"],
         "loss": m["loss"],
         "last_window_loss": last_window_loss(m["loss_per_position"], L),
+        # per sample, so that the "longer context, lower loss" curve gets a paired interval
+        "last_window_loss_per_sample": np.asarray(m["loss_matrix"])[:, -(L - 1) :].mean(1),
         "acc_per_sample": m["acc_per_sample"],
     }
     if bin_size:
@@ -231,9 +233,19 @@ def score_sets(model, sets: dict, scheme: PositionScheme | None, *, L: int, batc
 
 
 def evaluate_rows(
-    trained: dict, tests: dict, rows: Sequence[Row], *, L: int, batch_tokens: int, progress: bool = True
+    trained: dict,
+    tests: dict,
+    rows: Sequence[Row],
+    *,
+    L: int,
+    batch_tokens: int,
+    train_length: bool = False,
+    progress: bool = True,
 ) -> dict:
-    """Evaluate table rows on every test set and multiplier in ``tests`` (except 1).
+    """Evaluate table rows on every test set and multiplier in ``tests`` (except 1 unless ``train_length``).
+
+    Multiplier 1 (the training length) is skipped by default: every frequency method is plain RoPE there. A row
+    whose scheme differs at L (ReRoPE clips inside L) asks for it with ``train_length=True``.
 
     Args:
         trained: {variant: (model, meta)}, from :func:`train_models` (plus any extra models).
@@ -245,7 +257,7 @@ def evaluate_rows(
     """
     from tqdm.auto import tqdm
 
-    mults = sorted(m for m in tests[TEST_SETS[0]] if m != 1)
+    mults = sorted(m for m in tests[TEST_SETS[0]] if m != 1 or train_length)
     bin_size = max(1, L // 8)
     out = {}
     # disable only when asked: an explicit disable=False would override TQDM_DISABLE=1 (papermill/nbval runs)
@@ -347,14 +359,20 @@ class Harness:
         """:func:`score_sets` for the trained model ``variant``."""
         return score_sets(self.trained[variant][0], sets, scheme, L=self.L, batch_tokens=self.batch_tokens)
 
-    def evaluate(self, rows: Sequence[Row], *, mults: Sequence[int] | None = None) -> dict:
-        """:func:`evaluate_rows` on the nested test sets (only ``mults`` if given)."""
+    def evaluate(self, rows: Sequence[Row], *, mults: Sequence[int] | None = None, train_length: bool = False) -> dict:
+        """:func:`evaluate_rows` on the nested test sets (only ``mults`` if given; also L if ``train_length``)."""
         tests = self.tests
         if mults is not None:
             keep = {1, *mults}
             tests = {kind: {m: t for m, t in by_mult.items() if m in keep} for kind, by_mult in tests.items()}
         return evaluate_rows(
-            self.trained, tests, rows, L=self.L, batch_tokens=self.batch_tokens, progress=self.progress
+            self.trained,
+            tests,
+            rows,
+            L=self.L,
+            batch_tokens=self.batch_tokens,
+            train_length=train_length,
+            progress=self.progress,
         )
 
     def eval_config(self, **extra) -> dict:

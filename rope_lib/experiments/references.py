@@ -79,3 +79,11 @@ SU_REROPE_W_QUARTER_LOG_N: tuple[float, float, float] = (49.40, 85.47, 48.87)
 SU_REROPE_W_HALF_LOG_N: tuple[float, float, float] = (49.40, 85.12, 49.07)
 # 9728: seconds per 1000 training steps, plain RoPE vs Leaky ReRoPE (+6%).
 SU_TRAINING_SECONDS: dict[str, float] = {"rope": 330.0, "leaky": 350.0}
+
+# Su's "longer context, lower loss" numbers for LLaMA2-13B (bojone/rerope README; loss on the same last 4096 tokens,
+# fp16), keyed by context length; None where the README has no value. RoPE's training length is 4096.
+SU_LLAMA2_13B_LAST_WINDOW_LOSS: dict[str, dict[int, float | None]] = {
+    "RoPE": {4096: 1.4967, 8192: 8.8615, 16384: None},
+    "NTK-RoPE (static)": {4096: 1.6081, 8192: 1.5417, 16384: 1.5163},
+    "ReRoPE": {4096: 1.4996, 8192: 1.4267, 16384: 1.4001},
+}

@@ -60,7 +60,9 @@ def run(profile: str = "smoke", device: str | None = None, seed: int = 0, out=No
     with prepare(profile, device, seed, progress=progress) as h:
         groups = _rows(h.L, h.base, h.head_dim)
         rows = {
-            group: h.evaluate(jobs, mults=None if group == "main" else [SWEEP_MULT]) for group, jobs in groups.items()
+            # main rows also at L: ReRoPE clips inside the training length, and the longer-context curve starts there
+            group: h.evaluate(jobs, train_length=True) if group == "main" else h.evaluate(jobs, mults=[SWEEP_MULT])
+            for group, jobs in groups.items()
         }
     config = {
         "eval": h.eval_config(
