@@ -123,6 +123,12 @@ sp.Eq(sp.Symbol("b'"), b * s ** (d / (d - 2)))
 # $\lambda_1\cdots\lambda_m = e^{a m^p}$, with $a$ fixed by requiring the full factor $s$ at the last digit,
 # $a (d/2)^p = \ln s$:
 # $$\theta'_i = \theta_i\,e^{-a (i+1)^p}.$$
+#
+# Su's table row "NTK-RoPE-old" is not the base above: 9706 writes it with the same $\lambda = s^{2/d}$ for the whole
+# base, i.e. base $b\,s$ (9675 calls the two nearly equal; at $d = 32$ they differ, $8\cdot10^4$ vs $9.2\cdot10^4$ for
+# $b = 10^4$, $s = 8$). Under that reading NTK-fixed is exactly NTK-old shifted by one digit: NTK-fixed treats pair
+# $i$ as NTK-old treats pair $i+1$ (asserted below). We keep both: **NTK-aware** = bloc97's $b\,s^{d/(d-2)}$,
+# **NTK-old** = Su's $b\,s$.
 
 # %%
 p, a = sp.symbols("p a", positive=True)
@@ -130,6 +136,10 @@ lam_fixed = s ** (2 / d)
 theta_fixed = 1 / (lam_fixed * (beta * lam_fixed) ** (m - 1))
 assert same_log(theta_fixed, theta_i.subs(i, m - 1) * s ** (-2 * m / d))
 assert same_log(theta_fixed.subs(m, d / 2), theta_i.subs(i, d / 2 - 1) / s)  # PI at the slowest pair
+# Su's NTK-old row: base b*s. NTK-fixed's pair i (digit m = i + 1) is scaled as NTK-old scales pair i + 1
+theta_old_su = (b * s) ** (-2 * i / d)
+assert same_log(theta_fixed.subs(m, i + 1) / theta_i, (theta_old_su / theta_i).subs(i, i + 1))
+assert not same_log(theta_old_su, theta_ntk)  # and it is not bloc97's NTK-aware base
 
 a_sol = sp.solve(sp.Eq(a * (d / 2) ** p, sp.log(s)), a)[0]
 cumulative = sp.exp(a_sol * m**p)  # lambda_1 ... lambda_m
@@ -167,14 +177,16 @@ theta = rope_lib.inv_freq(D, BASE)
 mixed = theta_i.subs(i, m - 1) / cumulative
 closed = {
     "PI": sym_profile(theta_i / s, i, {s: S_SU}),
-    "NTK-old": sym_profile(theta_ntk, i, {s: S_SU}),
+    "NTK-aware": sym_profile(theta_ntk, i, {s: S_SU}),
+    "NTK-old (Su, base b·s)": sym_profile(theta_old_su, i, {s: S_SU}),
     "NTK-fixed": sym_profile(theta_fixed, m, {s: S_SU}),
     "NTK-mixed p=0.625": sym_profile(mixed, m, {s: S_SU, p: P_GAU}),
     "Su LLaMA-2 patch k=12, p=0.75": sym_profile(mixed, m, {s: K_LLAMA2, p: P_LLAMA2}),
 }
 params = {
     "PI": {"rope_type": "linear", "rope_theta": BASE, "factor": S_SU},
-    "NTK-old": {"rope_type": "ntk", "rope_theta": BASE, "factor": S_SU},
+    "NTK-aware": {"rope_type": "ntk", "rope_theta": BASE, "factor": S_SU},
+    "NTK-old (Su, base b·s)": {"rope_type": "default", "rope_theta": BASE * S_SU},
     "NTK-fixed": {"rope_type": "ntk_fixed", "rope_theta": BASE, "factor": S_SU},
     "NTK-mixed p=0.625": {"rope_type": "ntk_mixed", "rope_theta": BASE, "factor": S_SU, "p": P_GAU},
     "Su LLaMA-2 patch k=12, p=0.75": {"rope_type": "ntk_mixed", "rope_theta": BASE, "factor": K_LLAMA2, "p": P_LLAMA2},
@@ -220,7 +232,7 @@ def rel_f32(x64, x32):
 
 hf_gap = {
     "PI vs linear": rel_f32(ours["PI"], hf_pi),
-    "NTK-old vs dynamic(factor 1, n = sL)": rel_f32(ours["NTK-old"], hf_ntk),
+    "NTK-aware vs dynamic(factor 1, n = sL)": rel_f32(ours["NTK-aware"], hf_ntk),
 }
 assert max(hf_gap.values()) < 1e-6, hf_gap
 
@@ -236,7 +248,14 @@ for name, gap in hf_gap.items():
 
 # %%
 ratio = {name: (ours[name] / theta).numpy() for name in ours}
-styles = {"PI": "-", "NTK-old": "-", "NTK-fixed": "--", "NTK-mixed p=0.625": "-", "Su LLaMA-2 patch k=12, p=0.75": ":"}
+styles = {
+    "PI": "-",
+    "NTK-aware": "-",
+    "NTK-old (Su, base b·s)": "-.",
+    "NTK-fixed": "--",
+    "NTK-mixed p=0.625": "-",
+    "Su LLaMA-2 patch k=12, p=0.75": ":",
+}
 labels = {"PI": f"PI (every pair 1/s = 1/{S_SU:g})"}
 fig, ax = plt.subplots()
 for name, r in ratio.items():
@@ -264,7 +283,7 @@ for name, r in ratio.items():
 # |---|---|---|
 # | Baseline (direct extrapolation) | 24.17 | 23.16 |
 # | PI-RoPE | 15.04 | 13.54 |
-# | NTK-RoPE-old | 51.28 | 39.27 |
+# | NTK-RoPE-old (base $b\,s$) | 51.28 | 39.27 |
 # | NTK-RoPE-fixed | 51.86 | 39.61 |
 # | NTK-RoPE-mixed ($p$ = 0.625) | 53.09 | 40.12 |
 #
@@ -272,7 +291,8 @@ for name, r in ratio.items():
 # at our scale belongs to the experiment notebook). What the posts claim about the mechanism, asserted:
 
 # %%
-r_pi, r_old, r_fix, r_mix = (ratio[k] for k in ("PI", "NTK-old", "NTK-fixed", "NTK-mixed p=0.625"))
+r_pi, r_old, r_fix, r_mix = (ratio[k] for k in ("PI", "NTK-aware", "NTK-fixed", "NTK-mixed p=0.625"))
+r_old_su = ratio["NTK-old (Su, base b·s)"]
 # PI squeezes every digit by s, the fastest included
 assert np.allclose(r_pi, 1 / S_SU, rtol=1e-14)
 # NTK-aware leaves the fastest digit as trained and squeezes the slowest exactly as PI
@@ -286,22 +306,34 @@ assert np.all(r_pi <= r_mix * (1 + 1e-12)) and np.all(r_mix <= r_fix * (1 + 1e-1
 r_mix_by_p = [(scaling.ntk_mixed_frequencies(D, BASE, S_SU, pv)[0] / theta).numpy() for pv in (0.25, 0.5, 0.75, 1.0)]
 assert all(np.all(lo <= hi * (1 + 1e-12)) for lo, hi in zip(r_mix_by_p, r_mix_by_p[1:]))
 # Every NTK variant interpolates the slow digits and extrapolates the fast ones: the ratio falls monotonically
-assert all(np.all(np.diff(r) <= 1e-15) for r in (r_old, r_fix, r_mix))
+assert all(np.all(np.diff(r) <= 1e-15) for r in (r_old, r_old_su, r_fix, r_mix))
+# Su's NTK-old keeps the fastest pair too, and NTK-fixed is it shifted by one digit (pair i as NTK-old's pair i + 1)
+assert r_old_su[0] == 1.0 and np.allclose(r_fix[:-1], r_old_su[1:], rtol=1e-12, atol=0)
 
 # the numbers quoted in the remark below
 assert (round(r_old[32], 2), round(r_fix[32], 2), round(r_mix[32], 2)) == (0.35, 0.34, 0.25)
 
 # %% tags=["nbval-check-output"]
-print("claims (analytic):")
-print("  PI divides every pair by s                          : True")
-print("  NTK-old keeps the fastest pair, matches PI at the slowest : True")
-print("  NTK-fixed / mixed match PI at the slowest pair      : True")
-print("  ordering PI <= mixed(p) <= fixed, monotone in p     : True")
+claims = {
+    "PI divides every pair by s": bool(np.allclose(r_pi, 1 / S_SU, rtol=1e-14)),
+    "NTK-aware keeps the fastest pair, matches PI at the slowest": r_old[0] == 1.0
+    and math.isclose(r_old[-1], 1 / S_SU, rel_tol=1e-12),
+    "NTK-fixed / mixed match PI at the slowest pair": all(
+        math.isclose(r[-1], 1 / S_SU, rel_tol=1e-12) for r in (r_fix, r_mix)
+    ),
+    "NTK-fixed = Su's NTK-old (base b s) shifted by one digit": bool(np.allclose(r_fix[:-1], r_old_su[1:], rtol=1e-12)),
+    "ordering PI <= mixed(p) <= fixed, monotone in p": bool(
+        np.all(r_pi <= r_mix * (1 + 1e-12)) and np.all(r_mix <= r_fix * (1 + 1e-12))
+    ),
+}
+print("claims (analytic), each computed above:")
+for claim, holds in claims.items():
+    print(f"  {claim:58s}: {holds}")
 
 # %% [markdown]
-# **(ours)** Where the variants differ most is the middle of the spectrum: at pair 32 of 64, NTK-old keeps
-# $s^{-64/126} \approx 0.35$ of the frequency, NTK-fixed $s^{-66/128} \approx 0.34$ (nearly the same curve, shifted
-# by one digit), the $p = 0.625$ mixed radix only $\approx 0.25$ (asserted below). The mixed radix buys its better
+# **(ours)** Where the variants differ most is the middle of the spectrum: at pair 32 of 64, NTK-aware keeps
+# $s^{-64/126} \approx 0.35$ of the frequency, NTK-fixed $s^{-66/128} \approx 0.34$ (Su's NTK-old shifted by one
+# digit), the $p = 0.625$ mixed radix only $\approx 0.25$ (asserted below). The mixed radix buys its better
 # accuracy in Su's
 # table by interpolating the middle digits harder, i.e. by moving towards PI for pairs whose wavelengths are
 # comparable to the training length. Notebook 03 shows the other way of drawing this line: by how many turns

@@ -66,7 +66,7 @@ def test_cli_errors_are_one_line_exit_2(argv, expected, capsys, tiny_profile):
 def test_cli_list_and_help_show_every_experiments_names(capsys):
     assert cli.main(["--list"]) == 0
     out = capsys.readouterr().out
-    assert "extrapolation: --methods: Baseline, PI, NTK-old" in out and "Dynamic YaRN" in out
+    assert "extrapolation: --methods: Baseline, PI, NTK-aware, NTK-old" in out and "Dynamic YaRN" in out
     assert "inverse_leaky: --variants: invleaky, invleaky_b" in out and "rerope: no list options" in out
     with pytest.raises(SystemExit) as exc:
         cli.main(["--help"])
@@ -115,7 +115,7 @@ def test_extrapolation_json(tiny_profile, capsys):
     assert {"train_wall_s", "train_tokens_per_s", "eval_s"} <= set(r["timings"])
     assert {"model", "model_log_n", "train", "eval", "corpus"} <= set(r["config"])
     expected = [hx.row_name(m, v) for v in ("none", "dagger", "trained") for m in hx.METHODS]
-    assert list(r["rows"]) == expected and len(expected) == 27
+    assert list(r["rows"]) == expected and len(expected) == 3 * 11
     cell = r["rows"]["NTK-mixed-log n-dagger"]["metrics"]["repeated"]["4"]
     assert {"acc", "loss", "last_window_loss", "acc_per_sample"} <= set(cell) and len(cell["acc_per_sample"]) == 3
     assert r["rows"]["YaRN"]["schemes"]["4"]["rope_parameters"]["factor"] == 4.0  # s = L'/L

@@ -48,7 +48,10 @@ DYNAMIC_BLOCKS = 8
 METHODS: dict[str, MethodFactory] = {
     "Baseline": lambda s, L, b, d: PositionScheme({"rope_type": "default", "rope_theta": b}),
     "PI": lambda s, L, b, d: PositionScheme({"rope_type": "linear", "rope_theta": b, "factor": s}),
-    "NTK-old": lambda s, L, b, d: PositionScheme({"rope_type": "ntk", "rope_theta": b, "factor": s}),
+    "NTK-aware": lambda s, L, b, d: PositionScheme({"rope_type": "ntk", "rope_theta": b, "factor": s}),
+    # Su's "NTK-RoPE-old" row (kexue.fm/archives/9706) uses lambda = s^(2/d), i.e. the base b*s, not bloc97's
+    # b*s^(d/(d-2)) above; under it NTK-fixed is NTK-old shifted by one digit (notebook 02).
+    "NTK-old": lambda s, L, b, d: PositionScheme({"rope_type": "default", "rope_theta": b * s}),
     "NTK-fixed": lambda s, L, b, d: PositionScheme({"rope_type": "ntk_fixed", "rope_theta": b, "factor": s}),
     "NTK-mixed": lambda s, L, b, d: PositionScheme(
         {"rope_type": "ntk_mixed", "rope_theta": b, "factor": s, "p": 0.625}
@@ -58,6 +61,16 @@ METHODS: dict[str, MethodFactory] = {
     ),
     "YaRN": lambda s, L, b, d: PositionScheme(
         {"rope_type": "yarn", "rope_theta": b, "factor": s, "original_max_position_embeddings": L}
+    ),
+    # YaRN's frequencies without its temperature: isolates what the ramp alone does
+    "YaRN (t = 1)": lambda s, L, b, d: PositionScheme(
+        {
+            "rope_type": "yarn",
+            "rope_theta": b,
+            "factor": s,
+            "original_max_position_embeddings": L,
+            "attention_factor": 1.0,
+        }
     ),
     "Dynamic NTK": lambda s, L, b, d: PositionScheme(
         {"rope_type": "dynamic", "rope_theta": b, "factor": 1.0, "original_max_position_embeddings": L},
@@ -71,11 +84,13 @@ METHODS: dict[str, MethodFactory] = {
 METHOD_NOTES = {
     "Baseline": "direct extrapolation: plain RoPE at every length",
     "PI": "Positional Interpolation theta_i/s, no fine-tuning",
-    "NTK-old": "NTK-aware base b*s^(d/(d-2))",
+    "NTK-aware": "bloc97's NTK-aware base b*s^(d/(d-2))",
+    "NTK-old": "Su's NTK-RoPE-old row: base b*s (lambda = s^(2/d))",
     "NTK-fixed": "Su's fixed NTK theta_i*s^(-2(i+1)/d)",
     "NTK-mixed": "Su's mixed-radix NTK, p = 0.625",
     "NTK-by-parts": "published ramp in rotations r (alpha=1, beta=32), no temperature",
     "YaRN": "transformers' yarn (ramp in pair index, beta_fast=32, beta_slow=1) + temperature 0.1 ln s + 1",
+    "YaRN (t = 1)": "YaRN's frequencies without its temperature (attention_factor 1)",
     "Dynamic NTK": "NTK-aware with s = max(1, n/L) per token (decoder-exact, raw-key cache)",
     "Dynamic YaRN": "YaRN with s = max(1, n/L) per token (decoder-exact, raw-key cache)",
 }
