@@ -7,7 +7,13 @@ from .decoding import RawKVCache, dynamic_rope_step, stale_cache_error
 from .plotting import savefig, use_style
 
 # --- ReRoPE / Leaky ReRoPE (rope_lib/rerope.py) ---
-from .rerope import rerope_attention, rerope_attention_reference, rerope_decode_step, rerope_relative_position
+from .rerope import (
+    rerope_attention,
+    rerope_attention_flex,
+    rerope_attention_reference,
+    rerope_decode_step,
+    rerope_relative_position,
+)
 from .rope import LAYOUTS, angles, apply_rope, convert_layout, inv_freq, layout_permutation
 
 # --- scaling methods (rope_lib/scaling.py) ---
@@ -65,6 +71,7 @@ __all__ = [
     "pick_device",
     "repo_root",
     "rerope_attention",
+    "rerope_attention_flex",
     "rerope_attention_reference",
     "rerope_decode_step",
     "rerope_relative_position",

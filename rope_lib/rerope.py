@@ -233,6 +233,84 @@ def rerope_attention_reference(
     return (torch.softmax(s, dim=-1) @ vf).to(q.dtype)
 
 
+# ---------------------------------------------------------------------------------------------- flex attention
+
+IMPLEMENTATIONS: tuple[str, ...] = ("auto", "blockwise", "flex", "reference")
+
+
+def _flex_region_mask(region: int, window: int, causal: bool):
+    """flex_attention mask_mod of a region: _IN r < w (and r >= 0 causal, r > -w otherwise), _PAST r >= w,
+    _FUTURE r <= -w; r = i - j. Together they cover the visible keys of every row exactly once."""
+
+    def inside(b, h, i, j):
+        r = i - j
+        return (r < window) & ((r >= 0) if causal else (r > -window))
+
+    def past(b, h, i, j):
+        return (i - j) >= window
+
+    def future(b, h, i, j):
+        return (i - j) <= -window
+
+    return (inside, past, future)[region]
+
+
+def rerope_attention_flex(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    inv_freq: torch.Tensor,
+    *,
+    window: int,
+    leaky_k: float | None = None,
+    causal: bool = True,
+    scale=None,
+) -> torch.Tensor:
+    """ReRoPE / Leaky ReRoPE as two (three when non-causal) ``flex_attention`` calls merged by their log-sum-exps.
+
+    Each call attends with one rotation pair of :func:`_rotated_pairs` under a block mask of its region (inside the
+    window: rotated q and k; beyond it: R_w q against raw k, or Leaky's positions); the regions split the visible
+    keys, so together they do one causal attention's work, where the two-matrix version computes two full score
+    matrices. The partial results are merged exactly: lse = logaddexp(l1, l2), o = o1 e^(l1 - lse) + o2 e^(l2 - lse).
+    On CUDA, under ``torch.compile``, flex_attention runs as a fused kernel; on a CPU it runs eagerly, materialising
+    the scores, and (torch 2.13) has no backward there: correct values for tests, the blockwise path for CPU work.
+    Same arguments and result as :func:`rerope_attention`. Not yet measured on a GPU (no GPU was available).
+    """
+    import warnings
+
+    from torch.nn.attention.flex_attention import AuxRequest, create_block_mask, flex_attention
+
+    window, leaky_k = _window(window), _checks.leaky_k(leaky_k)
+    _check_qkv(q, k, v)
+    inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
+    dtype = compute_dtype(q.dtype)
+    scale = _scale_tensor(scale, q, dtype)
+    qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
+    pairs = _rotated_pairs(qf, kf, inv_freq, window, leaky_k, bool(causal))
+    lead, n = q.shape[:-2], q.shape[-2]
+    # flex_attention wants (batch, heads, seq, dim): fold every leading dim into the batch
+    v4 = vf.reshape(-1, 1, n, vf.shape[-1])
+    outs, lses = [], []
+    for region, (qq, kk) in enumerate(pairs):
+        if isinstance(scale, torch.Tensor):  # one scale per query: fold it into the queries
+            qq, call_scale = qq * scale, 1.0
+        else:
+            call_scale = scale
+        q4, k4 = qq.reshape(-1, 1, n, qq.shape[-1]), kk.reshape(-1, 1, n, kk.shape[-1])
+        mask = create_block_mask(_flex_region_mask(region, window, bool(causal)), None, None, n, n, device=q.device)
+        with warnings.catch_warnings():  # eager (uncompiled) flex warns that it is unfused; that is known here
+            warnings.simplefilter("ignore", UserWarning)
+            o, aux = flex_attention(q4, k4, v4, block_mask=mask, scale=call_scale, return_aux=AuxRequest(lse=True))
+        lse = aux.lse
+        outs.append(o)
+        lses.append(lse)
+    lse_all = lses[0]
+    for lse in lses[1:]:
+        lse_all = torch.logaddexp(lse_all, lse)
+    out = sum(o * torch.exp(lse - lse_all).nan_to_num(0.0)[..., None] for o, lse in zip(outs, lses))
+    return out.reshape(*lead, n, v.shape[-1]).to(q.dtype)
+
+
 # ------------------------------------------------------------------------------------------ the blockwise
 
 
@@ -384,6 +462,7 @@ def rerope_attention(
     scale=None,
     block_q: int = BLOCK_Q,
     block_k: int = BLOCK_K,
+    implementation: str = "auto",
 ) -> torch.Tensor:
     """ReRoPE / Leaky ReRoPE attention (prefill), memory-efficient: no seq x seq tensor, forward or backward.
 
@@ -400,8 +479,14 @@ def rerope_attention(
             module docstring).
         scale: logit scale; None is 1/sqrt(head_dim); a positive float; or a tensor broadcastable to
             (..., seq, 1), one scale per query (log-n scaling: max(1, log(i+1)/log L)/sqrt(d) per row).
-        block_q, block_k: tile sizes; a score tile holds prod(leading dims) x block_q x block_k numbers in the
-            compute dtype (the defaults were picked by measurement, see BLOCK_Q). Beyond that, the extra memory is
+        implementation: "blockwise" (this module's online-softmax tiles, any device), "flex" (two or three
+            ``flex_attention`` calls merged by log-sum-exp, :func:`rerope_attention_flex`; fused on CUDA, forward
+            only on a CPU),
+            "reference" (the two full score matrices, :func:`rerope_attention_reference`), or "auto": flex on
+            CUDA, blockwise elsewhere.
+        block_q, block_k: tile sizes of the blockwise path; a score tile holds prod(leading dims) x block_q x
+            block_k numbers in the compute dtype (the defaults were picked by measurement, see BLOCK_Q). Beyond
+            that, the extra memory is
             O(seq x head_dim): the rotated copies of q (two; three when non-causal) and k (one or two) and the
             output.
 
@@ -409,6 +494,13 @@ def rerope_attention(
         (..., seq, head_dim_v) in the dtype of q. Computation (rotation, scores, softmax, accumulation) runs in
         float32 (float64 for float64 input). Differentiable in q, k, v (and a tensor scale).
     """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+    if implementation == "auto":
+        implementation = "flex" if isinstance(q, torch.Tensor) and q.is_cuda else "blockwise"
+    if implementation != "blockwise":
+        other = rerope_attention_flex if implementation == "flex" else rerope_attention_reference
+        return other(q, k, v, inv_freq, window=window, leaky_k=leaky_k, causal=causal, scale=scale)
     window, leaky_k = _window(window), _checks.leaky_k(leaky_k)
     _check_qkv(q, k, v)
     inv_freq = _check_inv_freq(inv_freq, q.shape[-1])

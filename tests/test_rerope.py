@@ -374,3 +374,51 @@ def test_relative_position_is_the_definition(window, leak):
     got = rerope_mod.rerope_relative_position(r, window, leak)
     want = torch.tensor([p_of_r(int(x), window, leak, True) for x in r], dtype=torch.float64)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------- flex_attention path
+
+
+@pytest.mark.parametrize("case", _random_cases(24), ids=_case_id)
+def test_flex_matches_reference(case):
+    """The flex path (eager on CPU: flex_attention's merged log-sum-exps) against the two-matrix reference.
+
+    Forward only: torch 2.13's flex_attention has no backward on CPU (it raises); its gradient is CUDA's to test.
+    """
+    c = case
+    q, k, v = qkv(c["lead"], c["n"], c["d"], c["dv"], seed=c["seed"])
+    f = inv_freq(c["rotary"])
+    scale = None
+    if c["per_query_scale"]:
+        pos = torch.arange(1, c["n"] + 1, dtype=torch.float32)
+        scale = (torch.clamp(torch.log(pos) / math.log(4), min=1.0) / math.sqrt(c["d"]))[:, None]
+    kw = dict(window=c["window"], leaky_k=c["leak"], causal=c["causal"], scale=scale)
+    got = rerope_attention(q, k, v, f, implementation="flex", **kw)
+    want = rerope_attention_reference(q, k, v, f, **kw)
+    assert got.shape == want.shape == v.shape and got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("leak", [None, 4.0])
+def test_flex_float64_equals_the_definition(causal, leak):
+    q, k, v = qkv((2,), 19, 8, dtype=torch.float64, seed=5)
+    f = inv_freq(8)
+    got = rope_lib.rerope_attention_flex(q, k, v, f, window=4, leaky_k=leak, causal=causal)
+    want = brute_force(q, k, v, f, 4, leak, causal, 1 / math.sqrt(8))
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_implementation_choice():
+    q, k, v = qkv((1, 2), 33, 8, seed=2)
+    f = inv_freq(8)
+    auto = rerope_attention(q, k, v, f, window=5)  # CPU: auto is the blockwise path
+    assert torch.equal(auto, rerope_attention(q, k, v, f, window=5, implementation="blockwise"))
+    assert torch.equal(
+        rerope_attention(q, k, v, f, window=5, implementation="reference"),
+        rerope_attention_reference(q, k, v, f, window=5),
+    )
+    with pytest.raises(ValueError, match=r"implementation must be one of \('auto', 'blockwise', 'flex', 'reference'\)"):
+        rerope_attention(q, k, v, f, window=5, implementation="triton")
+    with pytest.raises(ValueError, match="leaky_k"):
+        rerope_attention(q, k, v, f, window=5, leaky_k=0.0, implementation="flex")
