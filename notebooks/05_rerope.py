@@ -209,7 +209,7 @@ for name, ok in checks.items():
 # %%
 from rope_lib.experiments import references, run_experiment
 from rope_lib.experiments import rerope_eval as rx
-from rope_lib.report import Results, format_gap, markdown_table
+from rope_lib.report import Results, excludes_zero, format_gap, markdown_table
 
 results = Results(run_experiment("rerope", profile=profile, device=device, seed=seed))
 L, mults = results.train_length, results.mults
@@ -262,14 +262,14 @@ for name in ("ReRoPE - YaRN", "ReRoPE - NTK-fixed", "Leaky ReRoPE - YaRN", "ReRo
     assert claims[name]["lo"] > 0, (name, claims[name])
 
 # %% [markdown]
-# **Claim 2: log n helps ReRoPE** (Su: 48.48 -> 48.85 dagger -> 49.07 trained; small gains). Read from the two
-# bottom rows above; Su's own gains are under one point, so we only check the sign of the observed difference and
-# say whether the interval excludes zero.
+# **Claim 2: log n helps ReRoPE** (Su: 48.48 -> 48.85 dagger -> 49.07 trained; gains under one point). Decided by
+# the one rule (the interval must exclude zero): log n-dagger, on the same model, is **reproduced** (about +0.9);
+# the trained log n model's gain over the plain model (about +0.8) has an interval that includes zero, so it is
+# **not reproduced** here - a comparison across two trained models, whose noise these intervals do not even cover.
 
 # %%
-assert claims["ReRoPE-log n-dagger - ReRoPE"]["diff"] > 0
-print("log n-dagger gain clear of noise:", claims["ReRoPE-log n-dagger - ReRoPE"]["lo"] > 0)
-print("log n (trained) gain clear of noise:", claims["ReRoPE-log n - ReRoPE"]["lo"] > 0)
+assert claims["ReRoPE-log n-dagger - ReRoPE"]["lo"] > 0
+assert claims["ReRoPE-log n - ReRoPE"]["lo"] <= 0  # not reproduced at this scale, asserted as it stands
 
 # %% [markdown]
 # ### Window sweep (8x, accuracy %, repeated / non-repeated)
@@ -286,19 +286,38 @@ markdown_table(["w", "w / L", "plain model", "Su (no log n)", "log-n model", "Su
 # %%
 windows = [max(1, round(f * L)) for f in rx.WINDOW_FRACTIONS]
 sweep_nr = {w: window_rows.acc(f"ReRoPE-w{w}", "non_repeated", 8) for w in windows}
-best_w = max(sweep_nr, key=sweep_nr.get)
-w_full = window_rows.gap(f"ReRoPE-w{best_w}", f"ReRoPE-w{L}")
-print(f"best window (plain model, non-repeated): w = {best_w} = {best_w / L:.3g} L")
-print(f"best window - (w = L): {w_full['diff']:+.2f}  [{w_full['lo']:+.2f}, {w_full['hi']:+.2f}]")
+# Each model's best window against every other window (8x, non-repeated, paired intervals): which windows are
+# clearly worse, which cannot be told apart from the best.
+sweep = {}
+for suffix in ("", "-log n"):
+    accs = {w: window_rows.acc(f"ReRoPE-w{w}{suffix}", "non_repeated", 8) for w in windows}
+    top = max(accs, key=accs.get)
+    vs = {w: window_rows.gap(f"ReRoPE-w{top}{suffix}", f"ReRoPE-w{w}{suffix}") for w in windows if w != top}
+    sweep[suffix or "plain"] = (top, vs)
+    tied = [w for w, g in vs.items() if not excludes_zero(g)]
+    print(f"{'plain model' if not suffix else 'log-n model'}: best w = {top} ({top / L:.3g} L); "
+          f"indistinguishable from it: {[f'{w / L:.3g} L' for w in tied] or 'none'}")
+    for w, g in vs.items():
+        print(f"    best - (w = {w / L:.3g} L): {format_gap(g)}")
 
 # %% [markdown]
-# **Claim 3: the best window is about $L/4$ to $L/2$.** Asserted below on the plain model's non-repeated column.
+# **Claim 3: the best window is about $L/4$ to $L/2$.** By the one rule: on the plain model, **reproduced** - the
+# best window lies in $[L/4, L/2]$, every window it cannot be told apart from lies there too, and it is clearly
+# better than $w = L/8$, $3L/4$ and $L$. On the log-n model **not reproduced**: every window from $L/4$ to $L$ is
+# within noise of the best, only $L/8$ is clearly worse (asserted as it stands).
 # **Claim 4: $w = L$ fails** (Su: 7.09 / 8.25 without log n, worse than direct extrapolation) - see the text after
 # the assert for what we see.
 
 # %%
-assert L / 4 <= best_w <= L / 2, best_w
-assert sweep_nr[best_w] > sweep_nr[max(1, round(L / 8))]
+top, vs = sweep["plain"]
+assert L / 4 <= top <= L / 2, top
+assert all(L / 4 <= w <= L / 2 for w, g in vs.items() if not excludes_zero(g)), vs
+assert all(vs[w]["lo"] > 0 for w in (round(L / 8), round(3 * L / 4), L) if w in vs)
+top_log, vs_log = sweep["-log n"]
+if round(L / 8) in vs_log:
+    assert vs_log[round(L / 8)]["lo"] > 0
+if L in vs_log:  # (if w = L were the best itself, it would trivially be "within noise")
+    assert not excludes_zero(vs_log[L])  # log-n model: w = L within noise of the best - the non-reproduction
 
 # %% [markdown]
 # **(ours) $w = L$ does not fail here.** Clipping at $w = L$ leaves the model a little worse than the best window,
@@ -482,7 +501,8 @@ assert ratio_8k <= 2.5 and mem_growth < 3
 # * `rope_lib.rerope_attention` (blockwise, online softmax, never an $n \times n$ matrix) equals the two-matrix
 #   reference, reduces to plain RoPE when $w \ge n$, and decodes token by token exactly.
 # * Reproduced at 8x: ReRoPE and Leaky ReRoPE beat every frequency-scaling method, with intervals clear of zero;
-#   the best window lies in $[L/4, L/2]$.
+#   on the plain model the best window lies in $[L/4, L/2]$ (on the log-n model every window from $L/4$ to $L$ is
+#   within noise of the best); log n-dagger adds a small, clear gain.
 # * Reproduced at 2L: with ReRoPE the loss on the last $L$ bytes is lower with more context (it falls below its
 #   value at $L$), while every frequency-scaling method's rises.
 # * Not reproduced at this scale: $w = L$ collapsing below the baseline, and the loss still falling at 8L-16L (the
