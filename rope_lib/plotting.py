@@ -49,12 +49,38 @@ _METADATA = {
 }
 
 
+def bundled_fonts_dir() -> Path:
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+def use_bundled_fonts() -> None:
+    """Draw text only with the fonts that ship inside matplotlib (pinned by its version), never system fonts.
+
+    A machine with Debian's fonts-dejavu has a second "DejaVu Sans" of another release, with other glyph widths;
+    which of the two matplotlib picks depends on its font cache, so figure bytes (tight bounding boxes, text
+    paths) would depend on the machine and on the cache's history. Restricting the font list to the bundled files
+    makes them depend on the matplotlib version alone.
+    """
+    from matplotlib import font_manager
+
+    bundled = bundled_fonts_dir()
+    manager = font_manager.fontManager
+    known = {Path(f.fname).name for f in manager.ttflist if Path(f.fname).parent == bundled}
+    for path in sorted(bundled.glob("*.ttf")):
+        if path.name not in known:
+            manager.addfont(str(path))
+    manager.ttflist = [f for f in manager.ttflist if Path(f.fname).parent == bundled]
+    manager._findfont_cached.cache_clear()  # forget lookups made before the list was restricted
+    font_manager._get_font.cache_clear()
+
+
 def use_style() -> None:
     """Set up a notebook session: the companion's style, PNG inline figures (nbval skips PNG, not SVG), and no
     environment noise in committed outputs - tqdm's "IProgress not found" warning (it carries a local path) and
     fontTools' note about the zero timestamp that SOURCE_DATE_EPOCH=0 puts into PDF fonts."""
     warnings.filterwarnings("ignore", message="IProgress not found")
     logging.getLogger("fontTools").setLevel(logging.ERROR)
+    use_bundled_fonts()
     plt.style.use(STYLE)
     try:  # only inside IPython
         from matplotlib_inline.backend_inline import set_matplotlib_formats
@@ -153,6 +179,7 @@ def savefig(fig: matplotlib.figure.Figure, name: str, *, profile: str = "smoke",
     """
     if not name or any(c in name for c in "/\\") or name.startswith("."):
         raise ValueError(f"name must be a plain file stem without folders, got {name!r}")
+    use_bundled_fonts()  # also for callers that drew without use_style()
     quantize_figure(fig)
     out_dir = figures_dir(profile)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -162,3 +162,33 @@ def test_rerope_json(tiny_profile, monkeypatch):
     for kind in ("repeated", "non_repeated"):
         got, want = window["ReRoPE-w8"]["metrics"][kind]["4"], main["ReRoPE"]["metrics"][kind]["4"]
         np.testing.assert_array_equal(got["acc_per_sample"], want["acc_per_sample"])
+
+
+def test_full_profile_code_path_at_toy_size(tiny_profile, monkeypatch):
+    """Every experiment's *full*-profile code path, on the CPU at toy size: the settings the full profile reads
+    (compile on, no thread pinning, every InvLeaky variant), its output folders (results/full), its JSON.
+
+    The full profile is refused on a CPU by design; here the device check is replaced, not the code under it.
+    """
+    import torch
+
+    from rope_lib.experiments import inverse_leaky as il
+    from rope_lib.experiments import rerope_eval as rx
+
+    toy_full = {**hx.PROFILE_SETTINGS["smoke"], "num_threads": None}  # the tiny profile, as conftest installs it
+    toy_full["train"] = {**toy_full["train"], "compile": True}  # as in the full profile (compiles on CUDA only)
+    monkeypatch.setitem(hx.PROFILE_SETTINGS, "full", toy_full)
+    monkeypatch.setattr(hx, "experiment_device", lambda profile, device: torch.device("cpu"))
+    monkeypatch.setattr(rx, "SWEEP_MULT", 4)  # the toy profile tests 2x and 4x only
+    monkeypatch.setitem(il.TIMING, "rounds", 1)
+    monkeypatch.setitem(il.TIMING, "steps_per_round", 1)
+    monkeypatch.setitem(il.TIMING, "warmup_steps", 0)
+    for name in EXPERIMENTS:
+        r = run_experiment(name, profile="full", device="cpu", progress=False)
+        path = tiny_profile / "results" / "full" / f"{name}.json"
+        assert path.exists() and json.loads(path.read_text())["profile"] == "full" == r["profile"]
+        assert r["config"]["train"]["compile"] is True and r["config"]["eval"]["num_threads"] is None
+    assert json.loads((tiny_profile / "results" / "full" / "inverse_leaky.json").read_text())["config"][
+        "variants"
+    ] == list(il.DEFAULT_VARIANTS["full"])
+    assert not (tiny_profile / "results" / "smoke").exists()  # the full profile never writes the smoke outputs

@@ -7,6 +7,7 @@ The control test shows the comparison can fail: without quantization the PNG of 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -105,3 +106,32 @@ def test_quantize_rounds_noise_and_keeps_values():
     assert plotting.quantize(["a", "b"]) == ["a", "b"]  # categories pass through
     nonfinite = plotting.quantize(np.array([np.nan, np.inf, 2.0]))
     assert np.isnan(nonfinite[0]) and nonfinite[1] == np.inf and nonfinite[2] == 2.0
+
+
+def test_text_uses_matplotlibs_bundled_fonts_only(tmp_path):
+    """A second "DejaVu Sans" elsewhere on the machine (Debian's fonts-dejavu has another release) must not be
+    picked: which one matplotlib's font cache prefers differs between machines and cache histories."""
+    import shutil
+
+    from matplotlib import font_manager
+
+    bundled = plotting.bundled_fonts_dir()
+    impostor = tmp_path / "DejaVuSans.ttf"  # the same family at a "system" path, listed first
+    shutil.copy(bundled / "DejaVuSans.ttf", impostor)
+    manager = font_manager.fontManager
+    saved = list(manager.ttflist)
+    try:
+        manager.addfont(str(impostor))
+        manager.ttflist = [f for f in manager.ttflist if f.fname == str(impostor)] + saved
+        manager.ttflist = [f for f in manager.ttflist if "DejaVuSans.ttf" not in f.fname or f.fname == str(impostor)]
+        manager._findfont_cached.cache_clear()
+        assert font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans")) == str(impostor)  # control
+        plotting.use_style()
+        family = matplotlib.rcParams["font.family"]
+        chosen = font_manager.findfont(font_manager.FontProperties(family=family))
+        assert chosen == str(bundled / "DejaVuSans.ttf")
+        assert all(Path(f.fname).parent == bundled for f in manager.ttflist)
+    finally:
+        manager.ttflist = saved
+        manager._findfont_cached.cache_clear()
+        plotting.use_bundled_fonts()
