@@ -66,6 +66,8 @@ def use_bundled_fonts() -> None:
     bundled = bundled_fonts_dir()
     manager = font_manager.fontManager
     known = {Path(f.fname).name for f in manager.ttflist if Path(f.fname).parent == bundled}
+    if len(known) == len(manager.ttflist) and known >= {p.name for p in bundled.glob("*.ttf")}:
+        return  # already restricted (every savefig calls this): keep matplotlib's font caches warm
     for path in sorted(bundled.glob("*.ttf")):
         if path.name not in known:
             manager.addfont(str(path))

@@ -186,6 +186,18 @@ def _rotated_pairs(q, k, inv_freq, window: int, leaky_k: float | None, causal: b
     return pairs
 
 
+def _checked_pairs(q, k, v, inv_freq, window, leaky_k, causal, scale):
+    """Check the arguments of a full-matrix path (reference, flex) and rotate: (window, scale, v, rotation pairs),
+    all in the compute dtype."""
+    window, leaky_k = _window(window), _checks.leaky_k(leaky_k)
+    _check_qkv(q, k, v)
+    inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
+    dtype = compute_dtype(q.dtype)
+    scale = _scale_tensor(scale, q, dtype)
+    qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
+    return window, scale, vf, _rotated_pairs(qf, kf, inv_freq, window, leaky_k, bool(causal))
+
+
 def rerope_relative_position(r: torch.Tensor, window: int, leaky_k: float | None = None) -> torch.Tensor:
     """The relative position p(r) ReRoPE scores a key r >= 0 tokens back at: min(r, w), or with ``leaky_k`` r inside
     the window and w + (r - w)/k beyond it (float ``r``; also what the decode step rotates cached keys by)."""
@@ -213,13 +225,7 @@ def rerope_attention_reference(
     matrix and the clipped score matrix in full, takes the first where i - j < w (|i - j| < w when non-causal) and
     the second elsewhere, masks, softmaxes, multiplies by v.
     """
-    window, leaky_k = _window(window), _checks.leaky_k(leaky_k)
-    _check_qkv(q, k, v)
-    inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
-    dtype = compute_dtype(q.dtype)
-    scale = _scale_tensor(scale, q, dtype)
-    qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
-    pairs = _rotated_pairs(qf, kf, inv_freq, window, leaky_k, bool(causal))
+    window, scale, vf, pairs = _checked_pairs(q, k, v, inv_freq, window, leaky_k, causal, scale)
     n = q.shape[-2]
     idx = torch.arange(n, device=q.device)
     r = idx[:, None] - idx[None, :]  # i - j
@@ -280,13 +286,7 @@ def rerope_attention_flex(
 
     from torch.nn.attention.flex_attention import AuxRequest, create_block_mask, flex_attention
 
-    window, leaky_k = _window(window), _checks.leaky_k(leaky_k)
-    _check_qkv(q, k, v)
-    inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
-    dtype = compute_dtype(q.dtype)
-    scale = _scale_tensor(scale, q, dtype)
-    qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
-    pairs = _rotated_pairs(qf, kf, inv_freq, window, leaky_k, bool(causal))
+    window, scale, vf, pairs = _checked_pairs(q, k, v, inv_freq, window, leaky_k, causal, scale)
     lead, n = q.shape[:-2], q.shape[-2]
     # flex_attention wants (batch, heads, seq, dim): fold every leading dim into the batch
     v4 = vf.reshape(-1, 1, n, vf.shape[-1])
