@@ -23,9 +23,12 @@ STRIP_KEYS := metadata.papermill cell.metadata.papermill metadata.jupytext
 # Reproducible files and quiet, machine-independent outputs for every pipeline run.
 PIPE_ENV := SOURCE_DATE_EPOCH=0 TQDM_DISABLE=1 PYTHONHASHSEED=0
 CHECK_DIR := $(CURDIR)/build/check
+# Every model of every training seed that notebooks 04-06 share, trained once before they run (or found in the
+# checkpoint cache under .cache/), so each notebook only evaluates. Redone when the library or the profile changes.
+MODELS_STAMP = build/models-$(PROFILE).stamp
 
 .DELETE_ON_ERROR:
-.PHONY: all install nb test lint unit nbval figures-check lab lab-check full bench clean distclean
+.PHONY: all install models nb test lint unit nbval figures-check lab lab-check medium full bench clean distclean
 
 all: $(EXECUTED)
 
@@ -38,8 +41,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[notebooks,test]"
 	touch $@
 
+models: $(MODELS_STAMP)
+
+$(MODELS_STAMP): $(LIBRARY) params/$(PROFILE).yaml | $(STAMP)
+	@mkdir -p build
+	$(PIPE_ENV) $(BIN)/python -m rope_lib.experiments train --profile $(PROFILE)
+	touch $@
+
 # source -> build/NN.ipynb (jupytext) -> papermill into a temp file -> strip papermill metadata -> mv into place.
-notebooks/executed/%.ipynb: notebooks/%.py $(LIBRARY) params/$(PROFILE).yaml | $(STAMP)
+notebooks/executed/%.ipynb: notebooks/%.py $(LIBRARY) params/$(PROFILE).yaml | $(STAMP) $(MODELS_STAMP)
 	@mkdir -p build notebooks/executed
 	$(BIN)/jupytext --quiet --to ipynb --output build/$*.ipynb $<
 	$(PIPE_ENV) $(BIN)/papermill --no-progress-bar --log-level WARNING -k python3 \
@@ -67,7 +77,7 @@ unit: | $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 # nbval re-executes every committed notebook; figures and results go to a scratch folder, never into the tree.
-nbval: | $(STAMP)
+nbval: | $(STAMP) $(MODELS_STAMP)
 	rm -rf $(CHECK_DIR) && mkdir -p $(CHECK_DIR)
 	cd notebooks/executed && $(PIPE_ENV) ROPE_FIGURES_DIR=$(CHECK_DIR)/figures ROPE_RESULTS_DIR=$(CHECK_DIR)/results \
 	  ../../$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env \
@@ -93,13 +103,16 @@ lab-check: $(LAB_STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt playwright
 	$(BIN)/python tests/lab_check.py --screenshot build/lab-check.png
 
-# Full profile (one GPU): writes results/full/ and figures/full/ only; executed notebooks go to build/full/.
-full: | $(STAMP)
-	@mkdir -p build/full
-	@for src in $(SOURCES); do n=$$(basename $${src%.py}); \
+# The trained-model notebooks at a larger scale, outside CI: results/<profile>/ and figures/<profile>/ only;
+# executed notebooks go to build/<profile>/. medium: CPU, about an hour on 2 cores; full: one GPU.
+SCALED := $(filter notebooks/04_% notebooks/05_% notebooks/06_%,$(SOURCES))
+medium full: | $(STAMP)
+	@mkdir -p build/$@
+	$(PIPE_ENV) $(BIN)/python -m rope_lib.experiments train --profile $@
+	@for src in $(SCALED); do n=$$(basename $${src%.py}); \
 	  $(BIN)/jupytext --quiet --to ipynb --output build/$$n.ipynb $$src && \
-	  SOURCE_DATE_EPOCH=0 $(BIN)/papermill -k python3 -f params/full.yaml --cwd build/full \
-	    build/$$n.ipynb build/full/$$n.ipynb || exit 1; done
+	  $(PIPE_ENV) $(BIN)/papermill --log-level WARNING -k python3 -f params/$@.yaml --cwd build/$@ \
+	    --execution-timeout 7200 build/$$n.ipynb build/$@/$$n.ipynb || exit 1; done
 
 bench: | $(STAMP)
 	$(BIN)/python benchmarks/rerope_bench.py

@@ -10,6 +10,7 @@ What is compared, on each device (CPU always, CUDA when present):
                 ``torch.nn.functional.scaled_dot_product_attention``
                 (is_causal=True) - the fused kernel ReRoPE is measured against (it cannot express ReRoPE itself).
 * ``blockwise`` ``rope_lib.rerope_attention`` (ReRoPE), and ``leaky`` the same with leaky_k = 16.
+* ``flex``      (CUDA only) ``rerope_attention(..., implementation="flex")``: ReRoPE on ``flex_attention``.
 * ``reference`` ``rope_lib.rerope_attention_reference``: only up to ``--max-ref-len`` tokens (default 8192), where
                 its ~6 score-sized n x n temporaries still fit comfortably in memory.
 
@@ -50,6 +51,13 @@ import rope_lib
 from rope_lib import apply_rope, inv_freq, rerope_attention, rerope_attention_reference
 
 METHODS = ("sdpa", "blockwise", "leaky", "reference")
+# On CUDA also ReRoPE on flex_attention (two or three block-masked calls merged by log-sum-exp; compiled there).
+# Not on the CPU: eager flex materializes the scores, which is the reference's cost, not a kernel's.
+CUDA_METHODS = ("sdpa", "flex", "blockwise", "leaky", "reference")
+
+
+def methods_for(device: str) -> tuple[str, ...]:
+    return CUDA_METHODS if device.startswith("cuda") else METHODS
 WINDOW = 512
 LEAK = 16.0
 
@@ -75,6 +83,8 @@ def call(method: str, q, k, v, f, block_q=None, block_k=None):
         return F.scaled_dot_product_attention(apply_rope(q, pos, f), apply_rope(k, pos, f), v, is_causal=True)
     if method == "reference":
         return rerope_attention_reference(q, k, v, f, window=WINDOW)
+    if method == "flex":
+        return rerope_attention(q, k, v, f, window=WINDOW, implementation="flex")
     blocks = {} if block_q is None else {"block_q": block_q, "block_k": block_k}
     leak = LEAK if method == "leaky" else None
     return rerope_attention(q, k, v, f, window=WINDOW, leaky_k=leak, **blocks)
@@ -154,7 +164,7 @@ def memory_cuda(method: str, q, k, v, f, backward: bool) -> float:
 
 def run_device(device: str, args) -> dict:
     load_before = os.getloadavg()
-    cases = [(n, m) for n in args.lengths for m in METHODS if m != "reference" or n <= args.max_ref_len]
+    cases = [(n, m) for n in args.lengths for m in methods_for(device) if m != "reference" or n <= args.max_ref_len]
     inputs = {n: make_inputs(n, args.heads, args.head_dim, device, grad=args.backward) for n in args.lengths}
     samples = {case: [] for case in cases}
     for n, m in cases:  # warm-up
@@ -220,16 +230,19 @@ def print_table(result: dict) -> None:
           f"  w={result['window']}  blocks {result['block_q']}x{result['block_k']}"
           f"  load avg before/after {result['load_average_1_5_15min']['before'][0]:.1f}/"
           f"{result['load_average_1_5_15min']['after'][0]:.1f}")
-    head = f"{'n':>6} | " + " | ".join(f"{m + ' s':>13} {'MiB':>8}" for m in METHODS) + " | blockwise/sdpa  leaky/sdpa"
+    methods = [m for m in CUDA_METHODS if any(r["method"] == m for r in rows)]
+    head = f"{'n':>6} | " + " | ".join(f"{m + ' s':>13} {'MiB':>8}" for m in methods) + " | blockwise/sdpa  leaky/sdpa"
     print(head)
     print("-" * len(head))
     for n in ns:
         by = {r["method"]: r for r in rows if r["n"] == n}
         cells = []
-        for m in METHODS:
+        for m in methods:
             r = by.get(m)
             cells.append(f"{r['time_s']:13.3f} {r['peak_mib']:8.1f}" if r else f"{'-':>13} {'-':>8}")
         ratio = f"{by['blockwise']['time_vs_sdpa']:14.2f}  {by['leaky']['time_vs_sdpa']:10.2f}"
+        if "flex" in by:
+            ratio += f"  flex/sdpa {by['flex']['time_vs_sdpa']:.2f}"
         print(f"{n:6d} | " + " | ".join(cells) + " | " + ratio)
 
 

@@ -247,8 +247,9 @@ def make_test_set(
     seed: int = 0,
     max_length: int | None = None,
     split: str = "test",
-) -> torch.Tensor:
-    """Su's test sets as int64 tensors of shape (n_samples, length).
+    return_files: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, list[str]]:
+    """Su's test sets as int64 tensors of shape (n_samples, length) (with ``return_files``: and each sample's file).
 
     Args:
         kind: "non_repeated" (natural text: a contiguous window of a test file) or "repeated" (a window of
@@ -259,6 +260,8 @@ def make_test_set(
             nested: each sample's last L tokens are the same at every test length, which is what the "longer
             context, lower loss" protocol needs, and the methods see the same text at every length.
         seed: the same seed gives the same samples on every machine.
+        return_files: also return the relative path of the file each sample comes from (for a bootstrap that
+            resamples files rather than windows).
     """
     _check_choice("kind", kind, TEST_SETS)
     _check_choice("split", split, SPLITS)
@@ -267,10 +270,47 @@ def make_test_set(
         raise ValueError(f"length must be an int in [2, max_length={max_length}], got {length!r}")
     if kind == "repeated" and length % 2:
         raise ValueError(f"length must be even for the repeated test set, got {length}")
-    base, _ = _windows(corpus, split, max_length, n_samples, seed)
+    base, files = _windows(corpus, split, max_length, n_samples, seed)
     if kind == "non_repeated":
         out = base[:, max_length - length :]
     else:
         half = base[:, max_length - length // 2 :]
         out = np.concatenate([half, half], axis=1)
-    return torch.from_numpy(np.ascontiguousarray(out).astype(np.int64))
+    samples = torch.from_numpy(np.ascontiguousarray(out).astype(np.int64))
+    return (samples, files) if return_files else samples
+
+
+def _chunk_hashes(stream: np.ndarray, chunk: int) -> np.ndarray:
+    # Polynomial hash (mod 2^64, by uint64 overflow) of every `chunk`-byte substring of `stream` (chunk a power of 2),
+    # by doubling: hash(2m bytes at i) = hash(m at i) * P^m + hash(m at i + m), log2(chunk) passes over the stream.
+    # A collision between different substrings has probability ~n^2 / 2^64, negligible at these sizes.
+    h = stream.astype(np.uint64)
+    step = np.uint64(1099511628211)
+    with np.errstate(over="ignore"):
+        m = 1
+        while m < chunk:
+            h = h[:-m] * step + h[m:]
+            step = step * step
+            m *= 2
+    return h
+
+
+def training_overlap(corpus: Corpus, samples: torch.Tensor | np.ndarray, *, chunk: int = 64) -> float:
+    """Fraction of the ``chunk``-byte pieces of ``samples`` (each sample cut into consecutive pieces) that occur
+    verbatim somewhere in the training split: boilerplate (licence headers, imports) that a split by file cannot
+    keep out of the test text.
+
+    Args:
+        samples: (n, T) bytes as integers (e.g. a test set from :func:`make_test_set`).
+        chunk: piece length in bytes, a power of two >= 8 (so that a match is text, not a common word).
+    """
+    if not isinstance(chunk, int) or chunk < 8 or chunk & (chunk - 1):
+        raise ValueError(f"chunk must be a power of two >= 8, got {chunk!r}")
+    x = np.asarray(samples).astype(np.uint8)
+    if x.ndim != 2 or x.shape[1] < chunk:
+        raise ValueError(f"samples must be (n, T) with T >= chunk = {chunk}, got shape {x.shape}")
+    pieces = np.ascontiguousarray(x[:, : x.shape[1] // chunk * chunk]).reshape(-1)
+    test = _chunk_hashes(pieces, chunk)[::chunk]  # the aligned pieces only
+    train = _chunk_hashes(corpus.stream("train"), chunk)
+    seen = np.unique(train[np.isin(train, test)])  # the small set is sorted, not the 24M training hashes
+    return float(np.isin(test, seen).mean())

@@ -78,22 +78,58 @@ def last_window_loss(loss_per_position: np.ndarray, train_length: int) -> float:
 
 
 def bootstrap_difference(
-    a: np.ndarray, b: np.ndarray, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    groups: np.ndarray | None = None,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> dict:
-    """Paired bootstrap of mean(a) - mean(b) over samples (e.g. per-sample accuracies of two methods).
+    """Paired bootstrap of mean(a) - mean(b) over training seeds and test samples.
 
-    Resamples evaluation samples with replacement, keeping each sample's pair together (both methods saw the
-    same text), so text difficulty cancels. Returns ``{"diff", "lo", "hi", "se"}``: the observed difference,
-    the percentile interval at ``level`` and the bootstrap standard error.
+    ``a``, ``b``: per-sample values of two methods (e.g. accuracies), shape (N,) for one training seed or (S, N)
+    for S seeds, row s holding seed s's own test samples; a column pairs the two methods on the same text, so text
+    difficulty cancels. Two stages per bootstrap draw: S seeds drawn with replacement (training noise), then for each
+    seed drawn, its samples with replacement (test-text noise) - or, with ``groups`` (same shape: the file of each
+    sample), its files, every sample of a drawn file together (samples of one file are not independent).
+
+    Returns ``{"diff", "lo", "hi", "se", "by_seed"}``: the observed difference (mean over seeds of the per-seed
+    means), the percentile interval at ``level``, the bootstrap standard error and the per-seed differences.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1 or a.size < 2:
-        raise ValueError(f"a and b must be 1-D arrays of the same length >= 2, got {a.shape} and {b.shape}")
+    if a.shape != b.shape or a.ndim not in (1, 2) or a.shape[-1] < 2:
+        raise ValueError(
+            f"a and b must be arrays of the same shape (N,) or (seeds, N) with N >= 2, got {a.shape} and {b.shape}"
+        )
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
-    d = a - b
+    d = (a - b).reshape(-1, a.shape[-1])
+    n_seeds = d.shape[0]
+    if groups is None:
+        labels = np.broadcast_to(np.arange(d.shape[1]), d.shape)
+    else:
+        labels = np.asarray(groups).reshape(-1, a.shape[-1]) if np.size(groups) == a.size else None
+        if labels is None:
+            raise ValueError(f"groups must have the shape of a {a.shape}, got {np.shape(groups)}")
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, d.size, size=(n_boot, d.size))
-    boots = d[idx].mean(1)
+    # stage 2 first: for every seed, n_boot x n_seeds resamples of its files (one per slot it may be drawn into)
+    per_seed = np.empty((n_seeds, n_boot, n_seeds))
+    for s in range(n_seeds):
+        _, inverse = np.unique(labels[s], return_inverse=True)
+        sums = np.bincount(inverse, weights=d[s])
+        counts = np.bincount(inverse).astype(np.float64)
+        idx = rng.integers(0, sums.size, size=(n_boot, n_seeds, sums.size))
+        per_seed[s] = sums[idx].sum(-1) / counts[idx].sum(-1)
+    # stage 1: which seed fills each slot
+    slots = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    boots = per_seed[slots, np.arange(n_boot)[:, None], np.arange(n_seeds)[None, :]].mean(1)
     lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return {"diff": float(d.mean()), "lo": float(lo), "hi": float(hi), "se": float(boots.std(ddof=1))}
+    by_seed = d.mean(1)
+    return {
+        "diff": float(by_seed.mean()),
+        "lo": float(lo),
+        "hi": float(hi),
+        "se": float(boots.std(ddof=1)),
+        "by_seed": [float(x) for x in by_seed],
+    }

@@ -1,10 +1,13 @@
 """Reading experiment results in notebooks: one setup call, one results reader, one Markdown table helper.
 
 ``setup_notebook(profile, device, seed)`` is the first code cell of every notebook (style, checks, seeds).
-:class:`Results` reads ``results/<profile>/<name>.json`` (or takes the dict ``run_experiment`` returned) and
-answers the questions every table and claim cell asks: accuracy of a row at a test length, per-sample accuracies,
-a paired-bootstrap gap between two rows, the loss by position, the loss on the last L bytes. Accuracies are in
-percent, gaps in points.
+:class:`Results` reads ``results/<profile>/<name>.json`` (or takes the dict ``run_experiment`` returned: one run
+per training seed) and answers the questions every table and claim cell asks: a row's accuracy at a test length
+(mean over seeds, with the seed spread), per-sample accuracies, the gap between two rows bootstrapped over seeds
+and test files, the loss by position, the loss on the last L bytes. Accuracies are in percent, gaps in points.
+
+The decision rule for every claim (CONTRIBUTING.md): a claimed gap counts when the 95% interval of :meth:`Rows.gap`
+(or :meth:`Rows.loss_change`) excludes zero in the claimed direction (:func:`decide`).
 """
 
 from __future__ import annotations
@@ -34,13 +37,27 @@ def setup_notebook(profile: str, device: str | None, seed: int) -> None:
 
 
 class Rows:
-    """A table of evaluated rows, ``{row name: {"model", "metrics": {kind: {mult: summary}}, ...}}``.
+    """A table of evaluated rows over training seeds: one ``{row name: {"model", "metrics": {kind: {mult: summary}},
+    ...}}`` per seed, in seed order (each seed scored on its own test windows).
 
-    ``seed`` seeds the bootstrap of :meth:`gap`, so every interval a notebook prints is reproducible.
+    Numbers are means over seeds (:meth:`acc`, :meth:`last_window_loss`), with the seed spread (:meth:`spread`)
+    and the per-seed values (:meth:`acc_by_seed`); gaps are bootstrapped over seeds and windows (:meth:`gap`).
+    ``seed`` seeds the bootstrap, so every interval a notebook prints is reproducible.
     """
 
-    def __init__(self, rows: dict, *, seed: int = 0) -> None:
-        self.raw, self.seed = rows, seed
+    def __init__(self, runs: Sequence[dict] | dict, *, seed: int = 0, files: Sequence[Sequence[str]] | None = None):
+        self.runs = [runs] if isinstance(runs, dict) else list(runs)
+        if not self.runs:
+            raise ValueError("Rows needs at least one run")
+        names = list(self.runs[0])
+        for i, run in enumerate(self.runs[1:], 1):
+            if list(run) != names:
+                raise ValueError(f"run {i} has rows {list(run)}, run 0 has {names}")
+        self.raw, self.seed, self.files = self.runs[0], seed, files
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.runs)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.raw)
@@ -49,66 +66,103 @@ class Rows:
         return name in self.raw
 
     def __getitem__(self, name: str) -> dict:
+        """The first seed's row (its model, method, window, schemes: the same in every seed)."""
         return self._row(name)
 
-    def _row(self, name: str) -> dict:
+    def _row(self, name: str, run: int = 0) -> dict:
         if name not in self.raw:
             raise KeyError(f"no row {name!r}; rows: {list(self.raw)}")
-        return self.raw[name]
+        return self.runs[run][name]
 
-    def _cell(self, name: str, kind: str, mult: int) -> dict:
-        by_mult = self._row(name)["metrics"][kind]
-        if str(mult) not in by_mult:
-            raise KeyError(f"row {name!r} has no {mult}x result; it has {sorted(by_mult, key=int)}")
-        return by_mult[str(mult)]
+    def _cells(self, name: str, kind: str, mult: int) -> list[dict]:
+        cells = []
+        for run in range(self.n_seeds):
+            by_mult = self._row(name, run)["metrics"][kind]
+            if str(mult) not in by_mult:
+                raise KeyError(f"row {name!r} has no {mult}x result; it has {sorted(by_mult, key=int)}")
+            cells.append(by_mult[str(mult)])
+        return cells
+
+    def _stack(self, name: str, kind: str, mult: int, key: str) -> np.ndarray:
+        return np.asarray([c[key] for c in self._cells(name, kind, mult)], dtype=np.float64)
+
+    def _groups(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        if self.files is None:
+            return None
+        return np.asarray([list(f) for f in self.files]).reshape(shape)
 
     def model(self, name: str) -> str:
         """The trained model a row ran on ("plain", "log_n", or an extra variant)."""
         return self._row(name)["model"]
 
+    def acc_by_seed(self, name: str, kind: str, mult: int) -> np.ndarray:
+        """Accuracy (%) of row ``name`` per training seed, on test set ``kind`` at ``mult`` x the training length."""
+        return 100 * self._stack(name, kind, mult, "acc")
+
     def acc(self, name: str, kind: str, mult: int) -> float:
-        """Accuracy (%) of row ``name`` on test set ``kind`` at ``mult`` times the training length."""
-        return 100 * self._cell(name, kind, mult)["acc"]
+        """Accuracy (%), mean over training seeds."""
+        return float(self.acc_by_seed(name, kind, mult).mean())
+
+    def spread(self, name: str, kind: str, mult: int) -> float:
+        """Standard deviation of the accuracy (%) over training seeds (0 for one seed)."""
+        by_seed = self.acc_by_seed(name, kind, mult)
+        return float(by_seed.std(ddof=1)) if by_seed.size > 1 else 0.0
+
+    def cell(self, name: str, kind: str, mult: int, digits: int = 1) -> str:
+        """A table cell: the mean accuracy over seeds and its seed spread, ``45.2 ± 1.3``."""
+        return fmt_spread(self.acc(name, kind, mult), self.spread(name, kind, mult), digits)
 
     def per_sample(self, name: str, kind: str, mult: int) -> np.ndarray:
-        """Per-sample accuracies (%) of a row, in sample order (rows are paired sample by sample)."""
-        return 100 * np.asarray(self._cell(name, kind, mult)["acc_per_sample"], dtype=np.float64)
+        """Per-sample accuracies (%), shape (seeds, samples): rows are paired sample by sample within a seed."""
+        return 100 * self._stack(name, kind, mult, "acc_per_sample")
 
     def gap(self, a: str, b: str, kind: str = "non_repeated", mult: int = 8) -> dict:
-        """Paired bootstrap of acc(a) - acc(b) over the shared test samples, in points: diff, lo, hi, se."""
-        return bootstrap_difference(self.per_sample(a, kind, mult), self.per_sample(b, kind, mult), seed=self.seed)
+        """acc(a) - acc(b) in points, bootstrapped over seeds and their test files: diff, lo, hi, se, by_seed."""
+        pa, pb = self.per_sample(a, kind, mult), self.per_sample(b, kind, mult)
+        return bootstrap_difference(pa, pb, groups=self._groups(pa.shape), seed=self.seed)
 
     def last_window_loss(self, name: str, mult: int, kind: str = "non_repeated") -> float:
-        """Loss (nats) on the last L bytes at context ``mult`` x L (Su's "longer context, lower loss")."""
-        return self._cell(name, kind, mult)["last_window_loss"]
+        """Loss (nats) on the last L bytes at context ``mult`` x L (Su's "longer context, lower loss"), seed mean."""
+        return float(self._stack(name, kind, mult, "last_window_loss").mean())
 
     def last_window_loss_per_sample(self, name: str, mult: int, kind: str = "non_repeated") -> np.ndarray:
-        """Per-sample loss (nats) on the last L bytes at context ``mult`` x L, in sample order."""
-        return np.asarray(self._cell(name, kind, mult)["last_window_loss_per_sample"], dtype=np.float64)
+        """Per-sample loss (nats) on the last L bytes at context ``mult`` x L, shape (seeds, samples)."""
+        return self._stack(name, kind, mult, "last_window_loss_per_sample")
 
     def loss_change(self, name: str, mult: int, base_mult: int = 1, kind: str = "non_repeated") -> dict:
-        """Paired bootstrap of the last-L-bytes loss at context ``mult`` x L minus at ``base_mult`` x L (nats)."""
-        return bootstrap_difference(
-            self.last_window_loss_per_sample(name, mult, kind),
-            self.last_window_loss_per_sample(name, base_mult, kind),
-            seed=self.seed,
-        )
+        """Last-L-bytes loss at context ``mult`` x L minus at ``base_mult`` x L (nats), bootstrapped like gap."""
+        a = self.last_window_loss_per_sample(name, mult, kind)
+        b = self.last_window_loss_per_sample(name, base_mult, kind)
+        return bootstrap_difference(a, b, groups=self._groups(a.shape), seed=self.seed)
 
     def position_loss(
         self, name: str, *, bin_size: int, merge: int = 1, kind: str = "non_repeated", mult: int = 8
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(bin centres, mean loss) by position at ``mult`` x L, ``merge`` stored bins of ``bin_size`` bytes in one."""
-        lp = np.asarray(self._cell(name, kind, mult)["loss_per_bin"], dtype=np.float64)
-        lp = lp[: lp.size // merge * merge].reshape(-1, merge).mean(1)
-        return (np.arange(lp.size) + 0.5) * bin_size * merge, lp
+        """(bin centres, mean loss over seeds) by position at ``mult`` x L, ``merge`` stored bins in one."""
+        x, by_seed = self.position_loss_by_seed(name, bin_size=bin_size, merge=merge, kind=kind, mult=mult)
+        return x, by_seed.mean(0)
+
+    def position_loss_by_seed(
+        self, name: str, *, bin_size: int, merge: int = 1, kind: str = "non_repeated", mult: int = 8
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(bin centres, loss by position per seed, shape (seeds, bins)): for a mean-and-band figure."""
+        lp = self._stack(name, kind, mult, "loss_per_bin")
+        lp = lp[:, : lp.shape[1] // merge * merge].reshape(lp.shape[0], -1, merge).mean(2)
+        return (np.arange(lp.shape[1]) + 0.5) * bin_size * merge, lp
 
 
 class Results:
-    """An experiment's results file. ``rows`` is its table (or ``group(name)`` for experiments with several)."""
+    """An experiment's results file: one run per training seed (``runs``), read through :class:`Rows`.
+
+    ``rows`` is its table (or ``group(name)`` for experiments with several). A single-seed file of the older
+    layout (no ``runs``) reads as one run.
+    """
 
     def __init__(self, data: dict) -> None:
         self.data = data
-        self.seed = int(data.get("seed", 0))
+        self.runs: list[dict] = list(data["runs"]) if "runs" in data else [data]
+        self.seeds: list[int] = [int(r.get("seed", 0)) for r in self.runs]
+        self.seed = int(data.get("test_seed", self.seeds[0]))
 
     @classmethod
     def load(cls, name: str, profile: str = "smoke", out: str | Path | None = None) -> Results:
@@ -118,8 +172,12 @@ class Results:
         return self.data[key]
 
     @property
+    def config(self) -> dict:
+        return self.data["config"]
+
+    @property
     def eval(self) -> dict:
-        return self.data["config"]["eval"]
+        return self.config["eval"]
 
     @property
     def train_length(self) -> int:
@@ -130,25 +188,39 @@ class Results:
         return list(self.eval["multipliers"])
 
     @property
+    def files(self) -> list[list[str]] | None:
+        """The test file of every sample, per seed (None in files that did not record them)."""
+        files = [r["config"]["eval"].get("sample_files") for r in self.runs]
+        return None if any(f is None for f in files) else files
+
+    def by_seed(self, key: str) -> list:
+        """``run[key]`` of every seed's run, in seed order (e.g. "training", "timings", "coverage")."""
+        return [r[key] for r in self.runs]
+
+    @property
     def rows(self) -> Rows:
-        rows = self.data["rows"]
-        if rows and all(isinstance(v, dict) and "metrics" not in v for v in rows.values()):
-            raise ValueError(f"this results file has row groups {list(rows)}: use .group(name)")
-        return Rows(rows, seed=self.seed)
+        first = self.runs[0]["rows"]
+        if first and all(isinstance(v, dict) and "metrics" not in v for v in first.values()):
+            raise ValueError(f"this results file has row groups {list(first)}: use .group(name)")
+        return Rows([r["rows"] for r in self.runs], seed=self.seed, files=self.files)
 
     def group(self, name: str) -> Rows:
-        groups = self.data["rows"]
+        groups = self.runs[0]["rows"]
         if name not in groups:
             raise KeyError(f"no row group {name!r}; groups: {list(groups)}")
-        return Rows(groups[name], seed=self.seed)
+        return Rows([r["rows"][name] for r in self.runs], seed=self.seed, files=self.files)
+
+    def train_length_acc_by_seed(self, model: str, kind: str, source: str = "train_length_metrics") -> np.ndarray:
+        """Accuracy (%) of a trained model at the training length, per seed (plain RoPE unless ``source`` says)."""
+        return 100 * np.asarray([r[source][model][kind]["acc"] for r in self.runs], dtype=np.float64)
 
     def train_length_acc(self, model: str, kind: str, source: str = "train_length_metrics") -> float:
-        """Accuracy (%) of a trained model at the training length (plain RoPE unless ``source`` says otherwise)."""
-        return 100 * self.data[source][model][kind]["acc"]
+        """Accuracy (%) of a trained model at the training length, mean over seeds."""
+        return float(self.train_length_acc_by_seed(model, kind, source).mean())
 
     def train_length_loss(self, model: str, kind: str = "non_repeated") -> float:
-        """Loss on the last L bytes at context L (the first point of the "longer context" curve)."""
-        return self.data["train_length_metrics"][model][kind]["last_window_loss"]
+        """Loss on the last L bytes at context L (the first point of the "longer context" curve), seed mean."""
+        return float(np.mean([r["train_length_metrics"][model][kind]["last_window_loss"] for r in self.runs]))
 
 
 def fmt(x: float | None, digits: int = 1) -> str:
@@ -165,6 +237,11 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]):
     return Markdown("\n".join(lines))
 
 
+def fmt_spread(mean: float, sd: float, digits: int = 1) -> str:
+    """``45.2 ± 1.3``: a mean over seeds and its seed standard deviation."""
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
 def format_gap(g: dict) -> str:
     """``+1.23 [+0.45, +2.01]`` for a gap dict from :meth:`Rows.gap`."""
     return f"{g['diff']:+.2f} [{g['lo']:+.2f}, {g['hi']:+.2f}]"
@@ -173,3 +250,23 @@ def format_gap(g: dict) -> str:
 def excludes_zero(g: dict) -> bool:
     """Whether a gap's interval excludes 0."""
     return g["lo"] > 0 or g["hi"] < 0
+
+
+def decide(g: dict, direction: str = ">") -> bool:
+    """The one decision rule: a claimed gap ``direction`` 0 (">" or "<") holds when its whole 95% interval (over
+    training seeds and test files) lies on that side of zero."""
+    if direction not in (">", "<"):
+        raise ValueError(f"direction must be '>' or '<', got {direction!r}")
+    return g["lo"] > 0 if direction == ">" else g["hi"] < 0
+
+
+def verdict(g: dict, direction: str = ">") -> str:
+    """ "reproduced" or "not reproduced" by :func:`decide`, for a claim cell's printed line."""
+    return "reproduced" if decide(g, direction) else "not reproduced"
+
+
+def seeds_agreeing(g: dict, direction: str = ">") -> str:
+    """``2/3 seeds``: how many per-seed differences lie on the claimed side of zero (a description, not the rule)."""
+    by_seed = np.asarray(g["by_seed"])
+    hits = int((by_seed > 0).sum() if direction == ">" else (by_seed < 0).sum())
+    return f"{hits}/{by_seed.size} seeds"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PROFILES: tuple[str, ...] = ("smoke", "full")
+PROFILES: tuple[str, ...] = ("smoke", "medium", "full")
 
 
 def repo_root() -> Path:

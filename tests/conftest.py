@@ -12,6 +12,7 @@ TINY_PROFILE = {
     "train": dict(steps=3, batch_size=4, lr=3e-3, warmup_steps=1, save_every=10),
     "multipliers": (2, 4),
     "n_samples": 3,
+    "seeds": 2,
     "batch_tokens": 4096,
     "num_threads": 1,
 }

@@ -105,3 +105,18 @@ def test_train_batch(corpus):
     b = data.train_batch(stream, 4, 16, np.random.default_rng([0, 7]))
     assert a.shape == (4, 17) and a.dtype == torch.int64 and torch.equal(a, b)
     assert int(a.max()) < data.VOCAB_SIZE
+
+
+def test_training_overlap_finds_verbatim_pieces_only():
+    from rope_lib.data import Corpus, training_overlap
+
+    rng = np.random.default_rng(0)
+    shared = rng.integers(1, 256, 8, dtype=np.uint8)
+    train_file = np.concatenate([rng.integers(1, 256, 100, dtype=np.uint8), shared, rng.integers(1, 256, 50)])
+    corpus = Corpus("toy", "0", {"train": (("a.py", train_file.astype(np.uint8)),), "validation": (), "test": ()})
+    fresh = rng.integers(1, 256, 8, dtype=np.uint8)
+    samples = np.stack([np.concatenate([shared, fresh, fresh, fresh]), np.concatenate([fresh, fresh, fresh, shared])])
+    assert training_overlap(corpus, samples, chunk=8) == pytest.approx(2 / 8)  # 2 of the 8 aligned pieces
+    assert training_overlap(corpus, samples[:, 1:9], chunk=8) == 0.0  # shifted: no aligned piece is in training
+    with pytest.raises(ValueError, match="power of two"):
+        training_overlap(corpus, samples, chunk=12)

@@ -45,7 +45,7 @@ def test_cli_unknown_method_lists_allowed(capsys, tiny_profile):
         (["extrapolation", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
         (["extrapolation", "--seed", "-1"], "seed must be a non-negative integer, got -1"),
         (["extrapolation", "--bogus"], "unrecognized arguments: --bogus"),
-        (["extrapolation", "--profile", "huge"], "profile must be one of ('smoke', 'full'), got 'huge'"),
+        (["extrapolation", "--profile", "huge"], "profile must be one of ('smoke', 'medium', 'full'), got 'huge'"),
         (["extrapolation", "--device", "tpu"], "device must be None, 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
         (["extrapolation", "--profile", "full", "--device", "cpu"], "profile 'full' needs a GPU"),
     ],
@@ -97,33 +97,29 @@ def test_extrapolation_json(tiny_profile, capsys):
     path = tiny_profile / "results" / "smoke" / "extrapolation.json"
     assert capsys.readouterr().out.strip().endswith("extrapolation.json")
     r = json.loads(path.read_text())
-    assert {
-        "experiment",
-        "profile",
-        "seed",
-        "device",
-        "versions",
-        "git_sha",
-        "config",
-        "training",
-        "timings",
-        "rows",
-        "train_length_metrics",
-    } <= set(r)
+    assert {"experiment", "profile", "seeds", "test_seed", "device", "versions", "git_sha", "config", "runs"} <= set(r)
     assert {"torch", "numpy", "sympy", "python"} <= set(r["versions"])
     assert r["git_sha"] is None or len(r["git_sha"]) == 40
-    assert {"train_wall_s", "train_tokens_per_s", "eval_s"} <= set(r["timings"])
+    assert r["seeds"] == [0, 1] and [run["seed"] for run in r["runs"]] == [0, 1]  # the tiny profile's 2 seeds
+    run0, run1 = r["runs"]
+    assert {"config", "training", "timings", "rows", "train_length_metrics"} <= set(run0)
+    assert {"train_wall_s", "train_tokens_per_s", "eval_s"} <= set(run0["timings"])
     assert {"model", "model_log_n", "train", "eval", "corpus"} <= set(r["config"])
+    assert run0["config"]["train"]["seed"] == 0 and run1["config"]["train"]["seed"] == 1
+    assert run0["training"]["plain"]["key"] != run1["training"]["plain"]["key"]  # another seed, another model
+    # each seed has its own test windows, from different files
+    files0, files1 = (run["config"]["eval"]["sample_files"] for run in r["runs"])
+    assert len(files0) == len(files1) == 3 and not set(files0) & set(files1)
     expected = [hx.row_name(m, v) for v in ("none", "dagger", "trained") for m in hx.METHODS]
-    assert list(r["rows"]) == expected and len(expected) == 3 * 11
-    cell = r["rows"]["NTK-mixed-log n-dagger"]["metrics"]["repeated"]["4"]
+    assert list(run0["rows"]) == list(run1["rows"]) == expected and len(expected) == 3 * 11
+    cell = run0["rows"]["NTK-mixed-log n-dagger"]["metrics"]["repeated"]["4"]
     assert {"acc", "loss", "last_window_loss", "acc_per_sample"} <= set(cell) and len(cell["acc_per_sample"]) == 3
-    assert r["rows"]["YaRN"]["schemes"]["4"]["rope_parameters"]["factor"] == 4.0  # s = L'/L
+    assert run0["rows"]["YaRN"]["schemes"]["4"]["rope_parameters"]["factor"] == 4.0  # s = L'/L
     assert not list(path.parent.glob(".*.tmp"))
-    # a second run reuses both trained models
+    # a second run reuses every trained model
     again = run_experiment("extrapolation", device="cpu", methods=["Baseline", "PI"], out=tiny_profile / "other")
-    assert all(again["timings"]["train_cache_hit"].values())
-    assert list(again["rows"]) == [
+    assert all(all(run["timings"]["train_cache_hit"].values()) for run in again["runs"])
+    assert list(again["runs"][1]["rows"]) == [
         "Baseline",
         "PI",
         "Baseline-log n-dagger",
@@ -148,8 +144,8 @@ def test_rerope_json(tiny_profile, monkeypatch):
     monkeypatch.setattr(rx, "SWEEP_MULT", 4)  # the tiny profile tests 2x and 4x only
     r = run_experiment("rerope", device="cpu", progress=False)
     assert json.loads((tiny_profile / "results" / "smoke" / "rerope.json").read_text())["experiment"] == "rerope"
-    assert {"experiment", "schema", "profile", "seed", "device", "versions", "git_sha"} <= set(r)
-    main, window, leak = (r["rows"][g] for g in ("main", "window", "leak"))
+    assert {"experiment", "schema", "profile", "seeds", "device", "versions", "git_sha"} <= set(r)
+    main, window, leak = (r["runs"][0]["rows"][g] for g in ("main", "window", "leak"))
     assert {"ReRoPE", "Leaky ReRoPE-log n-dagger", "YaRN-log n"} <= set(main)
     assert (
         main["ReRoPE"]["window"] == 8 and main["Leaky ReRoPE"]["window"] == 4 and main["Leaky ReRoPE"]["leaky_k"] == 16
@@ -192,3 +188,26 @@ def test_full_profile_code_path_at_toy_size(tiny_profile, monkeypatch):
         "variants"
     ] == list(il.DEFAULT_VARIANTS["full"])
     assert not (tiny_profile / "results" / "smoke").exists()  # the full profile never writes the smoke outputs
+
+
+def test_evaluations_are_cached_exactly_and_keyed_by_what_they_depend_on(tiny_profile):
+    from rope_lib.model import PositionScheme
+
+    with hx.prepare("smoke", "cpu", 0, progress=False) as h:
+        sets = h.at_train_length()
+        entry = h.trained["plain"]
+        first = hx.score_sets(entry, sets, None, L=h.L, batch_tokens=h.batch_tokens)
+        cached = list((tiny_profile / "cache" / "eval").glob("*.json"))
+        assert len(cached) == 2  # one per test set
+        again = hx.score_sets(entry, sets, None, L=h.L, batch_tokens=h.batch_tokens)
+        assert again == first  # floats stored exactly
+        # another scheme, other samples, another model: new entries, not the cached ones
+        hx.score_sets(entry, sets, PositionScheme({"rope_type": "linear", "factor": 2.0}), L=h.L, batch_tokens=4096)
+        other = {k: v.roll(1, dims=1) for k, v in sets.items()}
+        hx.score_sets(entry, other, None, L=h.L, batch_tokens=h.batch_tokens)
+        hx.score_sets(h.trained["log_n"], sets, None, L=h.L, batch_tokens=h.batch_tokens)
+        assert len(list((tiny_profile / "cache" / "eval").glob("*.json"))) == 8
+        # a model outside the checkpoint cache (no key) is never cached
+        model, meta = entry
+        hx.score_sets((model, {**meta, "key": None}), other, None, L=h.L, batch_tokens=h.batch_tokens)
+        assert len(list((tiny_profile / "cache" / "eval").glob("*.json"))) == 8

@@ -59,7 +59,7 @@ def test_trained_positions_dense_inside_sparse_outside():
 
 def test_configs_match_notebook_04_budget():
     _, model_log_n, train_cfg, _ = hx.settings("smoke", 0)
-    cfgs = il.invleaky_configs("smoke", 0, 16, il.VARIANTS)
+    cfgs = il.invleaky_configs("smoke", 0, 16, il.VARIANTS)  # the 16x recipe: k = 1/32
     (m, t), (mb, tb) = cfgs["invleaky"], cfgs["invleaky_b"]
     assert m == model_log_n and m.train_log_n
     assert mb.rope_base == 16 * model_log_n.rope_base and mb.train_length == model_log_n.train_length
@@ -80,8 +80,13 @@ def test_inverse_leaky_json(tiny_timed):
     path = tiny_timed / "results" / "smoke" / "inverse_leaky.json"
     assert json.loads(path.read_text())["experiment"] == "inverse_leaky"
     c = r["config"]
-    assert c["scale"] == 4 and c["window"] == 4 and c["leaky_k"] == 1 / 8  # s = largest multiple, w = L/4
-    assert r["coverage"]["max_trained_relative_position"] >= r["coverage"]["max_test_relative_position"]
+    assert c["scale"] == 8 and c["window"] == 4 and c["leaky_k"] == 1 / 16  # Su's 8x recipe, w = L/4
+    assert r["seeds"] == [0, 1]
+    first, second = r["runs"]
+    cov = first["coverage"]
+    assert cov["max_trained_relative_position"] == 4 + (16 - 1 - 4) * 16  # w + (L-1-w)/k
+    assert cov["max_test_relative_position"] == {"2": 31, "4": 63}
+    r = first  # the per-seed sections, as before
     expected = [
         "Baseline",
         "NTK-fixed",
@@ -91,12 +96,12 @@ def test_inverse_leaky_json(tiny_timed):
         "YaRN-log n",
         "ReRoPE-w4-log n",
         "InvLeaky ReRoPE-w4-log n",
-        "InvLeaky ReRoPE-w4-b4-log n",
+        "InvLeaky ReRoPE-w4-b8-log n",
     ]
     assert list(r["rows"]) == expected
     for name in expected[-2:]:  # inference with plain RoPE (SDPA) at every length
         assert all(PositionScheme.from_dict(sch) == PositionScheme() for sch in r["rows"][name]["schemes"].values())
-    assert r["rows"]["InvLeaky ReRoPE-w4-b4-log n"]["rope_base"] == 4 * 10000.0
+    assert r["rows"]["InvLeaky ReRoPE-w4-b8-log n"]["rope_base"] == 8 * 10000.0
     assert r["rows"]["ReRoPE-w4-log n"]["model"] == "log_n"
     cell = r["rows"]["InvLeaky ReRoPE-w4-log n"]["metrics"]["repeated"]["4"]
     assert len(cell["acc_per_sample"]) == 3
@@ -117,7 +122,10 @@ def test_inverse_leaky_json(tiny_timed):
     assert len(set(keys.values())) == 4  # four distinct checkpoints
     o = r["training_overhead"]
     assert o["ratio"] > 0 and len(o["s_per_step"]["rope"]) == len(o["s_per_step"]["leaky"]) == 2
+    assert second["training_overhead"] is None  # measured once per run, not per seed
+    assert second["training"]["invleaky"]["key"] not in keys.values()  # each seed trains its own InvLeaky model
     # a second run reuses every trained model
     again = run_experiment("inverse_leaky", device="cpu", timing=False, out=tiny_timed / "other", progress=False)
-    assert all(again["timings"]["train_cache_hit"].values()) and again["training_overhead"] is None
-    assert list(again["rows"])[-1] == "InvLeaky ReRoPE-w4-log n"  # smoke default: the main variant only
+    assert all(all(run["timings"]["train_cache_hit"].values()) for run in again["runs"])
+    assert again["runs"][0]["training_overhead"] is None
+    assert list(again["runs"][0]["rows"])[-1] == "InvLeaky ReRoPE-w4-log n"  # smoke default: the main variant only

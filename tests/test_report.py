@@ -7,7 +7,19 @@ import pytest
 
 from rope_lib.evaluate import bootstrap_difference
 from rope_lib.experiments import write_json
-from rope_lib.report import Results, excludes_zero, fmt, format_gap, markdown_table, setup_notebook
+from rope_lib.report import (
+    Results,
+    Rows,
+    decide,
+    excludes_zero,
+    fmt,
+    fmt_spread,
+    format_gap,
+    markdown_table,
+    seeds_agreeing,
+    setup_notebook,
+    verdict,
+)
 
 
 def _summary(acc_per_sample, last_window_loss=2.0, loss_per_bin=None):
@@ -53,10 +65,10 @@ def test_accessors_in_percent_and_points():
     assert res.train_length == 16 and res.mults == [2, 8]
     assert list(rows) == ["A", "B"] and "A" in rows and rows.model("B") == "plain"
     assert rows.acc("A", "non_repeated", 8) == pytest.approx(65.0)
-    np.testing.assert_allclose(rows.per_sample("B", "repeated", 2), [40.0, 50.0, 70.0, 60.0])
+    np.testing.assert_allclose(rows.per_sample("B", "repeated", 2), [[40.0, 50.0, 70.0, 60.0]])  # (seeds, samples)
     g = rows.gap("A", "B")
     want = bootstrap_difference(np.array([50.0, 60, 70, 80]), np.array([40.0, 50, 70, 60]), seed=3)
-    assert g == pytest.approx(want) and g["diff"] == pytest.approx(10.0)
+    assert g == want and g["diff"] == pytest.approx(10.0)
     assert res.train_length_acc("plain", "repeated") == pytest.approx(25.0)
     assert res.train_length_loss("plain") == 1.9 and rows.last_window_loss("A", 2) == 2.1
 
@@ -101,3 +113,73 @@ def test_setup_notebook_checks_before_work():
         setup_notebook("huge", "cpu", 0)
     with pytest.raises(ValueError, match="device"):
         setup_notebook("smoke", "tpu", 0)
+
+
+def _run(seed, a_accs, b_accs, files):
+    return {
+        "seed": seed,
+        "config": {"eval": {"train_length": 16, "multipliers": [2, 8], "sample_files": files}},
+        "train_length_metrics": {"plain": {"non_repeated": {"acc": 0.5 + seed / 10, "last_window_loss": 1.9}}},
+        "rows": {"A": _row("plain", a_accs), "B": _row("plain", b_accs)},
+    }
+
+
+SEEDS = {
+    "schema": 2,
+    "seeds": [0, 1],
+    "test_seed": 5,
+    "config": {"eval": {"train_length": 16, "multipliers": [2, 8]}},
+    "runs": [
+        _run(0, [0.5, 0.6, 0.7, 0.8], [0.4, 0.5, 0.7, 0.6], ["f1", "f1", "f2", "f3"]),
+        _run(1, [0.3, 0.3, 0.4, 0.2], [0.3, 0.2, 0.1, 0.2], ["f4", "f5", "f6", "f7"]),
+    ],
+}
+
+
+def test_rows_over_seeds_mean_spread_and_bootstrap_over_seeds_and_files():
+    res = Results(SEEDS)
+    rows = res.rows
+    assert rows.n_seeds == 2 and res.seeds == [0, 1] and res.seed == 5
+    np.testing.assert_allclose(rows.acc_by_seed("A", "repeated", 2), [65.0, 30.0])
+    assert rows.acc("A", "repeated", 2) == pytest.approx(47.5)
+    assert rows.spread("A", "repeated", 2) == pytest.approx(np.std([65.0, 30.0], ddof=1))
+    assert rows.cell("A", "repeated", 2) == "47.5 ± 24.7"
+    assert rows.per_sample("B", "repeated", 8).shape == (2, 4)
+    g = rows.gap("A", "B", "repeated", 8)
+    a, b = rows.per_sample("A", "repeated", 8), rows.per_sample("B", "repeated", 8)
+    files = np.array([["f1", "f1", "f2", "f3"], ["f4", "f5", "f6", "f7"]])
+    assert g == bootstrap_difference(a, b, groups=files, seed=5)
+    assert g["by_seed"] == pytest.approx([10.0, 10.0]) and g["diff"] == pytest.approx(10.0)
+    assert g != bootstrap_difference(a, b, seed=5)  # the files are used: f1 holds two samples of seed 0
+    assert res.train_length_acc("plain", "non_repeated") == pytest.approx(55.0)
+    x, by_seed = rows.position_loss_by_seed("A", bin_size=2, merge=2)
+    assert by_seed.shape == (2, 3) and x.shape == (3,)
+
+
+def test_bootstrap_resamples_seeds_and_files():
+    rng = np.random.default_rng(0)
+    a = rng.normal(1.0, 1.0, (3, 20))
+    zero = np.zeros_like(a)
+    one_seed = bootstrap_difference(a[0], zero[0], seed=1)
+    assert one_seed["by_seed"] == pytest.approx([a[0].mean()])
+    # a seed that disagrees widens the interval past zero: the rule is about every training seed
+    bad = a.copy()
+    bad[2] -= 3.0
+    assert decide(bootstrap_difference(a, zero)) and not decide(bootstrap_difference(bad, zero))
+    assert seeds_agreeing(bootstrap_difference(bad, zero)) == "2/3 seeds"
+    # files: two samples of one file move together, so the interval is at least as wide as with fewer files
+    dup = np.repeat(a[0, :10], 2)  # one seed: the file part alone, sqrt(2) wider
+    per_file = bootstrap_difference(dup, np.zeros_like(dup), groups=np.repeat(np.arange(10), 2))
+    per_window = bootstrap_difference(dup, np.zeros_like(dup))
+    assert per_file["se"] > 1.2 * per_window["se"]
+    with pytest.raises(ValueError, match="groups must have the shape"):
+        bootstrap_difference(a, zero, groups=np.zeros(5))
+    with pytest.raises(ValueError, match="direction"):
+        decide(per_file, "!=")
+    assert verdict({"lo": -1.0, "hi": -0.5}, "<") == "reproduced" and verdict({"lo": -1, "hi": 1}) == "not reproduced"
+    assert fmt_spread(45.24, 1.26) == "45.2 ± 1.3"
+
+
+def test_runs_must_have_the_same_rows():
+    with pytest.raises(ValueError, match="run 1 has rows"):
+        Rows([{"A": {}}, {"B": {}}])

@@ -103,5 +103,5 @@ def test_bootstrap_difference():
     assert shifted["lo"] == pytest.approx(0.05) and shifted["hi"] == pytest.approx(0.05)  # paired: text cancels
     noisy = bootstrap_difference(a + rng.normal(0.02, 0.01, 50), a, seed=1)
     assert noisy["lo"] < noisy["diff"] < noisy["hi"] and noisy["lo"] > 0 and noisy["se"] > 0
-    with pytest.raises(ValueError, match="same length"):
+    with pytest.raises(ValueError, match="same shape"):
         bootstrap_difference(a, a[:10])

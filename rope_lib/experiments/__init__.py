@@ -19,6 +19,7 @@ from . import (
     rerope_eval,  # noqa: E402,F401  (registers "rerope")
 )
 from .common import (
+    EXTRA_MODELS,
     LIST_OPTIONS,
     REGISTRY,
     check_names,
@@ -34,6 +35,7 @@ EXPERIMENTS: tuple[str, ...] = tuple(sorted(REGISTRY))
 
 __all__ = [
     "EXPERIMENTS",
+    "EXTRA_MODELS",
     "LIST_OPTIONS",
     "REGISTRY",
     "check_names",

@@ -1,5 +1,8 @@
 """Command line: ``python -m rope_lib.experiments NAME --profile smoke|full [--out DIR] [--device D] [--seed N]``.
 
+``NAME`` = ``train`` trains (or finds in the checkpoint cache) every model of every training seed that the
+experiments share, so that the notebooks which read them only evaluate.
+
 Experiments that run a choice of rows declare it (``register(..., list_options=...)``): ``--methods`` for
 extrapolation, ``--variants`` for inverse_leaky. ``--list`` prints every experiment with its names. Every error is
 one line on stderr and exit code 2.
@@ -8,11 +11,15 @@ one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from ..utils import PROFILES
-from . import LIST_OPTIONS, REGISTRY, run_experiment
+from . import EXTRA_MODELS, LIST_OPTIONS, REGISTRY, run_experiment
 from .common import check_names, output_path
+from .harness import train_all
+
+TRAIN = "train"  # not an experiment: trains every model the experiments share
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -41,12 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         epilog=_catalogue(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("experiment", nargs="?", help=f"one of: {', '.join(sorted(REGISTRY))}")
+    parser.add_argument(
+        "experiment", nargs="?", help=f"one of: {', '.join(sorted(REGISTRY))}; or {TRAIN} (every shared model)"
+    )
     parser.add_argument("--list", action="store_true", help="print the experiments and their method/variant names")
     parser.add_argument("--profile", default="smoke", help=f"one of {PROFILES} (default smoke; full needs a GPU)")
     parser.add_argument("--out", default=None, help="output folder (default results/<profile>)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default auto: cuda when present)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for training and test samples (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="first training seed and test-window seed (default 0)")
     for opt in option_names:
         users = [n for n in sorted(REGISTRY) if opt in LIST_OPTIONS.get(n, {})]
         parser.add_argument(
@@ -59,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.experiment is None:
         parser.error("the experiment name is required; one of: " + ", ".join(sorted(REGISTRY)))
     try:
+        if args.experiment == TRAIN:
+            return _train(args)
         check_names("experiment", [args.experiment], sorted(REGISTRY))
         accepted = LIST_OPTIONS[args.experiment]
         options = {}
@@ -77,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(output_path(args.experiment, args.profile, args.out))
+    return 0
+
+
+def _train(args) -> int:
+    if args.seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {args.seed}")
+    extra = [functools.partial(fn, args.profile) for fn in EXTRA_MODELS.values()]
+    for m in train_all(args.profile, args.device, args.seed, extra):
+        print(f"seed {m['seed']} {m['variant']}: {'cached' if m['cache_hit'] else 'trained'} ({m['key'][:12]})")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import re
 import subprocess
 from collections.abc import Callable, Iterable
 from importlib import metadata
@@ -20,15 +21,22 @@ from ..utils import check_profile, pick_device, repo_root, results_dir
 REGISTRY: dict[str, Callable[..., dict]] = {}
 # name -> {list option ("methods", "variants"): the names it accepts}: what the CLI offers and checks per experiment.
 LIST_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {}
+# name -> function(profile, seed) -> {variant: (model config, training config)}: the models an experiment trains
+# beyond the two every experiment shares (``python -m rope_lib.experiments train`` trains them all up front).
+EXTRA_MODELS: dict[str, Callable[[str, int], dict]] = {}
 
 
 def register(
-    name: str, *, list_options: dict[str, Iterable[str]] | None = None
+    name: str,
+    *,
+    list_options: dict[str, Iterable[str]] | None = None,
+    models: Callable[[str, int], dict] | None = None,
 ) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
     """Decorator adding an experiment ``fn(profile, device, seed, out, **options) -> dict`` to :data:`REGISTRY`.
 
     ``list_options`` declares the keyword arguments of ``fn`` that take a subset of names (e.g. ``methods``) and the
     names allowed for each; the command line offers ``--<option>`` only for experiments that declare it.
+    ``models(profile, seed)`` declares the extra models a default run trains per training seed.
     """
 
     def deco(fn: Callable[..., dict]) -> Callable[..., dict]:
@@ -36,6 +44,8 @@ def register(
             raise ValueError(f"experiment {name!r} is registered twice")
         REGISTRY[name] = fn
         LIST_OPTIONS[name] = {opt: tuple(names) for opt, names in (list_options or {}).items()}
+        if models is not None:
+            EXTRA_MODELS[name] = models
         return fn
 
     return deco
@@ -111,11 +121,16 @@ def jsonable(obj: Any, digits: int = 6) -> Any:
     return obj
 
 
+_NUMBER_LIST = re.compile(r"\[\s*((?:(?:-?[0-9][0-9.eE+-]*|null|true|false),?\s*)+)\]")
+
+
 def write_json(obj: dict, path: str | Path) -> Path:
     """Write ``obj`` as JSON atomically: a temporary file in the same folder, then a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(jsonable(obj), indent=1, sort_keys=False) + "\n"  # fails before anything is written
+    text = json.dumps(jsonable(obj), indent=1, sort_keys=False)  # fails before anything is written
+    # a list of numbers on one line: per-sample arrays would otherwise take a line (and its indent) per number
+    text = _NUMBER_LIST.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 

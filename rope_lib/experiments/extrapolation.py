@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .common import check_names, register
-from .harness import LOG_N_VARIANTS, METHOD_NOTES, METHODS, finish, method_rows, prepare
+from .harness import LOG_N_VARIANTS, METHOD_NOTES, METHODS, Harness, finish, method_rows, run_seeds
 
 NAME = "extrapolation"
 
@@ -39,21 +39,26 @@ def run(
     methods: Sequence[str] | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train (or load) both models, evaluate every method, write ``<out>/extrapolation.json``; returns the dict.
+    """For every training seed: train (or load) both models, evaluate every method on the seed's own test windows;
+    write ``<out>/extrapolation.json`` (one run per seed); returns the dict.
 
     Args:
         profile: "smoke" (CPU, minutes) or "full" (one GPU; refused on CPU).
         device: None -> cuda when present, else cpu.
-        seed: training seed (init, batch order) and test-sample seed.
+        seed: the first training seed (init, batch order; the profile's ``seeds`` run seed, seed + 1, ...) and the
+            test-window seed.
         out: output folder (default ``rope_lib.results_dir(profile)``).
         methods: subset of :data:`~rope_lib.experiments.harness.METHODS` (default all, in table order).
         progress: tqdm bars (silenced by ``TQDM_DISABLE=1``).
     """
     methods = check_names("methods", list(METHODS) if methods is None else methods, METHODS)
-    with prepare(profile, device, seed, progress=progress) as h:
+
+    def one_seed(h: Harness) -> dict:
         at_L = h.at_train_length()
         train_length_metrics = {variant: h.score(variant, at_L) for variant in h.trained}
         rows = h.evaluate(method_rows(methods, LOG_N_VARIANTS, L=h.L, base=h.base, d=h.head_dim))
-    scale_rule = "static methods: s = L'/L (tuned to the test length, as Su); dynamic: s = max(1, n/L) per token"
-    config = {"eval": h.eval_config(scale_rule=scale_rule, methods={m: METHOD_NOTES[m] for m in methods})}
-    return finish(NAME, h, out, config=config, train_length_metrics=train_length_metrics, rows=rows)
+        scale_rule = "static methods: s = L'/L (tuned to the test length, as Su); dynamic: s = max(1, n/L) per token"
+        config = {"eval": h.eval_config(scale_rule=scale_rule, methods={m: METHOD_NOTES[m] for m in methods})}
+        return finish(NAME, h, config=config, train_length_metrics=train_length_metrics, rows=rows)
+
+    return run_seeds(NAME, profile, device, seed, out, one_seed, progress=progress)

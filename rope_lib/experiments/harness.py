@@ -1,11 +1,17 @@
 """The harness every trained-model experiment runs on: profile settings, the method table, training with the
-checkpoint cache, nested test sets, row evaluation, and the results file.
+checkpoint cache, nested test sets, row evaluation (with an evaluation cache), and the results file.
 
 An experiment's ``run()`` is::
 
-    with prepare(profile, device, seed, progress=progress) as h:   # settings, threads, corpus, models, test sets
+    def one_seed(h):                                  # h: one training seed's settings, models, test windows
         rows = h.evaluate([(row name, model variant, scheme_at(mult), info), ...])
-    return finish(NAME, h, out, config={...}, rows=rows)            # header + config + timings, written atomically
+        return finish(NAME, h, config={...}, rows=rows)            # header + config + timings of this seed
+    return run_seeds(NAME, profile, device, seed, out, one_seed)   # every seed; one JSON, written atomically
+
+Seeds: a run started with ``seed`` trains and evaluates the profile's ``seeds`` training seeds (seed, seed + 1,
+...), each on its own part of the test windows drawn with ``seed`` (no window shared between seeds; in smoke one
+window per test file), so a finding is decided over training noise and test-text noise together
+(:meth:`rope_lib.report.Rows.gap`). ``python -m rope_lib.experiments train`` trains every model up front.
 
 Two models are trained per profile and seed with plain RoPE at length L, one without and one with log n in
 training (``ModelConfig.train_log_n``; Su's "-log n" rows); an experiment can train more (``extra_models``).
@@ -14,7 +20,7 @@ Scale rule: every static method is tuned to the test length, s = L'/L, as in Su'
 k = 8). The dynamic methods (Dynamic NTK, Dynamic YaRN) choose their scale from the length each token sees,
 s = max(1, n/L), evaluated as a decoder with a cache of un-rotated keys would (``PositionScheme.dynamic_blocks``).
 
-Test samples are nested (``rope_lib.data.make_test_set(max_length=16L)``): every test length scores the last L'
+Test samples are nested (``rope_lib.data.make_test_set(max_length=...)``): every test length scores the last L'
 bytes of the same windows, so the loss on the last L tokens, read at each length, is Su's "longer context, lower
 loss" curve (kexue.fm/archives/9948) at no extra cost.
 """
@@ -23,6 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,11 +39,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._checks import atomic_write
 from ..data import TEST_SETS, Corpus, load_corpus, make_test_set
 from ..evaluate import last_window_loss, token_metrics
 from ..model import ModelConfig, PositionScheme
 from ..train import TrainConfig, train
-from ..utils import check_profile, pick_device, torch_threads
+from ..utils import cache_dir, check_profile, pick_device, torch_threads
 from .common import check_names, git_sha, output_path, package_versions, write_json
 
 # name -> factory(s, L, base, head_dim) -> PositionScheme. Names as in Su's tables (kexue.fm/archives/9706, 9859).
@@ -115,15 +124,42 @@ PROFILE_SETTINGS: dict[str, dict] = {
         ),
         "train": dict(steps=350, batch_size=32, lr=3e-3, warmup_steps=30, save_every=100),
         "multipliers": (2, 4, 8, 16),
-        "n_samples": 12,
+        # per training seed: 3 seeds x 21 windows = 63 windows of 16L = 1024 bytes, each from its own test file
+        # (the test split has 64 files that long), so resampling windows is resampling files
+        "n_samples": 21,
+        "seeds": 3,
         "batch_tokens": 16384,
         "num_threads": 2,
     },
+    "medium": {
+        # CPU, 2 threads, outside CI (`make medium`): the second rung of the scale ladder, L = 256 (4x smoke), a
+        # bigger model and more tokens, the same seeds and rules; sized for about an hour on 2 cores.
+        "model": dict(
+            d_model=192,
+            n_layers=4,
+            n_heads=6,
+            head_dim=32,
+            d_ff=512,
+            mlp="swiglu",
+            norm="rmsnorm",
+            tie_embeddings=True,
+            rope_base=10000.0,
+            train_length=256,
+        ),
+        "train": dict(steps=400, batch_size=16, lr=2e-3, warmup_steps=40, save_every=100),
+        "multipliers": (2, 4, 8),
+        # per seed: 3 x 10 windows of 8L = 2048 bytes, each from its own test file
+        "n_samples": 10,
+        "seeds": 3,
+        "batch_tokens": 32768,
+        "num_threads": 2,
+    },
     "full": {
-        # One GPU, sized by a FLOP estimate for ~15 minutes of an H100 (NOT yet run on a GPU): 25.4M parameters,
-        # ~0.18 GFLOP per training token (6N plus attention at T = 512) x 82M tokens (5000 x 32 x 512; 3.4 epochs of
-        # the 24 MB training split) = 1.5e16 FLOP per model, ~2.5 min each at an assumed 100 TFLOP/s effective bf16;
-        # evaluation ~53M tokens forward (27 rows x 2 sets x 30L x 64 samples), dominated by attention at 16L = 8192.
+        # One GPU, sized by a FLOP estimate (NOT yet run on a GPU): 25.4M parameters, ~0.18 GFLOP per training
+        # token (6N plus attention at T = 512) x 82M tokens (5000 x 32 x 512; 3.4 epochs of the 24 MB training
+        # split) = 1.5e16 FLOP per model, ~2.5 min each at an assumed 100 TFLOP/s effective bf16, 9 models (3 seeds)
+        # ~25 min; evaluation ~27M tokens forward per seed and experiment (33 rows x 2 sets x 30L x 32 samples),
+        # dominated by attention at 16L = 8192: in all about 40 minutes of an H100.
         "model": dict(
             d_model=512,
             n_layers=8,
@@ -138,7 +174,9 @@ PROFILE_SETTINGS: dict[str, dict] = {
         ),
         "train": dict(steps=5000, batch_size=32, lr=1e-3, warmup_steps=200, save_every=500, compile=True),
         "multipliers": (2, 4, 8, 16),
-        "n_samples": 64,
+        # per seed: 3 x 32 windows of 16L = 8192 bytes (the test split holds 115 in 44 files: a few per file)
+        "n_samples": 32,
+        "seeds": 3,
         "batch_tokens": 131072,
         "num_threads": None,
     },
@@ -210,13 +248,30 @@ def train_models(profile: str, device: torch.device, seed: int, *, corpus=None, 
     }
 
 
-def make_test_sets(corpus, L: int, mults: Sequence[int], n_samples: int, seed: int) -> dict:
-    """{kind: {mult: (n, mult*L) int64}} for mult in (1, *mults), nested in windows of max(mults)*L bytes."""
+def training_seeds(profile: str, seed: int) -> list[int]:
+    """The training seeds of a run started with ``seed``: seed, seed + 1, ... (the profile's ``seeds`` of them)."""
+    return [seed + i for i in range(PROFILE_SETTINGS[check_profile(profile)]["seeds"])]
+
+
+def make_test_sets(
+    corpus, L: int, mults: Sequence[int], n_samples: int, seed: int, *, part: int = 0, parts: int = 1
+) -> tuple[dict, list[str]]:
+    """({kind: {mult: (n, mult*L) int64}} for mult in (1, *mults), the file of each sample).
+
+    Samples are nested in windows of max(mults)*L bytes. ``parts`` x ``n_samples`` windows are drawn with ``seed``
+    (round-robin over the test files, so every file gives one window before any gives two) and every
+    ``parts``-th one from ``part`` on is kept: each training seed of a run gets its own windows, none shared.
+    """
     max_len = max(mults) * L
-    return {
-        kind: {m: make_test_set(corpus, kind, m * L, n_samples, seed=seed, max_length=max_len) for m in (1, *mults)}
-        for kind in TEST_SETS
-    }
+    sets, files = {}, None
+    for kind in TEST_SETS:
+        sets[kind] = {}
+        for m in (1, *mults):
+            n = n_samples * parts
+            x, f = make_test_set(corpus, kind, m * L, n, seed=seed, max_length=max_len, return_files=True)
+            sets[kind][m] = x[part::parts].contiguous()
+            files = f[part::parts]
+    return sets, files
 
 
 # ------------------------------------------------------------------------------------------------- scoring
@@ -240,11 +295,57 @@ def _summary(m: dict, L: int, bin_size: int | None = None) -> dict:
     return out
 
 
-def score_sets(model, sets: dict, scheme: PositionScheme | None, *, L: int, batch_tokens: int) -> dict:
-    """{kind: summary} of one model and scheme (None: plain RoPE) on ``sets`` = {kind: (n, T) int64 samples}."""
-    return {
-        kind: _summary(token_metrics(model, sets[kind], scheme, batch_tokens=batch_tokens), L) for kind in TEST_SETS
-    }
+@functools.cache
+def _code_digest() -> str:
+    # Every source file of rope_lib: a change anywhere in the library invalidates every cached evaluation.
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def scored(
+    entry: tuple, samples: torch.Tensor, scheme: PositionScheme | None, *, L: int, batch_tokens: int, bin_size=None
+) -> dict:
+    """The summary of one trained model ``entry`` = (model, meta) under ``scheme`` on ``samples`` (n, T).
+
+    Cached under ``cache_dir()/eval``, keyed by the checkpoint, the scheme, the samples' bytes, the settings, the
+    device and thread count and the library's source: the experiments of notebooks 05 and 06 re-score rows of
+    notebook 04 on the same windows, and a notebook re-executes what the command line already ran. Floats are
+    stored exactly (JSON repr), so a cached summary equals a fresh one.
+    """
+    model, meta = entry
+    device = next(model.parameters()).device
+    key = json.dumps(
+        {
+            "model": meta.get("key"),
+            "scheme": None if scheme is None else scheme.to_dict(),
+            "samples": hashlib.sha256(samples.numpy().tobytes()).hexdigest() + str(tuple(samples.shape)),
+            "L": L,
+            "bin_size": bin_size,
+            "batch_tokens": batch_tokens,
+            "device": str(device),
+            "threads": torch.get_num_threads() if device.type == "cpu" else None,
+            "code": _code_digest(),
+        },
+        sort_keys=True,
+    )
+    path = cache_dir() / "eval" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    if meta.get("key") and path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    summary = _summary(token_metrics(model, samples, scheme, batch_tokens=batch_tokens), L, bin_size)
+    summary = {k: v.tolist() if isinstance(v, np.ndarray) else float(v) for k, v in summary.items()}
+    if meta.get("key"):  # a model outside the checkpoint cache has no identity to key on
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(summary), encoding="utf-8"))
+    return summary
+
+
+def score_sets(entry: tuple, sets: dict, scheme: PositionScheme | None, *, L: int, batch_tokens: int) -> dict:
+    """{kind: summary} of one trained model ``entry`` = (model, meta) and scheme (None: plain RoPE) on ``sets`` =
+    {kind: (n, T) int64 samples}."""
+    return {kind: scored(entry, sets[kind], scheme, L=L, batch_tokens=batch_tokens) for kind in TEST_SETS}
 
 
 def evaluate_rows(
@@ -278,14 +379,19 @@ def evaluate_rows(
     # disable only when asked: an explicit disable=False would override TQDM_DISABLE=1 (papermill/nbval runs)
     bar = tqdm(rows, desc="evaluate", leave=False, **({} if progress else {"disable": True}))
     for name, variant, scheme_at, info in bar:
-        model = trained[variant][0]
         metrics, schemes = {kind: {} for kind in TEST_SETS}, {}
         for mult in mults:
             scheme = scheme_at(mult)
             schemes[str(mult)] = scheme.to_dict()
             for kind in TEST_SETS:
-                m = token_metrics(model, tests[kind][mult], scheme, batch_tokens=batch_tokens)
-                metrics[kind][str(mult)] = _summary(m, L, bin_size if mult == 8 else None)
+                metrics[kind][str(mult)] = scored(
+                    trained[variant],
+                    tests[kind][mult],
+                    scheme,
+                    L=L,
+                    batch_tokens=batch_tokens,
+                    bin_size=bin_size if mult == 8 else None,
+                )
         out[name] = {**info, "model": variant, "schemes": schemes, "metrics": metrics}
     return out
 
@@ -309,6 +415,8 @@ def results_header(name: str, profile: str, seed: int, dev: torch.device) -> dic
         "profile": profile,
         "seed": seed,
         "device": str(dev),
+        # rope_lib.utils.autocast: bf16 matmuls on CUDA (rotation angles stay float64), float32 on the CPU
+        "compute_dtype": "bfloat16 autocast" if dev.type == "cuda" else "float32",
         "versions": package_versions(),
         "git_sha": git_sha(),
     }
@@ -342,6 +450,8 @@ class Harness:
     corpus: Corpus
     trained: dict
     tests: dict
+    sample_files: list[str] = field(default_factory=list)
+    run_index: int = 0
     progress: bool = True
     started: float = field(default_factory=time.perf_counter)
     eval_started: float = field(default_factory=time.perf_counter)
@@ -372,7 +482,7 @@ class Harness:
 
     def score(self, variant: str, sets: dict, scheme: PositionScheme | None = None) -> dict:
         """:func:`score_sets` for the trained model ``variant``."""
-        return score_sets(self.trained[variant][0], sets, scheme, L=self.L, batch_tokens=self.batch_tokens)
+        return score_sets(self.trained[variant], sets, scheme, L=self.L, batch_tokens=self.batch_tokens)
 
     def evaluate(self, rows: Sequence[Row], *, mults: Sequence[int] | None = None, train_length: bool = False) -> dict:
         """:func:`evaluate_rows` on the nested test sets (only ``mults`` if given; also L if ``train_length``)."""
@@ -398,6 +508,7 @@ class Harness:
             "test_lengths": [m * self.L for m in self.mults],
             "test_sets": list(TEST_SETS),
             "n_samples": int(self.tests[TEST_SETS[0]][1].shape[0]),
+            "sample_files": list(self.sample_files),
             "nested_samples": f"every test length scores the last L' bytes of the same {max(self.mults) * self.L}-byte"
             " windows",
             "position_bin": max(1, self.L // 8),
@@ -413,10 +524,15 @@ def prepare(
     seed: int,
     *,
     extra_models: dict[str, tuple[ModelConfig, TrainConfig]] | None = None,
+    test_seed: int | None = None,
+    run_index: int = 0,
+    n_runs: int = 1,
     progress: bool = True,
 ) -> Iterator[Harness]:
-    """Set up one run: the profile's settings and thread count, the corpus, both models (plus ``extra_models``,
-    {variant: (model config, training config)}), trained or loaded from the cache, and the nested test sets.
+    """Set up one training seed's run: the profile's settings and thread count, the corpus, both models (plus
+    ``extra_models``, {variant: (model config, training config)}), trained or loaded from the cache, and the nested
+    test sets: part ``run_index`` of ``n_runs`` disjoint parts of the windows drawn with ``test_seed`` (default
+    ``seed``), so the runs of one experiment never share a test window.
 
     The thread count of the profile holds until the ``with`` block ends (the smoke profile fixes 2 threads for
     run-to-run determinism). The full profile is refused on a CPU.
@@ -430,7 +546,15 @@ def prepare(
         for variant, (mcfg, tcfg) in (extra_models or {}).items():
             trained[variant] = train(mcfg, tcfg, corpus=corpus, device=dev, progress=progress)
         eval_started = time.perf_counter()
-        tests = make_test_sets(corpus, model_cfg.train_length, tuple(ev["multipliers"]), ev["n_samples"], seed)
+        tests, files = make_test_sets(
+            corpus,
+            model_cfg.train_length,
+            tuple(ev["multipliers"]),
+            ev["n_samples"],
+            seed if test_seed is None else test_seed,
+            part=run_index,
+            parts=n_runs,
+        )
         yield Harness(
             profile=profile,
             seed=seed,
@@ -442,20 +566,20 @@ def prepare(
             corpus=corpus,
             trained=trained,
             tests=tests,
+            sample_files=files,
+            run_index=run_index,
             progress=progress,
             started=started,
             eval_started=eval_started,
         )
 
 
-def finish(
-    name: str, h: Harness, out: str | Path | None, *, config: dict, timings: dict | None = None, **sections
-) -> dict:
-    """Assemble and write ``<out>/<name>.json``: the header, ``config`` (after the model configs, before the corpus),
-    the training record and timings of every trained model, then ``sections`` in order; returns the dict."""
+def finish(name: str, h: Harness, *, config: dict, timings: dict | None = None, **sections) -> dict:
+    """One training seed's results: the header, ``config`` (after the model configs, before the corpus), the
+    training record and timings of every trained model, then ``sections`` in order. :func:`run_seeds` writes them."""
     training, train_timings = training_record(h.trained)
     now = time.perf_counter()
-    results = {
+    return {
         **results_header(name, h.profile, h.seed, h.device),
         "config": {
             "model": h.model.to_dict(),
@@ -468,5 +592,71 @@ def finish(
         "timings": {**train_timings, "eval_s": now - h.eval_started, **(timings or {}), "total_s": now - h.started},
         **sections,
     }
-    write_json(results, output_path(name, h.profile, out))
+
+
+def run_seeds(
+    name: str,
+    profile: str,
+    device: str | None,
+    seed: int,
+    out: str | Path | None,
+    one_seed: Callable[[Harness], dict],
+    *,
+    extra_models: Callable[[int], dict] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run ``one_seed`` (a :class:`Harness` -> :func:`finish` dict) for every training seed of the profile, each on
+    its own part of the test windows, and write ``<out>/<name>.json``: the header, the first run's config, and
+    ``runs``, every seed's results in seed order. ``extra_models(seed)`` gives the extra models of a seed.
+
+    Nothing is written unless every seed ran.
+    """
+    dev = experiment_device(profile, device)
+    seeds = training_seeds(profile, seed)
+    started = time.perf_counter()
+    runs = []
+    for i, s in enumerate(seeds):
+        extra = extra_models(s) if extra_models else None
+        with prepare(
+            profile, device, s, extra_models=extra, test_seed=seed, run_index=i, n_runs=len(seeds), progress=progress
+        ) as h:
+            runs.append(one_seed(h))
+    header = results_header(name, profile, seed, dev)
+    per_run_header = set(header)
+    results = {
+        **{k: v for k, v in header.items() if k != "seed"},
+        "schema": 2,
+        "seeds": seeds,
+        "test_seed": seed,
+        "config": runs[0]["config"],
+        "timings": {"total_s": time.perf_counter() - started},
+        "runs": [{"seed": r["seed"], **{k: v for k, v in r.items() if k not in per_run_header}} for r in runs],
+    }
+    write_json(results, output_path(name, profile, out))
     return results
+
+
+def all_models(profile: str, seed: int, extra_models: Sequence[Callable[[int], dict]] = ()) -> list[tuple]:
+    """(seed, variant, model config, training config) of every model a run started with ``seed`` trains."""
+    out = []
+    for s in training_seeds(profile, seed):
+        model_cfg, model_log_n_cfg, train_cfg, _ = settings(profile, s)
+        out += [(s, "plain", model_cfg, train_cfg), (s, "log_n", model_log_n_cfg, train_cfg)]
+        for extra in extra_models:
+            out += [(s, v, m, t) for v, (m, t) in extra(s).items()]
+    return out
+
+
+def train_all(
+    profile: str, device: str | None, seed: int, extra_models: Sequence[Callable[[int], dict]] = (), *, progress=True
+) -> list[dict]:
+    """Train (or find in the cache) every model of every seed, before the notebooks that share them run."""
+    dev = experiment_device(profile, device)
+    settings_ = PROFILE_SETTINGS[check_profile(profile)]
+    corpus = load_corpus()
+    metas = []
+    with torch_threads(settings_["num_threads"]):
+        for s, variant, mcfg, tcfg in all_models(profile, seed, extra_models):
+            _, meta = train(mcfg, tcfg, corpus=corpus, device=dev, progress=progress)
+            metas.append({"seed": s, "variant": variant, "key": meta["key"], "cache_hit": meta["cache_hit"]})
+    return metas

@@ -17,7 +17,7 @@ import functools
 
 from ..model import PositionScheme
 from .common import register
-from .harness import MODEL_OF_LOG_N, Row, finish, fixed_scheme, method_rows, prepare, row_name
+from .harness import MODEL_OF_LOG_N, Harness, Row, finish, fixed_scheme, method_rows, row_name, run_seeds
 
 NAME = "rerope"
 COMPARED_METHODS: tuple[str, ...] = ("Baseline", "NTK-fixed", "YaRN")
@@ -57,19 +57,22 @@ def _rows(L: int, base: float, d: int) -> dict[str, list[Row]]:
 @register(NAME)
 def run(profile: str = "smoke", device: str | None = None, seed: int = 0, out=None, *, progress: bool = True) -> dict:
     """Evaluate ReRoPE / Leaky ReRoPE rows and sweeps on the notebook-04 models; writes ``<out>/rerope.json``."""
-    with prepare(profile, device, seed, progress=progress) as h:
+
+    def one_seed(h: Harness) -> dict:
         groups = _rows(h.L, h.base, h.head_dim)
         rows = {
             # main rows also at L: ReRoPE clips inside the training length, and the longer-context curve starts there
             group: h.evaluate(jobs, train_length=True) if group == "main" else h.evaluate(jobs, mults=[SWEEP_MULT])
             for group, jobs in groups.items()
         }
-    config = {
-        "eval": h.eval_config(
-            sweep_multiplier=SWEEP_MULT,
-            window_fractions=list(WINDOW_FRACTIONS),
-            leaks=list(LEAKS),
-            samples="identical to the extrapolation experiment (same seed, nested windows)",
-        )
-    }
-    return finish(NAME, h, out, config=config, rows=rows)
+        config = {
+            "eval": h.eval_config(
+                sweep_multiplier=SWEEP_MULT,
+                window_fractions=list(WINDOW_FRACTIONS),
+                leaks=list(LEAKS),
+                samples="identical to the extrapolation experiment (same seeds, nested windows)",
+            )
+        }
+        return finish(NAME, h, config=config, rows=rows)
+
+    return run_seeds(NAME, profile, device, seed, out, one_seed, progress=progress)
