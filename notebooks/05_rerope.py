@@ -211,12 +211,12 @@ for name, ok in checks.items():
 # and their test files, lies on the claimed side of zero.
 
 # %%
-import numpy as np  # noqa: E402
+import numpy as np
 
-from rope_lib.evaluate import bootstrap_difference  # noqa: E402
-from rope_lib.experiments import references, run_experiment  # noqa: E402
-from rope_lib.experiments import rerope_eval as rx  # noqa: E402
-from rope_lib.report import Results, decide, format_gap, markdown_table, seeds_agreeing, verdict  # noqa: E402
+from rope_lib.evaluate import bootstrap_difference
+from rope_lib.experiments import references, run_experiment
+from rope_lib.experiments import rerope_eval as rx
+from rope_lib.report import Results, decide, format_gap, markdown_table, seeds_agreeing, verdict
 
 results = Results(run_experiment("rerope", profile=profile, device=device, seed=seed))
 L, mults = results.train_length, results.mults
@@ -556,7 +556,7 @@ assert not decide(leaky16[""][1], ">"), leaky16[""]  # plain model: the accuracy
 # `make bench` regenerates it (and a CUDA one when a GPU is present).
 
 # %%
-import json  # noqa: E402
+import json
 
 bench = json.loads((rope_lib.repo_root() / "results" / "bench" / "rerope_cpu.json").read_text())
 by = {}

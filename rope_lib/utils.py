@@ -38,9 +38,8 @@ def _profile_dir(env: str, default: Path, profile: str) -> Path:
     check_profile(profile)
     override = os.environ.get(env)
     base = Path(override) if override else default
-    # smoke outputs sit at the top of figures/ (they are what the README shows); full outputs never overwrite them.
-    path = base / "full" if profile == "full" else base
-    return path
+    # smoke outputs sit at the top of figures/ (they are what the README shows); no other profile overwrites them.
+    return base if profile == "smoke" else base / profile
 
 
 def figures_dir(profile: str = "smoke") -> Path:

@@ -78,3 +78,26 @@ def test_executed_notebook_kernelspec_matches_the_kernel(source: Path):
         "language": spec.language,
         "name": "python3",
     }
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_no_assert_hides_a_printed_line(source: Path):
+    """`make medium` / `make full` strip asserts (python -O) and keep every printed verdict: a function that prints
+    must be called as a statement, never inside an assert."""
+    import ast
+
+    tree = ast.parse("\n".join(_code_cells(jupytext.read(source))))
+    printing = {
+        f.name
+        for f in ast.walk(tree)
+        if isinstance(f, ast.FunctionDef)
+        and any(isinstance(c, ast.Call) and getattr(c.func, "id", None) == "print" for c in ast.walk(f))
+    }
+    hidden = [
+        (a.lineno, c.func.id)
+        for a in ast.walk(tree)
+        if isinstance(a, ast.Assert)
+        for c in ast.walk(a)
+        if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in printing | {"print"}
+    ]
+    assert not hidden, f"{source.name}: asserts that call printing functions (line in code cells, name): {hidden}"

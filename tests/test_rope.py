@@ -178,6 +178,7 @@ def test_paths_and_profiles(tmp_path, monkeypatch):
     assert (rope_lib.repo_root() / "pyproject.toml").is_file()
     monkeypatch.setenv("ROPE_FIGURES_DIR", str(tmp_path))
     assert rope_lib.figures_dir("full") == tmp_path / "full"
+    assert rope_lib.figures_dir("medium") == tmp_path / "medium" and rope_lib.figures_dir("smoke") == tmp_path
     with pytest.raises(ValueError, match="profile"):
         rope_lib.figures_dir("large")
     with pytest.raises(ValueError, match="device"):
