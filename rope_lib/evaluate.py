@@ -108,10 +108,10 @@ def bootstrap_difference(
     n_seeds = d.shape[0]
     if groups is None:
         labels = np.broadcast_to(np.arange(d.shape[1]), d.shape)
+    elif np.size(groups) != a.size:
+        raise ValueError(f"groups must have the shape of a {a.shape}, got {np.shape(groups)}")
     else:
-        labels = np.asarray(groups).reshape(-1, a.shape[-1]) if np.size(groups) == a.size else None
-        if labels is None:
-            raise ValueError(f"groups must have the shape of a {a.shape}, got {np.shape(groups)}")
+        labels = np.asarray(groups).reshape(-1, a.shape[-1])
     rng = np.random.default_rng(seed)
     # stage 2 first: for every seed, n_boot x n_seeds resamples of its files (one per slot it may be drawn into)
     per_seed = np.empty((n_seeds, n_boot, n_seeds))

@@ -107,21 +107,24 @@ LOG_N_VARIANTS: tuple[str, ...] = ("none", "dagger", "trained")
 # Which trained model a log-n variant runs on: "dagger" adds log n at test time to the plain model.
 MODEL_OF_LOG_N: dict[str, str] = {"none": "plain", "dagger": "plain", "trained": "log_n"}
 
+# The smoke model; the medium profile trains the same model at another length.
+_SMOKE_MODEL = dict(
+    d_model=128,
+    n_layers=4,
+    n_heads=4,
+    head_dim=32,
+    d_ff=352,
+    mlp="swiglu",
+    norm="rmsnorm",
+    tie_embeddings=True,
+    rope_base=10000.0,
+    train_length=64,
+)
+
 PROFILE_SETTINGS: dict[str, dict] = {
     "smoke": {
         # CPU, 2 threads: both trainings plus the evaluation in about 4 minutes.
-        "model": dict(
-            d_model=128,
-            n_layers=4,
-            n_heads=4,
-            head_dim=32,
-            d_ff=352,
-            mlp="swiglu",
-            norm="rmsnorm",
-            tie_embeddings=True,
-            rope_base=10000.0,
-            train_length=64,
-        ),
+        "model": _SMOKE_MODEL,
         "train": dict(steps=350, batch_size=32, lr=3e-3, warmup_steps=30, save_every=100),
         "multipliers": (2, 4, 8, 16),
         # per training seed: 3 seeds x 21 windows = 63 windows of 16L = 1024 bytes, each from its own test file
@@ -136,18 +139,7 @@ PROFILE_SETTINGS: dict[str, dict] = {
         # training length, L = 128 (2x smoke; tested to 16L = 2048 as smoke is), with 1.4x the training tokens; the
         # model keeps the smoke size so that the rung fits about half an hour on 2 cores (the full profile, L = 512,
         # has the bigger model).
-        "model": dict(
-            d_model=128,
-            n_layers=4,
-            n_heads=4,
-            head_dim=32,
-            d_ff=352,
-            mlp="swiglu",
-            norm="rmsnorm",
-            tie_embeddings=True,
-            rope_base=10000.0,
-            train_length=128,
-        ),
+        "model": {**_SMOKE_MODEL, "train_length": 128},
         "train": dict(steps=500, batch_size=16, lr=3e-3, warmup_steps=30, save_every=100),
         "multipliers": (2, 4, 8, 16),
         # per seed: 3 x 10 windows of 16L = 2048 bytes, each from its own test file
@@ -242,12 +234,17 @@ def train_models(profile: str, device: torch.device, seed: int, *, corpus=None, 
 
     Every experiment reuses these exact checkpoints: same profile and seed, same cache key.
     """
-    model_cfg, model_log_n_cfg, train_cfg, _ = settings(profile, seed)
     corpus = load_corpus() if corpus is None else corpus
     return {
-        variant: train(cfg, train_cfg, corpus=corpus, device=device, progress=progress)
-        for variant, cfg in (("plain", model_cfg), ("log_n", model_log_n_cfg))
+        variant: train(mcfg, tcfg, corpus=corpus, device=device, progress=progress)
+        for variant, (mcfg, tcfg) in shared_models(profile, seed).items()
     }
+
+
+def shared_models(profile: str, seed: int) -> dict[str, tuple[ModelConfig, TrainConfig]]:
+    """{"plain": (model config, training config), "log_n": ...}: the two models every experiment shares."""
+    model_cfg, model_log_n_cfg, train_cfg, _ = settings(profile, seed)
+    return {"plain": (model_cfg, train_cfg), "log_n": (model_log_n_cfg, train_cfg)}
 
 
 def training_seeds(profile: str, seed: int) -> list[int]:
@@ -642,10 +639,8 @@ def all_models(profile: str, seed: int, extra_models: Sequence[Callable[[int], d
     """(seed, variant, model config, training config) of every model a run started with ``seed`` trains."""
     out = []
     for s in training_seeds(profile, seed):
-        model_cfg, model_log_n_cfg, train_cfg, _ = settings(profile, s)
-        out += [(s, "plain", model_cfg, train_cfg), (s, "log_n", model_log_n_cfg, train_cfg)]
-        for extra in extra_models:
-            out += [(s, v, m, t) for v, (m, t) in extra(s).items()]
+        for models in (shared_models(profile, s), *(extra(s) for extra in extra_models)):
+            out += [(s, v, m, t) for v, (m, t) in models.items()]
     return out
 
 

@@ -202,8 +202,10 @@ def run(
     s = float(DEFAULT_SCALE if scale is None else _checks.finite_number("scale", scale, at_least=1))
     w, k = invleaky_window(L), invleaky_leak(s)
 
+    extra_models = functools.partial(invleaky_configs, profile, scale=s, variants=variants)
+
     def one_seed(h: Harness) -> dict:
-        configs = invleaky_configs(profile, h.seed, s, variants)
+        configs = extra_models(h.seed)
         # At the training length every model runs plain RoPE (as in notebook 04's "L" column) ...
         at_L = h.at_train_length()
         train_length_metrics = {v: h.score(v, at_L) for v in h.trained}
@@ -271,5 +273,4 @@ def run(
             rows=rows,
         )
 
-    extra_models = functools.partial(invleaky_configs, profile, scale=s, variants=variants)
     return run_seeds(NAME, profile, device, seed, out, one_seed, extra_models=extra_models, progress=progress)
