@@ -3,8 +3,14 @@
 The public names below are stable (see the README); each lives in the one module that owns its idea.
 """
 
+from .base_bound import base_lower_bound, max_context_length, rope_bias_sum
 from .decoding import RawKVCache, dynamic_rope_step, stale_cache_error
+
+# --- MLA, attention as a recurrence, multimodal positions (rope_lib/mla.py, recurrent.py, multimodal.py) ---
+from .mla import MLAConfig, kv_cache_bytes, kv_cache_elements, mla_attention, mla_attention_absorbed
+from .multimodal import apply_mrope, apply_rope_2d, mrope_position_ids, rope_tie_positions
 from .plotting import savefig, use_style
+from .recurrent import greedy_decode_cached, greedy_decode_recompute, recurrent_attention, rnn_state_size
 
 # --- ReRoPE / Leaky ReRoPE (rope_lib/rerope.py) ---
 from .rerope import (
@@ -43,12 +49,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LAYOUTS",
+    "MLAConfig",
     "PROFILES",
     "ROPE_TYPES",
     "RawKVCache",
     "TRANSFORMERS_ROPE_TYPES",
     "angles",
+    "apply_mrope",
     "apply_rope",
+    "apply_rope_2d",
+    "base_lower_bound",
     "cache_dir",
     "check_profile",
     "convert_layout",
@@ -58,17 +68,26 @@ __all__ = [
     "dynamic_yarn_frequencies",
     "figures_dir",
     "frequencies",
+    "greedy_decode_cached",
+    "greedy_decode_recompute",
     "inv_freq",
+    "kv_cache_bytes",
+    "kv_cache_elements",
     "layout_permutation",
     "linear_frequencies",
     "llama3_frequencies",
     "log_n_scale",
     "longrope_frequencies",
+    "max_context_length",
+    "mla_attention",
+    "mla_attention_absorbed",
+    "mrope_position_ids",
     "ntk_by_parts_frequencies",
     "ntk_fixed_frequencies",
     "ntk_frequencies",
     "ntk_mixed_frequencies",
     "pick_device",
+    "recurrent_attention",
     "repo_root",
     "rerope_attention",
     "rerope_attention_flex",
@@ -76,6 +95,9 @@ __all__ = [
     "rerope_decode_step",
     "rerope_relative_position",
     "results_dir",
+    "rnn_state_size",
+    "rope_bias_sum",
+    "rope_tie_positions",
     "savefig",
     "seed_everything",
     "stale_cache_error",

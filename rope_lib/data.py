@@ -28,6 +28,7 @@ import importlib.metadata
 import importlib.util
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -314,3 +315,101 @@ def training_overlap(corpus: Corpus, samples: torch.Tensor | np.ndarray, *, chun
     train = _chunk_hashes(corpus.stream("train"), chunk)
     seen = np.unique(train[np.isin(train, test)])  # the small set is sorted, not the 24M training hashes
     return float(np.isin(test, seen).mean())
+
+
+# ------------------------------------------------------------------------------------------ passkey retrieval
+# The passkey task (Mohtashami & Jaggi, Landmark Attention; the PI and YaRN papers' k_max) in bytes. A sample of
+# T bytes is filler text with a key inserted at a chosen distance before a question at the very end:
+#
+#     [filler ...] KEY [filler ...] QUERY KEY
+#                  ^ p              ^ q = T - 2, distance = q - p
+#
+# The key is one of 16 symbols (bytes 0x10-0x1F) and QUERY is byte 0x02; none of them occurs in the corpus text, so
+# the model answers only by finding the one earlier key byte: the content match a query makes with a similar key at
+# distance m, the mechanism the base bound is about (Men et al. 2024; kexue.fm/archives/10122). Why not digits: a
+# key of ordinary digit bytes needs an induction head (find the marker, copy what follows it), and the smoke model
+# (0.84M parameters, 0.7M training tokens) forms none: trained on a 100% passkey mixture it stayed at chance (1/10
+# per digit) at every distance. Chance here is 1/16. The answer is the last byte: a model reads sample[:-1] and the
+# prediction at QUERY is its greedy answer.
+PASSKEY_QUERY = 2
+PASSKEY_FORMAT = 2  # bump when the layout above changes (it is part of a retrieval model's cache key)
+PASSKEY_SYMBOLS: tuple[int, ...] = tuple(range(0x10, 0x20))
+
+
+def passkey_distances(length: int) -> tuple[int, int]:
+    """(smallest, largest) key distance a passkey sample of ``length`` bytes can hold: (1, length - 2)."""
+    if not isinstance(length, int) or isinstance(length, bool) or length < 3:
+        raise ValueError(f"length must be an int >= 3 for a passkey sample, got {length!r}")
+    return 1, length - 2
+
+
+def insert_passkey(window: np.ndarray, key: np.ndarray | int, distance: np.ndarray | int) -> np.ndarray:
+    """The passkey sample made from ``window`` (T bytes of text; its first T - 3 bytes are the filler).
+
+    Args:
+        window: (T,) or (batch, T) bytes as integers; the result has the same shape and dtype (a new array).
+        key: index of the key symbol in :data:`PASSKEY_SYMBOLS` (0-15), one or one per row.
+        distance: position of QUERY minus position of the key, in ``passkey_distances(T)``, one or one per row.
+    """
+    window = np.asarray(window)
+    w = window.reshape(-1, window.shape[-1])
+    n, T = w.shape
+    lo, hi = passkey_distances(T)
+    key = np.broadcast_to(np.asarray(key, dtype=np.int64).reshape(-1), (n,))
+    dist = np.broadcast_to(np.asarray(distance, dtype=np.int64).reshape(-1), (n,))
+    if key.min() < 0 or key.max() >= len(PASSKEY_SYMBOLS):
+        raise ValueError(f"key must index PASSKEY_SYMBOLS (0..{len(PASSKEY_SYMBOLS) - 1}), got {key.tolist()}")
+    if dist.min() < lo or dist.max() > hi:
+        raise ValueError(f"distance must be in [{lo}, {hi}] for samples of {T} bytes, got {dist.tolist()}")
+    q = T - 2
+    p = q - dist  # (n,) key positions
+    cols = np.arange(T)[None, :]
+    # every filler byte moves one place right from the key on: source column = col - (col > p), up to q
+    src = np.minimum(cols - (cols > p[:, None]), q - 1)
+    out = np.take_along_axis(w, np.broadcast_to(src, (n, T)), axis=1).copy()
+    symbol = np.asarray(PASSKEY_SYMBOLS, dtype=out.dtype)[key]
+    out[np.arange(n), p] = symbol
+    out[:, q] = PASSKEY_QUERY
+    out[:, q + 1] = symbol
+    return out.reshape(window.shape)
+
+
+def make_passkey_set(
+    corpus: Corpus,
+    length: int,
+    distances: Sequence[int],
+    n_samples: int,
+    *,
+    seed: int = 0,
+    split: str = "test",
+) -> tuple[torch.Tensor, list[str]]:
+    """Passkey samples: ((len(distances), n_samples, length) int64, the file each sample's filler comes from).
+
+    Every distance uses the same ``n_samples`` filler windows (drawn as :func:`make_test_set` draws its windows from
+    ``split``) and the same keys, so accuracies at two distances, or under two position schemes, are paired on the
+    same text. The same seed gives the same samples on every machine.
+    """
+    _check_choice("split", split, SPLITS)
+    lo, hi = passkey_distances(length)
+    distances = [int(d) for d in distances]
+    if not distances or min(distances) < lo or max(distances) > hi:
+        raise ValueError(f"distances must be a non-empty list in [{lo}, {hi}] for length {length}, got {distances}")
+    windows, files = _windows(corpus, split, length, n_samples, seed)
+    keys = np.random.default_rng([seed, length, 104729]).integers(0, len(PASSKEY_SYMBOLS), size=windows.shape[0])
+    out = np.stack([insert_passkey(windows, keys, d) for d in distances])
+    return torch.from_numpy(out.astype(np.int64)), files
+
+
+def passkey_batch(
+    stream: np.ndarray, batch_size: int, length: int, rng: np.random.Generator, fraction: float
+) -> torch.Tensor:
+    """A training batch like :func:`train_batch` ((batch, length + 1) int64) in which about ``fraction`` of the rows
+    carry a passkey: a random key at a random distance (uniform over every distance the row can hold), asked for
+    at the row's end. The other rows are plain text, so the model keeps learning the language as well."""
+    x = train_batch(stream, batch_size, length, rng).numpy()
+    rows = np.flatnonzero(rng.random(batch_size) < fraction)
+    if rows.size:
+        lo, hi = passkey_distances(length + 1)
+        keys = rng.integers(0, len(PASSKEY_SYMBOLS), size=rows.size)
+        x[rows] = insert_passkey(x[rows], keys, rng.integers(lo, hi + 1, size=rows.size))
+    return torch.from_numpy(x)

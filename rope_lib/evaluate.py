@@ -5,6 +5,8 @@
 * :func:`last_window_loss` - Su's "longer context, lower loss" protocol (kexue.fm/archives/9948): the loss on the
   same last L tokens while the context grows L, 2L, 4L...; with nested test sets (``rope_lib.data.make_test_set``
   with ``max_length``) it is read off the per-position losses of each test length, at no extra cost.
+* :func:`passkey_hits` / :func:`passkey_accuracy` - passkey retrieval (samples from
+  :func:`rope_lib.data.make_passkey_set`): does the greedy answer at the question equal the key inserted earlier.
 * :func:`bootstrap_difference` - paired bootstrap over evaluation samples: a confidence interval for the accuracy
   difference of two methods scored on the same samples.
 """
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data import PASSKEY_QUERY
 from .model import PositionScheme, RoPELM
 from .utils import autocast
 
@@ -133,3 +136,39 @@ def bootstrap_difference(
         "se": float(boots.std(ddof=1)),
         "by_seed": [float(x) for x in by_seed],
     }
+
+
+@torch.no_grad()
+def passkey_hits(
+    model: RoPELM,
+    samples: torch.Tensor,
+    scheme: PositionScheme | None = None,
+    *,
+    batch_tokens: int = 65536,
+    amp: bool = True,
+) -> np.ndarray:
+    """1.0 where ``model``'s greedy answer to a passkey sample is its key, else 0.0 (chance: 1/16).
+
+    ``samples``: (..., T) from :func:`rope_lib.data.make_passkey_set` (QUERY at T - 2, the key at T - 1). Returns a
+    float64 array of the leading shape.
+    """
+    if samples.dim() < 2 or samples.shape[-1] < 3:
+        raise ValueError(f"samples must have shape (..., T) with T >= 3, got {tuple(samples.shape)}")
+    if not bool((samples[..., -2] == PASSKEY_QUERY).all()):
+        raise ValueError("samples are not passkey samples: the byte before the answer must be PASSKEY_QUERY")
+    device = next(model.parameters()).device
+    model.eval()
+    flat = samples.reshape(-1, samples.shape[-1])
+    per_batch = max(1, batch_tokens // flat.shape[1])
+    hits = []
+    for i in range(0, flat.shape[0], per_batch):
+        x = flat[i : i + per_batch].to(device)
+        with autocast(device, amp):
+            logits = model(x[:, :-1], scheme)
+        hits.append((logits[:, -1].argmax(-1) == x[:, -1]).double().cpu())
+    return torch.cat(hits).numpy().reshape(samples.shape[:-1])
+
+
+def passkey_accuracy(model: RoPELM, samples: torch.Tensor, scheme: PositionScheme | None = None, **kwargs) -> float:
+    """Fraction of passkey ``samples`` whose key ``model`` retrieves (greedy); see :func:`passkey_hits`."""
+    return float(passkey_hits(model, samples, scheme, **kwargs).mean())

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _checks
-from .data import Corpus, load_corpus, make_test_set, train_batch
+from .data import PASSKEY_FORMAT, Corpus, load_corpus, make_test_set, passkey_batch, train_batch
 from .model import ModelConfig, PositionScheme, RoPELM
 from .utils import autocast, cache_dir, pick_device, torch_threads
 
@@ -54,6 +54,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model on CUDA (ignored on CPU)
     save_every: int = 200  # checkpoint period in steps (not part of the cache key)
     num_threads: int | None = None  # torch threads during training (None: leave as is; not part of the key)
+    # Fraction of training sequences that carry a passkey (rope_lib.data.passkey_batch): retrieval models. 0 (plain
+    # text) leaves the cache key of every text-only model as it was before this field existed.
+    passkey_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "save_every"):
@@ -62,6 +65,8 @@ class TrainConfig:
             raise ValueError(f"warmup_steps must be an int in [0, steps={self.steps}], got {self.warmup_steps!r}")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"lr must be > 0 and min_lr_ratio in [0, 1], got {self.lr!r}, {self.min_lr_ratio!r}")
+        if not isinstance(self.passkey_fraction, (int, float)) or not 0 <= self.passkey_fraction <= 1:
+            raise ValueError(f"passkey_fraction must be a number in [0, 1], got {self.passkey_fraction!r}")
         if not isinstance(self.scheme, PositionScheme):
             raise ValueError(f"scheme must be a PositionScheme, got {type(self.scheme).__name__}")
         if self.scheme.log_n or self.scheme.dynamic_blocks is not None:
@@ -70,6 +75,10 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["scheme"] = self.scheme.to_dict()
+        if self.passkey_fraction:
+            d["passkey_format"] = PASSKEY_FORMAT  # a new task layout is new training data: a new cache key
+        else:
+            del d["passkey_fraction"]
         return d
 
 
@@ -217,7 +226,12 @@ def train(
         for step in range(start, stop):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, train_cfg)
-            x = train_batch(stream, B, L, np.random.default_rng([train_cfg.seed, step])).to(dev, non_blocking=True)
+            rng = np.random.default_rng([train_cfg.seed, step])
+            if train_cfg.passkey_fraction:
+                x = passkey_batch(stream, B, L, rng, train_cfg.passkey_fraction)
+            else:
+                x = train_batch(stream, B, L, rng)
+            x = x.to(dev, non_blocking=True)
             with autocast(dev, train_cfg.amp):
                 try:
                     logits = fwd(x[:, :-1], train_cfg.scheme)

@@ -1,0 +1,125 @@
+"""Passkey retrieval: the sample layout (rope_lib.data), the training mixture, and the scorer (rope_lib.evaluate)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rope_lib import data
+from rope_lib.evaluate import passkey_accuracy, passkey_hits
+from rope_lib.model import ModelConfig
+from rope_lib.train import TrainConfig, config_key, train
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return data.load_corpus()
+
+
+def test_insert_passkey_layout():
+    window = np.arange(100, 120)  # 20 distinct "text" bytes, so every byte's origin can be traced
+    for distance in (1, 7, 18):
+        out = data.insert_passkey(window, 3, distance)
+        T, q, p = 20, 18, 18 - distance
+        symbol = data.PASSKEY_SYMBOLS[3]
+        assert out.shape == window.shape and out.dtype == window.dtype
+        assert out[p] == symbol and out[q] == data.PASSKEY_QUERY and out[q + 1] == symbol
+        filler = np.delete(out, [p, q, q + 1])
+        np.testing.assert_array_equal(filler, window[: T - 3])  # the text keeps its order, only its tail is cut
+        assert list(out).count(symbol) == 2
+
+
+def test_insert_passkey_batch_and_errors():
+    windows = np.tile(np.arange(50, 66), (3, 1))
+    out = data.insert_passkey(windows, [0, 5, 15], [1, 2, 14])
+    for row, (k, d) in zip(out, [(0, 1), (5, 2), (15, 14)]):
+        np.testing.assert_array_equal(row, data.insert_passkey(windows[0], k, d))
+    with pytest.raises(ValueError, match="distance"):
+        data.insert_passkey(windows[0], 0, 15)
+    with pytest.raises(ValueError, match="distance"):
+        data.insert_passkey(windows[0], 0, 0)
+    with pytest.raises(ValueError, match="key"):
+        data.insert_passkey(windows[0], 16, 3)
+    with pytest.raises(ValueError, match="length"):
+        data.passkey_distances(2)
+
+
+def test_passkey_bytes_never_occur_in_the_corpus(corpus):
+    # the premise of the task: the key and the question are findable only where they were inserted
+    for split in data.SPLITS:
+        counts = np.bincount(corpus.stream(split), minlength=256)
+        assert counts[[data.PASSKEY_QUERY, *data.PASSKEY_SYMBOLS]].sum() == 0
+
+
+def test_make_passkey_set_is_paired_and_deterministic(corpus):
+    s, files = data.make_passkey_set(corpus, 48, [1, 20, 46], 5, seed=3)
+    again, files2 = data.make_passkey_set(corpus, 48, [1, 20, 46], 5, seed=3)
+    assert s.shape == (3, 5, 48) and s.dtype == torch.int64 and torch.equal(s, again) and files == files2
+    assert len(files) == 5
+    keys = s[:, :, -1]
+    assert torch.equal(keys[0], keys[1]) and torch.equal(keys[0], keys[2])  # same key at every distance
+    for i, d in enumerate([1, 20, 46]):
+        assert torch.equal(s[i, :, 46 - d], keys[0]) and bool((s[i, :, -2] == data.PASSKEY_QUERY).all())
+    other, _ = data.make_passkey_set(corpus, 48, [1], 5, seed=4)
+    assert not torch.equal(other[0], s[0])
+    with pytest.raises(ValueError, match="distances"):
+        data.make_passkey_set(corpus, 48, [47], 5)
+    with pytest.raises(ValueError, match="split"):
+        data.make_passkey_set(corpus, 48, [1], 5, split="dev")
+
+
+def test_passkey_batch_mixture(corpus):
+    stream = corpus.stream("train")
+    plain = data.train_batch(stream, 64, 32, np.random.default_rng(7))
+    none = data.passkey_batch(stream, 64, 32, np.random.default_rng(7), 0.0)
+    assert torch.equal(plain, none)  # fraction 0 is plain text, byte for byte
+    mixed = data.passkey_batch(stream, 400, 32, np.random.default_rng(8), 0.5)
+    asked = mixed[:, -2] == data.PASSKEY_QUERY
+    assert mixed.shape == (400, 33) and 0.4 < float(asked.float().mean()) < 0.6
+    keyed = mixed[asked]
+    assert all(int(row[-1]) in data.PASSKEY_SYMBOLS and int((row == row[-1]).sum()) == 2 for row in keyed)
+    distances = [int(31 - np.flatnonzero(row.numpy() == int(row[-1]))[0]) for row in keyed]
+    assert min(distances) >= 1 and max(distances) <= 31 and len(set(distances)) > 10  # spread over the range
+
+
+class _Oracle(nn.Module):
+    """Logits that name the first key symbol in the input (or one fixed symbol): a scorer test with known answers."""
+
+    def __init__(self, fixed: int | None = None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+        self.fixed = fixed
+
+    def forward(self, idx, scheme=None):
+        logits = torch.zeros(*idx.shape, 256)
+        for b in range(idx.shape[0]):
+            found = [int(t) for t in idx[b] if int(t) in data.PASSKEY_SYMBOLS]
+            logits[b, -1, self.fixed if self.fixed is not None else found[0]] = 1.0
+        return logits
+
+
+def test_passkey_hits_scores_the_answer_only(corpus):
+    s, _ = data.make_passkey_set(corpus, 40, [3, 30], 16, seed=1)
+    assert passkey_hits(_Oracle(), s).shape == (2, 16)
+    assert passkey_accuracy(_Oracle(), s) == 1.0
+    fixed = data.PASSKEY_SYMBOLS[int(s[0, 0, -1]) - data.PASSKEY_SYMBOLS[0]]
+    expected = (s[..., -1] == fixed).double().numpy()
+    np.testing.assert_array_equal(passkey_hits(_Oracle(fixed), s, batch_tokens=40), expected)  # one per forward
+    with pytest.raises(ValueError, match="PASSKEY_QUERY"):
+        passkey_hits(_Oracle(), data.make_test_set(corpus, "non_repeated", 40, 2))
+
+
+def test_passkey_training_has_its_own_cache_key(tmp_path, monkeypatch, corpus):
+    monkeypatch.setenv("ROPE_CACHE_DIR", str(tmp_path))
+    model = ModelConfig(d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=48, train_length=16)
+    text = TrainConfig(steps=2, batch_size=4, warmup_steps=0, num_threads=1)
+    keyed = TrainConfig(**{**text.__dict__, "passkey_fraction": 0.5})
+    assert "passkey_fraction" not in text.to_dict()  # text-only models keep the keys they always had
+    assert config_key(model, text, "d") != config_key(model, keyed, "d")
+    _, meta = train(model, keyed, corpus=corpus, device="cpu", progress=False)
+    assert meta["complete"] and np.isfinite(meta["val_loss"])
+    for bad in (-0.1, 1.5, "half"):
+        with pytest.raises(ValueError, match="passkey_fraction"):
+            TrainConfig(passkey_fraction=bad)
