@@ -65,7 +65,8 @@ class TrainConfig:
             raise ValueError(f"warmup_steps must be an int in [0, steps={self.steps}], got {self.warmup_steps!r}")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"lr must be > 0 and min_lr_ratio in [0, 1], got {self.lr!r}, {self.min_lr_ratio!r}")
-        if not isinstance(self.passkey_fraction, (int, float)) or not 0 <= self.passkey_fraction <= 1:
+        frac = self.passkey_fraction
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
             raise ValueError(f"passkey_fraction must be a number in [0, 1], got {self.passkey_fraction!r}")
         if not isinstance(self.scheme, PositionScheme):
             raise ValueError(f"scheme must be a PositionScheme, got {type(self.scheme).__name__}")

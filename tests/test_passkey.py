@@ -120,6 +120,6 @@ def test_passkey_training_has_its_own_cache_key(tmp_path, monkeypatch, corpus):
     assert config_key(model, text, "d") != config_key(model, keyed, "d")
     _, meta = train(model, keyed, corpus=corpus, device="cpu", progress=False)
     assert meta["complete"] and np.isfinite(meta["val_loss"])
-    for bad in (-0.1, 1.5, "half"):
+    for bad in (-0.1, 1.5, "half", True):
         with pytest.raises(ValueError, match="passkey_fraction"):
             TrainConfig(passkey_fraction=bad)
