@@ -31,8 +31,7 @@ from typing import Any, Literal
 import torch
 
 from . import _checks
-from ._checks import compute_dtype
-from .rope import LAYOUTS, Layout
+from .rope import Layout, _check_rotary_input, _rotate
 from .rope import inv_freq as _inv_freq
 
 PairSplit = Literal["alternate", "halves"]
@@ -71,22 +70,8 @@ def apply_rope_axes(
     Angles are formed in float64 (as in :func:`rope_lib.apply_rope`); the rotation runs in >= float32.
     With every ``pair_axes`` entry equal (or every axis holding the same position) this is ``apply_rope``.
     """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ValueError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x))}")
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if x.dim() < 2:
-        raise ValueError(f"x must have shape (..., seq, head_dim), got {tuple(x.shape)}")
-    head_dim = x.shape[-1]
-    if head_dim % 2:
-        raise ValueError(f"head_dim (x.shape[-1]) must be a positive even integer, got {head_dim}")
-    inv_freq = torch.as_tensor(inv_freq)
-    if inv_freq.dim() != 1:
-        raise ValueError(f"inv_freq must be 1-D (rotary_dim/2,), got shape {tuple(inv_freq.shape)}")
+    inv_freq = _check_rotary_input(x, inv_freq, layout)
     n_pairs = inv_freq.shape[0]
-    rotary_dim = 2 * n_pairs
-    if rotary_dim == 0 or rotary_dim > head_dim:
-        raise ValueError(f"rotary_dim = 2*len(inv_freq) = {rotary_dim} must be in [2, head_dim={head_dim}]")
     positions = torch.as_tensor(positions, device=x.device)
     if positions.dim() < 2 or positions.shape[-2] != x.shape[-2]:
         raise ValueError(
@@ -102,18 +87,7 @@ def apply_rope_axes(
     # float64 angles: each pair's position on its own axis times its frequency
     per_pair = positions.to(torch.float64).index_select(-1, pair_axes.to(device=x.device, dtype=torch.long))
     theta = per_pair * inv_freq.to(device=x.device, dtype=torch.float64)
-    dtype = compute_dtype(x.dtype)
-    cos, sin = torch.cos(theta).to(dtype), torch.sin(theta).to(dtype)
-
-    rot, rest = x[..., :rotary_dim].to(dtype), x[..., rotary_dim:]
-    if layout == "half_split":
-        x1, x2 = rot[..., :n_pairs], rot[..., n_pairs:]
-        out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-    else:
-        x1, x2 = rot[..., 0::2], rot[..., 1::2]
-        out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
-    out = out.to(x.dtype)
-    return torch.cat((out, rest.expand(*out.shape[:-1], rest.shape[-1])), dim=-1) if rest.shape[-1] else out
+    return _rotate(x, theta, layout)
 
 
 def _n_pairs(inv_freq: torch.Tensor) -> int:

@@ -58,6 +58,43 @@ def angles(positions: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
     return positions.to(torch.float64)[..., None] * torch.as_tensor(inv_freq).to(torch.float64)
 
 
+def _check_rotary_input(x: torch.Tensor, inv_freq: torch.Tensor, layout: str) -> torch.Tensor:
+    """The checks every RoPE entry point makes on x, inv_freq and layout; returns inv_freq as a 1-D tensor."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x))}")
+    _check_layout(layout)
+    if x.dim() < 2:
+        raise ValueError(f"x must have shape (..., seq, head_dim), got {tuple(x.shape)}")
+    head_dim = x.shape[-1]
+    _check_even("head_dim (x.shape[-1])", head_dim)
+    inv_freq = torch.as_tensor(inv_freq)
+    if inv_freq.dim() != 1:
+        raise ValueError(f"inv_freq must be 1-D (rotary_dim/2,), got shape {tuple(inv_freq.shape)}")
+    rotary_dim = 2 * inv_freq.shape[0]
+    if rotary_dim == 0 or rotary_dim > head_dim:
+        raise ValueError(f"rotary_dim = 2*len(inv_freq) = {rotary_dim} must be in [2, head_dim={head_dim}]")
+    return inv_freq
+
+
+def _rotate(x: torch.Tensor, theta: torch.Tensor, layout: str, attention_factor: float = 1.0) -> torch.Tensor:
+    """Rotate the first 2 * theta.shape[-1] features of x by the float64 angles theta (..., seq, d/2) in ``layout``;
+    the rest pass through. The rotation runs in >= float32 and is rounded once to x's dtype."""
+    dtype = compute_dtype(x.dtype)  # rotate in >= float32, round once at the end
+    cos = (torch.cos(theta) * attention_factor).to(dtype)
+    sin = (torch.sin(theta) * attention_factor).to(dtype)
+    rotary_dim = 2 * theta.shape[-1]
+    rot, rest = x[..., :rotary_dim].to(dtype), x[..., rotary_dim:]
+    if layout == "half_split":
+        x1, x2 = rot[..., : rotary_dim // 2], rot[..., rotary_dim // 2 :]
+        out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    else:
+        x1, x2 = rot[..., 0::2], rot[..., 1::2]
+        out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+    out = out.to(x.dtype)
+    # positions may broadcast x's leading dims wider (one x for every batch): the pass-through part follows
+    return torch.cat((out, rest.expand(*out.shape[:-1], rest.shape[-1])), dim=-1) if rest.shape[-1] else out
+
+
 def apply_rope(
     x: torch.Tensor,
     positions: torch.Tensor,
@@ -77,39 +114,15 @@ def apply_rope(
         layout: "half_split" (HF/NeoX) or "interleaved" (Meta/GPT-J), see the module docstring.
         attention_factor: multiplies cos and sin (YaRN's temperature; the logits scale by its square).
     """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ValueError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x))}")
-    _check_layout(layout)
-    if x.dim() < 2:
-        raise ValueError(f"x must have shape (..., seq, head_dim), got {tuple(x.shape)}")
-    head_dim = x.shape[-1]
-    _check_even("head_dim (x.shape[-1])", head_dim)
-    inv_freq = torch.as_tensor(inv_freq)
-    if inv_freq.dim() != 1:
-        raise ValueError(f"inv_freq must be 1-D (rotary_dim/2,), got shape {tuple(inv_freq.shape)}")
-    rotary_dim = 2 * inv_freq.shape[0]
-    if rotary_dim == 0 or rotary_dim > head_dim:
-        raise ValueError(f"rotary_dim = 2*len(inv_freq) = {rotary_dim} must be in [2, head_dim={head_dim}]")
+    inv_freq = _check_rotary_input(x, inv_freq, layout)
     positions = torch.as_tensor(positions, device=x.device)
     if positions.dim() == 0 or positions.shape[-1] != x.shape[-2]:
         raise ValueError(
             f"positions must have last dimension seq = x.shape[-2] = {x.shape[-2]}, got shape {tuple(positions.shape)}"
         )
 
-    dtype = compute_dtype(x.dtype)  # rotate in >= float32, round once at the end
     theta = angles(positions, inv_freq.to(x.device))  # float64 (..., seq, d/2)
-    cos = (torch.cos(theta) * attention_factor).to(dtype)
-    sin = (torch.sin(theta) * attention_factor).to(dtype)
-
-    rot, rest = x[..., :rotary_dim].to(dtype), x[..., rotary_dim:]
-    if layout == "half_split":
-        x1, x2 = rot[..., : rotary_dim // 2], rot[..., rotary_dim // 2 :]
-        out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-    else:
-        x1, x2 = rot[..., 0::2], rot[..., 1::2]
-        out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
-    out = out.to(x.dtype)
-    return torch.cat((out, rest), dim=-1) if rest.shape[-1] else out
+    return _rotate(x, theta, layout, attention_factor)
 
 
 def layout_permutation(rotary_dim: int, src: Layout, dst: Layout) -> torch.Tensor:
