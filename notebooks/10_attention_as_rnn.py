@@ -257,10 +257,11 @@ rope_lib.savefig(fig, "10_decoding_cost", profile=profile, exact=False)
 plt.show()
 
 # %% [markdown]
-# The time claims, on medians of 32 steps (2 for the recurrent decoder) so that slow steps on a shared machine do not
-# decide them: the forward step near the longest prefix ($3L$) costs at least 1.3x more than near $L$, the cached step
-# grows less than the forward's, and the recurrent step at positions 9-10 costs at least 2x more than at positions
-# 3-4 (which have about 1/7 of its block evaluations).
+# The cost that decides the comparison is counted, not timed: the recurrent step at positions 9-10 needs about 7x
+# the block evaluations of positions 3-4 (asserted), and the state counts are asserted above. The wall-clock
+# ratios below (medians of 32 steps, 2 for the recurrent decoder) are printed as measurements only: on a shared
+# machine they are not stable enough to decide anything - in one CI run the cached step's growth (1.6x) exceeded
+# the forward's (1.5x). Timing comparisons belong in benchmarks, not in claim cells.
 
 # %%
 def median_ms(seconds, lo, hi):
@@ -272,7 +273,6 @@ cache_growth = median_ms(cached.seconds, -32, None) / median_ms(cached.seconds, 
 rec_growth = median_ms(recurrent.seconds, -2, None) / median_ms(recurrent.seconds, 0, 2)
 assert round(sum(recurrent.block_evaluations[-2:]) / sum(recurrent.block_evaluations[:2])) == 7
 print(f"last / first steps: forward {fwd_growth:.1f}x, cached {cache_growth:.1f}x, recurrent {rec_growth:.1f}x")
-assert fwd_growth > 1.3 and fwd_growth > cache_growth and rec_growth > 2, (fwd_growth, cache_growth, rec_growth)
 
 # %% [markdown]
 # ## 4. Su's capacity estimate
