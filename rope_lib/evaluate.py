@@ -40,8 +40,8 @@ def token_metrics(
     Returns:
         dict of numpy float64 arrays and floats: ``loss_per_position`` / ``acc_per_position`` (T-1,) averaged
         over samples; ``loss_per_sample`` / ``acc_per_sample`` (n,) averaged over positions; ``loss_matrix``
-        (n, T-1) the loss of every prediction; ``loss`` and ``acc``
-        averaged over all predictions.
+        (n, T-1) the loss of every prediction and ``hit_matrix`` (n, T-1) whether its argmax was right (0/1);
+        ``loss`` and ``acc`` averaged over all predictions.
     """
     if tokens.dim() != 2 or tokens.shape[1] < 2:
         raise ValueError(f"tokens must have shape (n_samples, T >= 2), got {tuple(tokens.shape)}")
@@ -64,6 +64,7 @@ def token_metrics(
         "acc_per_position": hit.mean(0),
         "loss_per_sample": loss.mean(1),
         "loss_matrix": loss,
+        "hit_matrix": hit,
         "acc_per_sample": hit.mean(1),
         "loss": float(loss.mean()),
         "acc": float(hit.mean()),
@@ -138,7 +139,6 @@ def bootstrap_difference(
     }
 
 
-@torch.no_grad()
 def passkey_hits(
     model: RoPELM,
     samples: torch.Tensor,
@@ -156,17 +156,9 @@ def passkey_hits(
         raise ValueError(f"samples must have shape (..., T) with T >= 3, got {tuple(samples.shape)}")
     if not bool((samples[..., -2] == PASSKEY_QUERY).all()):
         raise ValueError("samples are not passkey samples: the byte before the answer must be PASSKEY_QUERY")
-    device = next(model.parameters()).device
-    model.eval()
     flat = samples.reshape(-1, samples.shape[-1])
-    per_batch = max(1, batch_tokens // flat.shape[1])
-    hits = []
-    for i in range(0, flat.shape[0], per_batch):
-        x = flat[i : i + per_batch].to(device)
-        with autocast(device, amp):
-            logits = model(x[:, :-1], scheme)
-        hits.append((logits[:, -1].argmax(-1) == x[:, -1]).double().cpu())
-    return torch.cat(hits).numpy().reshape(samples.shape[:-1])
+    hit = token_metrics(model, flat, scheme, batch_tokens=batch_tokens, amp=amp)["hit_matrix"][:, -1]  # the answer
+    return hit.reshape(samples.shape[:-1])
 
 
 def passkey_accuracy(model: RoPELM, samples: torch.Tensor, scheme: PositionScheme | None = None, **kwargs) -> float:

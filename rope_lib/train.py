@@ -57,6 +57,14 @@ class TrainConfig:
     # Fraction of training sequences that carry a passkey (rope_lib.data.passkey_batch): retrieval models. 0 (plain
     # text) leaves the cache key of every text-only model as it was before this field existed.
     passkey_fraction: float = 0.0
+    # Fine-tuning (notebook 08). Each field below enters the cache key only when set, so every pre-training key is
+    # unchanged. ``length``: sequence length of the training batches (None: the model's train_length, which stays
+    # the "original length" every scaling method and log n refer to). ``init_from``: the cache key of a trained
+    # model whose weights this run starts from (a fresh optimizer). ``snapshots``: steps after which the weights are
+    # also kept (:func:`load_snapshot`), so one run gives the model at several fine-tuning budgets.
+    length: int | None = None
+    init_from: str | None = None
+    snapshots: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "save_every"):
@@ -72,6 +80,17 @@ class TrainConfig:
             raise ValueError(f"scheme must be a PositionScheme, got {type(self.scheme).__name__}")
         if self.scheme.log_n or self.scheme.dynamic_blocks is not None:
             raise ValueError("the training scheme takes no log_n (use ModelConfig.train_log_n) and no dynamic_blocks")
+        if self.length is not None:
+            _checks.positive_int("length", self.length)
+            if self.length < 2:
+                raise ValueError(f"length must be >= 2 (one prediction needs two tokens), got {self.length}")
+        if self.init_from is not None and (not isinstance(self.init_from, str) or len(self.init_from) < 20):
+            raise ValueError(f"init_from must be a checkpoint key (hex, >= 20 characters), got {self.init_from!r}")
+        snaps = self.snapshots
+        if not isinstance(snaps, tuple) or any(isinstance(k, bool) or not isinstance(k, int) for k in snaps) or (
+            list(snaps) != sorted(set(snaps)) or (snaps and not 1 <= snaps[0] <= snaps[-1] < self.steps)
+        ):
+            raise ValueError(f"snapshots must be a tuple of increasing ints in [1, steps={self.steps}), got {snaps!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -80,6 +99,11 @@ class TrainConfig:
             d["passkey_format"] = PASSKEY_FORMAT  # a new task layout is new training data: a new cache key
         else:
             del d["passkey_fraction"]
+        for name in ("length", "init_from", "snapshots"):  # absent when unset: pre-training keys are unchanged
+            if not d[name]:
+                del d[name]
+            elif name == "snapshots":
+                d[name] = list(d[name])
         return d
 
 
@@ -136,13 +160,23 @@ def _torch_settings(num_threads: int | None, deterministic: bool):
 
 
 @torch.no_grad()
-def validation_metrics(model: RoPELM, corpus: Corpus, *, n_samples: int = 32, seed: int = 0, amp: bool = True) -> dict:
-    """Loss (nats/byte) and accuracy at the training length on validation windows (plain RoPE / training scheme)."""
+def validation_metrics(
+    model: RoPELM,
+    corpus: Corpus,
+    *,
+    n_samples: int = 32,
+    seed: int = 0,
+    amp: bool = True,
+    length: int | None = None,
+    scheme: PositionScheme | None = None,
+) -> dict:
+    """Loss (nats/byte) and accuracy on validation windows of ``length`` (default the model's training length)
+    under ``scheme`` (default plain RoPE; a fine-tuned model is validated at its fine-tuning length and scheme)."""
     device = next(model.parameters()).device
-    L = model.cfg.train_length
+    L = model.cfg.train_length if length is None else length
     x = make_test_set(corpus, "non_repeated", L + 1, n_samples, seed=seed, split="validation").to(device)
     with autocast(device, amp):
-        logits = model(x[:, :-1])
+        logits = model(x[:, :-1], scheme)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1))
     acc = (logits.argmax(-1) == x[:, 1:]).float().mean()
     return {"val_loss": float(loss), "val_acc": float(acc)}
@@ -154,6 +188,38 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[RoP
     model = RoPELM(ModelConfig(**blob["model_config"]))
     model.load_state_dict(blob["model"])
     return model.to(pick_device(str(device)) if isinstance(device, str) else device).eval(), blob["meta"]
+
+
+def snapshot_path(model_cfg: ModelConfig, train_cfg: TrainConfig, corpus: Corpus, step: int) -> Path:
+    """Where :func:`train` keeps the weights after ``step`` (one of ``train_cfg.snapshots``)."""
+    if step not in train_cfg.snapshots:
+        raise ValueError(f"step must be one of train_cfg.snapshots {train_cfg.snapshots}, got {step!r}")
+    return checkpoint_dir(model_cfg, train_cfg, corpus) / f"snapshot_{step:07d}.pt"
+
+
+def load_snapshot(
+    model_cfg: ModelConfig, train_cfg: TrainConfig, corpus: Corpus, step: int, device: torch.device | str = "cpu"
+) -> RoPELM:
+    """The model of a trained run after ``step`` steps (in eval mode), from its cache folder; train it first."""
+    path = snapshot_path(model_cfg, train_cfg, corpus, step)
+    if not path.is_file():
+        raise FileNotFoundError(f"no snapshot at step {step} in the cache ({path.parent.name}): run train() first")
+    model = RoPELM(model_cfg)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.to(pick_device(str(device)) if isinstance(device, str) else device).eval()
+
+
+def _initial_weights(train_cfg: TrainConfig, model_cfg: ModelConfig) -> dict | None:
+    """The state dict fine-tuning starts from (``init_from``), checked to be the same architecture."""
+    if train_cfg.init_from is None:
+        return None
+    parent = cache_dir() / "checkpoints" / train_cfg.init_from[:20] / "final.pt"
+    if not parent.is_file():
+        raise FileNotFoundError(f"init_from: no trained model {train_cfg.init_from[:20]} in the cache; train it first")
+    blob = torch.load(parent, map_location="cpu", weights_only=False)
+    if blob["model_config"] != model_cfg.to_dict():
+        raise ValueError(f"init_from: the checkpoint's model config {blob['model_config']} differs from model_cfg")
+    return blob["model"]
 
 
 def train(
@@ -193,7 +259,11 @@ def train(
 
     with _torch_settings(train_cfg.num_threads, deterministic=dev.type == "cpu"):
         torch.manual_seed(train_cfg.seed)
-        model = RoPELM(model_cfg).to(dev)
+        model = RoPELM(model_cfg)
+        init = _initial_weights(train_cfg, model_cfg)
+        if init is not None:
+            model.load_state_dict(init)
+        model = model.to(dev)
         opt = _optimizer(model, train_cfg)
         start, elapsed, curve, resumed_from = 0, 0.0, [], None
         latest = _latest_step_file(folder) if use_cache else None
@@ -214,7 +284,8 @@ def train(
         # since every test length and scheme would trigger a recompilation.
         fwd = torch.compile(model) if (train_cfg.compile and dev.type == "cuda") else model
         stream = corpus.stream("train")
-        L, B = model_cfg.train_length, train_cfg.batch_size
+        L = model_cfg.train_length if train_cfg.length is None else train_cfg.length
+        B = train_cfg.batch_size
         stop = train_cfg.steps if max_steps_this_call is None else min(train_cfg.steps, start + max_steps_this_call)
         log_every = max(1, train_cfg.steps // 100)
         model.train()
@@ -256,6 +327,8 @@ def train(
                 bar.set_postfix(loss=f"{running:.3f}")
             bar.update(1)
             done = step + 1
+            if use_cache and done in train_cfg.snapshots:
+                _checks.atomic_write(folder / f"snapshot_{done:07d}.pt", lambda t: torch.save(model.state_dict(), t))
             if use_cache and (done % train_cfg.save_every == 0 or done == stop) and done < train_cfg.steps:
                 state = {
                     "model": model.state_dict(),
@@ -288,7 +361,10 @@ def train(
             "resumed_from": resumed_from,
         }
         if meta["complete"]:
-            meta.update(validation_metrics(model, corpus, seed=train_cfg.seed, amp=train_cfg.amp))
+            # pre-training validates at L with plain RoPE (as it always has); fine-tuning at its length and scheme
+            scheme = train_cfg.scheme if train_cfg.init_from else None
+            val = validation_metrics(model, corpus, seed=train_cfg.seed, amp=train_cfg.amp, length=L, scheme=scheme)
+            meta.update(val)
             if use_cache:
                 blob = {"model": model.state_dict(), "model_config": model_cfg.to_dict(), "meta": meta}
                 _atomic_save(blob, final)

@@ -41,7 +41,7 @@ def test_cli_unknown_method_lists_allowed(capsys, tiny_profile):
         ),
         (["extrapolation", "--variants", "invleaky"], "'extrapolation' does not take --variants (it takes --methods)"),
         (["extrapolation", "--methods", ","], "at least one methods is needed"),
-        ([], "the experiment name is required; one of: extrapolation, inverse_leaky, rerope"),
+        ([], "the experiment name is required; one of: extrapolation, finetune, inverse_leaky, rerope"),
         (["extrapolation", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
         (["extrapolation", "--seed", "-1"], "seed must be a non-negative integer, got -1"),
         (["extrapolation", "--bogus"], "unrecognized arguments: --bogus"),
@@ -92,7 +92,7 @@ def test_full_profile_refuses_cpu():
         run_experiment("extrapolation", profile="huge", device="cpu")
 
 
-def test_extrapolation_json(tiny_profile, capsys):
+def test_extrapolation_json(tiny_profile, capsys, monkeypatch):
     assert cli.main(["extrapolation", "--device", "cpu"]) == 0
     path = tiny_profile / "results" / "smoke" / "extrapolation.json"
     assert capsys.readouterr().out.strip().endswith("extrapolation.json")
@@ -112,12 +112,19 @@ def test_extrapolation_json(tiny_profile, capsys):
     assert len(files0) == len(files1) == 3 and not set(files0) & set(files1)
     expected = [hx.row_name(m, v) for v in ("none", "dagger", "trained") for m in hx.METHODS]
     assert list(run0["rows"]) == list(run1["rows"]) == expected and len(expected) == 3 * 11
-    cell = run0["rows"]["NTK-mixed-log n-dagger"]["metrics"]["repeated"]["4"]
+    cell = run0["rows"]["NTK-mixed-log n-dagger"]["metrics"]["non_repeated"]["4"]
     assert {"acc", "loss", "last_window_loss", "acc_per_sample"} <= set(cell) and len(cell["acc_per_sample"]) == 3
+    # Su's repeated column is at 8x only; the tiny profile (2x, 4x) scores the repeated set at no multiplier
+    assert run0["config"]["eval"]["repeated_multipliers"] == []
+    assert all(row["metrics"]["repeated"] == {} and list(row["metrics"]["non_repeated"]) == ["2", "4"]
+               for row in run0["rows"].values())
     assert run0["rows"]["YaRN"]["schemes"]["4"]["rope_parameters"]["factor"] == 4.0  # s = L'/L
     assert not list(path.parent.glob(".*.tmp"))
-    # a second run reuses every trained model
+    # a second run reuses every trained model; with 4x in REPEATED_MULTS the repeated set is scored there only
+    monkeypatch.setattr(ex, "REPEATED_MULTS", (4, 8))
     again = run_experiment("extrapolation", device="cpu", methods=["Baseline", "PI"], out=tiny_profile / "other")
+    assert again["runs"][0]["config"]["eval"]["repeated_multipliers"] == [4]
+    assert all(list(row["metrics"]["repeated"]) == ["4"] for row in again["runs"][0]["rows"].values())
     assert all(all(run["timings"]["train_cache_hit"].values()) for run in again["runs"])
     assert list(again["runs"][1]["rows"]) == [
         "Baseline",
@@ -168,6 +175,7 @@ def test_full_profile_code_path_at_toy_size(tiny_profile, monkeypatch):
     """
     import torch
 
+    from rope_lib.experiments import finetune as ft
     from rope_lib.experiments import inverse_leaky as il
     from rope_lib.experiments import rerope_eval as rx
 
@@ -176,6 +184,8 @@ def test_full_profile_code_path_at_toy_size(tiny_profile, monkeypatch):
     monkeypatch.setitem(hx.PROFILE_SETTINGS, "full", toy_full)
     monkeypatch.setattr(hx, "experiment_device", lambda profile, device: torch.device("cpu"))
     monkeypatch.setattr(rx, "SWEEP_MULT", 4)  # the toy profile tests 2x and 4x only
+    monkeypatch.setattr(ft, "EXTEND", 2)  # fine-tune to 2L, score at L, 2L, 4L
+    monkeypatch.setitem(ft.SETTINGS, "full", {**ft.SETTINGS["full"], "steps": 3, "warmup_steps": 1, "snapshots": (1,)})
     monkeypatch.setitem(il.TIMING, "rounds", 1)
     monkeypatch.setitem(il.TIMING, "steps_per_round", 1)
     monkeypatch.setitem(il.TIMING, "warmup_steps", 0)
@@ -211,3 +221,10 @@ def test_evaluations_are_cached_exactly_and_keyed_by_what_they_depend_on(tiny_pr
         model, meta = entry
         hx.score_sets((model, {**meta, "key": None}), other, None, L=h.L, batch_tokens=h.batch_tokens)
         assert len(list((tiny_profile / "cache" / "eval").glob("*.json"))) == 8
+
+
+def test_harness_evaluate_checks_multiplier_lists(tiny_profile):
+    with hx.prepare("smoke", "cpu", 0, progress=False) as h:
+        for option in ("mults", "repeated_mults"):
+            with pytest.raises(ValueError, match=rf"unknown {option} \[8\]; allowed {option}: \[2, 4\]"):
+                h.evaluate([], **{option: [8]})

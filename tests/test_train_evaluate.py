@@ -89,6 +89,10 @@ def test_token_metrics_and_batching(cache, corpus):
     assert a["acc_per_sample"].shape == (3,) and 0 <= a["acc"] <= 1
     np.testing.assert_allclose(a["loss_per_position"], b["loss_per_position"], rtol=1e-5)
     assert a["acc"] == pytest.approx(float(np.mean(a["acc_per_sample"])))
+    assert a["hit_matrix"].shape == a["loss_matrix"].shape == (3, 63) and set(np.unique(a["hit_matrix"])) <= {0.0, 1.0}
+    np.testing.assert_array_equal(a["hit_matrix"].mean(1), a["acc_per_sample"])
+    argmax = model(x[:, :-1], scheme).argmax(-1)  # the hits are the argmax's, prediction by prediction
+    np.testing.assert_array_equal(a["hit_matrix"], (argmax == x[:, 1:]).double().numpy())
     assert last_window_loss(a["loss_per_position"], 16) == pytest.approx(float(a["loss_per_position"][-15:].mean()))
     with pytest.raises(ValueError, match="tokens"):
         token_metrics(model, x[0], scheme)

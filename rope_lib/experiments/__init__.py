@@ -15,6 +15,7 @@ A new experiment is a module with a function decorated by ``@register("name")`` 
 
 from . import (
     extrapolation,  # noqa: E402,F401  (registers "extrapolation")
+    finetune,  # noqa: E402,F401  (registers "finetune")
     inverse_leaky,  # noqa: E402,F401  (registers "inverse_leaky")
     rerope_eval,  # noqa: E402,F401  (registers "rerope")
 )

@@ -284,6 +284,7 @@ def _summary(m: dict, L: int, bin_size: int | None = None) -> dict:
         # per sample, so that the "longer context, lower loss" curve gets a paired interval
         "last_window_loss_per_sample": np.asarray(m["loss_matrix"])[:, -(L - 1) :].mean(1),
         "acc_per_sample": m["acc_per_sample"],
+        "loss_per_sample": m["loss_per_sample"],
     }
     if bin_size:
         lp = np.asarray(m["loss_per_position"])
@@ -360,7 +361,8 @@ def evaluate_rows(
     """Evaluate table rows on every test set and multiplier in ``tests`` (except 1 unless ``train_length``).
 
     Multiplier 1 (the training length) is skipped by default: every frequency method is plain RoPE there. A row
-    whose scheme differs at L (ReRoPE clips inside L) asks for it with ``train_length=True``.
+    whose scheme differs at L (ReRoPE clips inside L) asks for it with ``train_length=True``. A test set scores
+    only the multipliers it has in ``tests`` (see :meth:`Harness.evaluate`'s ``repeated_mults``).
 
     Args:
         trained: {variant: (model, meta)}, from :func:`train_models` (plus any extra models).
@@ -382,7 +384,7 @@ def evaluate_rows(
         for mult in mults:
             scheme = scheme_at(mult)
             schemes[str(mult)] = scheme.to_dict()
-            for kind in TEST_SETS:
+            for kind in (k for k in TEST_SETS if mult in tests[k]):
                 metrics[kind][str(mult)] = scored(
                     trained[variant],
                     tests[kind][mult],
@@ -483,12 +485,28 @@ class Harness:
         """:func:`score_sets` for the trained model ``variant``."""
         return score_sets(self.trained[variant], sets, scheme, L=self.L, batch_tokens=self.batch_tokens)
 
-    def evaluate(self, rows: Sequence[Row], *, mults: Sequence[int] | None = None, train_length: bool = False) -> dict:
-        """:func:`evaluate_rows` on the nested test sets (only ``mults`` if given; also L if ``train_length``)."""
-        tests = self.tests
-        if mults is not None:
-            keep = {1, *mults}
-            tests = {kind: {m: t for m, t in by_mult.items() if m in keep} for kind, by_mult in tests.items()}
+    def evaluate(
+        self,
+        rows: Sequence[Row],
+        *,
+        mults: Sequence[int] | None = None,
+        train_length: bool = False,
+        repeated_mults: Sequence[int] | None = None,
+    ) -> dict:
+        """:func:`evaluate_rows` on the nested test sets (only ``mults`` if given; also L if ``train_length``).
+
+        ``repeated_mults``: score the repeated set only at these multipliers (and at L if ``train_length``; an
+        empty sequence: only there); the non-repeated set is scored at every multiplier. None: both sets everywhere.
+        """
+        keep = {1, *(self.mults if mults is None else check_names("mults", mults, self.mults))}
+        keep_repeated = keep
+        if repeated_mults is not None:
+            listed = check_names("repeated_mults", repeated_mults, self.mults) if repeated_mults else []  # []: L only
+            keep_repeated = keep & {1, *listed}
+        tests = {
+            kind: {m: t for m, t in by_mult.items() if m in (keep_repeated if kind == "repeated" else keep)}
+            for kind, by_mult in self.tests.items()
+        }
         return evaluate_rows(
             self.trained,
             tests,
