@@ -59,6 +59,9 @@ notebooks/executed/%.ipynb: notebooks/%.py $(LIBRARY) params/$(PROFILE).yaml | $
 	$(BIN)/nbstripout --keep-output --keep-count --extra-keys "$(STRIP_KEYS)" notebooks/executed/$*.tmp.ipynb
 	mv notebooks/executed/$*.tmp.ipynb $@
 
+# Notebook 12 re-scores rows of notebooks 04 and 05 from their results files: it runs after them.
+notebooks/executed/12_transformers.ipynb: notebooks/executed/04_train_short_test_long.ipynb notebooks/executed/05_rerope.ipynb
+
 # make nb N=03 (or N=3) : re-run one notebook even if nothing changed.
 nb: | $(STAMP)
 	@n="$(N)"; case "$$n" in [0-9]) n="0$$n";; esac; \
@@ -107,7 +110,7 @@ lab-check: $(LAB_STAMP)
 # executed notebooks go to build/<profile>/. medium: CPU, about half an hour on 2 cores; full: one GPU.
 # PYTHONOPTIMIZE=1 strips the asserts: the claim cells guard the smoke prose; at another scale a verdict may differ,
 # and the run prints every verdict (what "what changes with scale" in the README is read from) instead of stopping.
-SCALED := $(filter notebooks/04_% notebooks/05_% notebooks/06_%,$(SOURCES))
+SCALED := $(filter notebooks/04_% notebooks/05_% notebooks/06_% notebooks/08_%,$(SOURCES))
 medium full: | $(STAMP)
 	@mkdir -p build/$@
 	$(PIPE_ENV) $(BIN)/python -m rope_lib.experiments train --profile $@

@@ -41,6 +41,16 @@ from .scaling import (
     yarn_correction_range,
     yarn_frequencies,
 )
+
+# --- Position Interpolation's interpolation bound and Fig. 2 fit (rope_lib/score_bounds.py) ---
+from .score_bounds import (
+    attention_score,
+    bound_ratio,
+    extrapolation_sum,
+    fit_attention_score,
+    interpolation_bound,
+    interpolation_error,
+)
 from .utils import PROFILES, cache_dir, check_profile, figures_dir, pick_device, repo_root, results_dir, seed_everything
 
 # --- small LM experiment stack (data/model/train/evaluate) are imported as submodules ---
@@ -58,7 +68,9 @@ __all__ = [
     "apply_mrope",
     "apply_rope",
     "apply_rope_2d",
+    "attention_score",
     "base_lower_bound",
+    "bound_ratio",
     "cache_dir",
     "check_profile",
     "convert_layout",
@@ -66,10 +78,14 @@ __all__ = [
     "dynamic_ntk_frequencies",
     "dynamic_rope_step",
     "dynamic_yarn_frequencies",
+    "extrapolation_sum",
     "figures_dir",
+    "fit_attention_score",
     "frequencies",
     "greedy_decode_cached",
     "greedy_decode_recompute",
+    "interpolation_bound",
+    "interpolation_error",
     "inv_freq",
     "kv_cache_bytes",
     "kv_cache_elements",

@@ -121,6 +121,11 @@ class Rows:
         pa, pb = self.per_sample(a, kind, mult), self.per_sample(b, kind, mult)
         return bootstrap_difference(pa, pb, groups=self._groups(pa.shape), seed=self.seed)
 
+    def difference(self, a: np.ndarray, b: np.ndarray) -> dict:
+        """a - b for two (seeds, samples) arrays of this table (e.g. two rows at two lengths), bootstrapped like
+        :meth:`gap`: diff, lo, hi, se, by_seed."""
+        return bootstrap_difference(a, b, groups=self._groups(np.shape(a)), seed=self.seed)
+
     def loss_per_sample(self, name: str, kind: str, mult: int) -> np.ndarray:
         """Per-sample loss (nats per byte, all predictions of the sample), shape (seeds, samples)."""
         return self._stack(name, kind, mult, "loss_per_sample")

@@ -1,4 +1,4 @@
-"""Every RoPE frequency-scaling method, one small function each, plus a reader for transformers-style dicts.
+"""Every RoPE frequency-scaling method, one small function each, plus a reader for transformers configs.
 
 Notation (the companion's): theta_i = b^(-2i/d), i = 0..d/2-1, base b, *rotary* dim d, scale s, training
 (original) length L, current length n.  Every method returns ``(inv_freq, attention_factor)``:
@@ -448,7 +448,7 @@ KEY_DOCS: dict[str, str] = {
     "partial_rotary_factor": "fraction of head_dim that is rotated, in (0, 1] (default 1)",
     "factor": "the scale s = extended length / original length, a number >= 1",
     "original_max_position_embeddings": "the training length L, an integer >= 2 "
-    "(for 'dynamic' transformers reads config.max_position_embeddings: pass that value)",
+    "(for 'dynamic' transformers reads config.max_position_embeddings: pass that value, or the config object)",
     "p": "ntk_mixed's exponent in theta_i exp(-a (i+1)^p), a number in [0, 1] (0 = linear, 1 = ntk_fixed)",
     "alpha": "ntk_by_parts' lower rotation bound (pairs turning fewer times over L are interpolated), > 0, default 1",
     "beta": "ntk_by_parts' upper rotation bound (pairs turning more times over L are kept), > alpha, default 32",
@@ -506,13 +506,157 @@ def rotary_dim_of(head_dim: int, partial_rotary_factor: float = 1.0) -> int:
     return d
 
 
-def frequencies(params: Mapping[str, Any], head_dim: int, seq_len: int | None = None) -> Frequencies:
-    """Frequencies and attention factor from a transformers-style ``rope_parameters`` dict.
+def is_config_object(obj: Any) -> bool:
+    """True for a transformers-style config *object* (not a dict): it has ``rope_parameters`` (transformers v5) or the
+    legacy ``rope_scaling`` / ``rope_theta`` attributes. Duck-typed, so this module never imports transformers."""
+    return not isinstance(obj, Mapping) and any(
+        hasattr(obj, name) for name in ("rope_parameters", "rope_scaling", "rope_theta")
+    )
+
+
+def _config_int(config: Any, name: str) -> int | None:
+    value = getattr(config, name, None)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"config.{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def config_head_dim(config: Any) -> int:
+    """The per-head size RoPE rotates (times partial_rotary_factor), as transformers reads it from a config.
+
+    ``qk_rope_head_dim`` (MLA models such as DeepSeek-V3: only that part of the head is rotated) if present, else
+    ``head_dim`` if set, else ``hidden_size // num_attention_heads``.
+    """
+    for name in ("qk_rope_head_dim", "head_dim"):
+        value = _config_int(config, name)
+        if value is not None:
+            return value
+    hidden, heads = _config_int(config, "hidden_size"), _config_int(config, "num_attention_heads")
+    if hidden is None or heads is None:
+        raise ValueError(
+            "config must have head_dim (or qk_rope_head_dim, or hidden_size and num_attention_heads) to give the "
+            "rotary dim; or pass head_dim="
+        )
+    return hidden // heads
+
+
+def _layer_params(config: Any, layer_type: str | None) -> Mapping[str, Any]:
+    """The rope parameters dict of ``config`` for ``layer_type`` (per-layer-type configs nest one dict per type)."""
+    params = getattr(config, "rope_parameters", None)
+    if params is None:  # transformers < 5: rope_scaling (may be None) next to rope_theta
+        params = getattr(config, "rope_scaling", None) or {}
+    if not isinstance(params, Mapping):
+        raise ValueError(f"config.rope_parameters must be a dict, got {type(params).__name__}")
+    declared = tuple(getattr(config, "layer_types", None) or ())
+    nested = bool(params) and all(v is None or isinstance(v, Mapping) for v in params.values())
+    if not nested:
+        if layer_type is not None and layer_type not in declared:
+            raise ValueError(
+                f"layer_type must be None or one of config.layer_types {sorted(set(declared))} (the config has one "
+                f"rope_parameters dict for every layer), got {layer_type!r}"
+            )
+        return params
+    if layer_type is None:
+        distinct = {repr(sorted(v.items())) if v is not None else "None" for v in params.values()}
+        if len(distinct) > 1:
+            raise ValueError(
+                f"config.rope_parameters is nested per layer type with different parameters {sorted(params)}: "
+                "pass layer_type= one of them"
+            )
+        layer_type = next(iter(params))
+    if layer_type not in params:
+        raise ValueError(f"layer_type must be one of {sorted(params)} (rope_parameters keys), got {layer_type!r}")
+    if params[layer_type] is None:
+        raise ValueError(f"config.rope_parameters[{layer_type!r}] is None: that layer type has no RoPE")
+    return params[layer_type]
+
+
+# rope types whose original length L transformers fills from the config when rope_parameters lacks it (ours too)
+_FILL_ORIGINAL = ("ntk_by_parts", "yarn", "dynamic_yarn", "llama3", "longrope")
+
+
+def config_rope_parameters(config: Any, *, layer_type: str | None = None) -> dict[str, Any]:
+    """A complete ``rope_parameters`` dict from a transformers config object, reading the config fields as transformers
+    5.23.0 does, so that ``frequencies(config_rope_parameters(config), config_head_dim(config))`` equals transformers.
+
+    * ``rope_theta`` and ``partial_rotary_factor`` from the config's attributes when the dict lacks them;
+    * ``original_max_position_embeddings`` (L) from ``config.original_max_position_embeddings`` (Phi-3 keeps it
+      there), else ``config.max_position_embeddings``, for the types that read L;
+    * ``dynamic``: transformers takes L from ``config.max_position_embeddings`` (the length the model runs at without
+      scaling) - so do we;
+    * ``yarn`` without ``factor``: s = max_position_embeddings / L; ``longrope`` without ``factor`` (Phi-3): the same
+      ratio, used only for the attention factor sqrt(1 + ln s / ln L) (1 when s <= 1).
+
+    Where two fields disagree (e.g. rope_parameters' L and config.original_max_position_embeddings) this raises a
+    ValueError naming both; transformers warns or silently picks one.
+    """
+    params = dict(_layer_params(config, layer_type))
+    if params.get("rope_theta") is None and getattr(config, "rope_theta", None) is not None:
+        params["rope_theta"] = config.rope_theta
+    if params.get("partial_rotary_factor") is None and getattr(config, "partial_rotary_factor", None) is not None:
+        params["partial_rotary_factor"] = config.partial_rotary_factor
+    rope_type = _rope_type(params)
+    max_pos = _config_int(config, "max_position_embeddings")
+    if rope_type == "dynamic":
+        if max_pos is None:
+            raise ValueError("config.max_position_embeddings is required for rope_type 'dynamic' (it is L there)")
+        given = params.get("original_max_position_embeddings")
+        if given is not None and given != max_pos:
+            raise ValueError(
+                f"rope_parameters['original_max_position_embeddings'] = {given!r} disagrees with "
+                f"config.max_position_embeddings = {max_pos}, which transformers uses as L for 'dynamic'"
+            )
+        params["original_max_position_embeddings"] = max_pos
+    elif rope_type in _FILL_ORIGINAL:
+        from_config = _config_int(config, "original_max_position_embeddings")
+        given = params.get("original_max_position_embeddings")
+        if given is not None and from_config is not None and given != from_config:
+            raise ValueError(
+                f"rope_parameters['original_max_position_embeddings'] = {given!r} disagrees with "
+                f"config.original_max_position_embeddings = {from_config}"
+            )
+        if given is None:
+            given = from_config if from_config is not None else max_pos
+            if given is None:
+                raise ValueError(
+                    f"rope_parameters['original_max_position_embeddings'] is required for rope_type {rope_type!r} "
+                    "(or config.original_max_position_embeddings / config.max_position_embeddings)"
+                )
+            params["original_max_position_embeddings"] = given
+        if rope_type in ("yarn", "longrope") and params.get("factor") is None and max_pos is not None:
+            if not isinstance(given, int) or isinstance(given, bool) or given < 2:
+                raise _bad("original_max_position_embeddings", given)
+            implied = max_pos / given
+            if rope_type == "yarn":
+                params["factor"] = implied
+            elif params.get("attention_factor") is None:
+                # s <= 1 means no extension: transformers then uses attention factor 1
+                if implied > 1:
+                    params["factor"] = implied
+                else:
+                    params["attention_factor"] = 1.0
+    return params
+
+
+def frequencies(
+    config_or_params: Any,
+    head_dim: int | None = None,
+    seq_len: int | None = None,
+    *,
+    layer_type: str | None = None,
+) -> Frequencies:
+    """Frequencies and attention factor from a transformers config object or a ``rope_parameters`` dict.
 
     Args:
-        params: e.g. ``LlamaConfig(...).rope_parameters`` unchanged, or a dict written by hand. Keys (see
-            ``KEY_DOCS``): rope_type (or legacy ``type``; both may be present if they agree), rope_theta (required),
-            partial_rotary_factor, and per type:
+        config_or_params: a config object (anything with ``rope_parameters``, or legacy ``rope_scaling`` /
+            ``rope_theta``, that is not a dict - e.g. ``AutoConfig.from_pretrained(...)``), whose fields are read as
+            transformers 5.23.0 reads them (:func:`config_rope_parameters`: L, LongRoPE's and YaRN's factor implied
+            by max_position_embeddings / L when absent, Dynamic NTK's L = max_position_embeddings); or a
+            ``rope_parameters`` dict, e.g. ``LlamaConfig(...).rope_parameters`` unchanged or written by hand. Keys
+            (see ``KEY_DOCS``): rope_type (or legacy ``type``; both may be present if they agree), rope_theta
+            (required), partial_rotary_factor, and per type:
 
             - default: -
             - linear, ntk, ntk_fixed: factor
@@ -527,18 +671,43 @@ def frequencies(params: Mapping[str, Any], head_dim: int, seq_len: int | None = 
 
             A key whose value is None counts as absent (serialized configs carry such keys). Any other key, a
             missing required key, a wrong type or an out-of-range value raises ValueError naming the key.
-        head_dim: the per-head size; the rotary dim is head_dim * partial_rotary_factor.
+        head_dim: the per-head size; the rotary dim is head_dim * partial_rotary_factor. Required with a dict; a
+            config object gives its own (:func:`config_head_dim`: qk_rope_head_dim, head_dim, or
+            hidden_size // num_attention_heads) unless this is given.
         seq_len: the current length n (dynamic, dynamic_yarn, longrope read it; others ignore it).
+        layer_type: for parameters nested per layer type (e.g. {"full_attention": {...}, "sliding_attention":
+            {...}}), which one; required when they differ. A config with one dict accepts any of its
+            ``layer_types``.
 
     Returns:
         (inv_freq float64 of shape (rotary_dim/2,), attention_factor float).
     """
+    if is_config_object(config_or_params):
+        params = config_rope_parameters(config_or_params, layer_type=layer_type)
+        return _frequencies_from_params(
+            params, config_head_dim(config_or_params) if head_dim is None else head_dim, seq_len
+        )
+    params = config_or_params
+    if layer_type is not None:
+        if not isinstance(params, Mapping) or layer_type not in params or not isinstance(params[layer_type], Mapping):
+            keys = sorted(params) if isinstance(params, Mapping) else []
+            raise ValueError(f"layer_type must be one of the nested rope_parameters keys {keys}, got {layer_type!r}")
+        params = params[layer_type]
+    if head_dim is None:
+        raise ValueError("head_dim is required with a rope_parameters dict (a config object carries its own)")
+    return _frequencies_from_params(params, head_dim, seq_len)
+
+
+def _frequencies_from_params(params: Mapping[str, Any], head_dim: int, seq_len: int | None = None) -> Frequencies:
+    """:func:`frequencies` for a rope_parameters dict (the keys are documented there)."""
     if not isinstance(params, Mapping):
-        raise ValueError(f"params must be a dict of rope parameters, got {type(params).__name__}")
+        raise ValueError(
+            f"params must be a dict of rope parameters or a transformers config object, got {type(params).__name__}"
+        )
     if params and all(isinstance(v, Mapping) for v in params.values()):
         raise ValueError(
-            f"params looks nested per layer type (keys {sorted(params)}); pass one of them, "
-            f"e.g. params[{next(iter(params))!r}]"
+            f"params looks nested per layer type (keys {sorted(params)}); pass layer_type= one of them, "
+            f"or params[{next(iter(params))!r}]"
         )
     rope_type = _rope_type(params)
     required, optional = _KEYS[rope_type]
@@ -616,7 +785,8 @@ def frequencies(params: Mapping[str, Any], head_dim: int, seq_len: int | None = 
     if factor is None and attention_factor is None:
         raise ValueError(
             "rope_parameters['factor'] (or 'attention_factor') is required for rope_type 'longrope': "
-            "the attention factor sqrt(1 + ln s / ln L) needs s"
+            "the attention factor sqrt(1 + ln s / ln L) needs s (or pass the transformers config object itself: "
+            "frequencies(config) takes s = config.max_position_embeddings / L, as transformers does)"
         )
     return longrope_frequencies(
         d, base, lists["short_factor"], lists["long_factor"], L, seq_len, factor, attention_factor

@@ -21,7 +21,8 @@ import functools
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..data import load_corpus
+from ..data import load_corpus, make_passkey_set
+from ..evaluate import passkey_hits
 from ..model import ModelConfig
 from ..train import TrainConfig, config_key, load_snapshot
 from ..utils import check_profile
@@ -38,11 +39,15 @@ METHOD_NOTES = {
     "NTK-aware": "fine-tuned at L' with bloc97's base b*s^(d/(d-2))",
     "YaRN": "fine-tuned at L' with YaRN (transformers' ramp, temperature 0.1 ln s + 1)",
 }
+# PI's Table 4 measures the effective window by passkey retrieval: k_max, the largest key distance retrieved in at
+# least 20% of the samples. Distances as fractions of L' (the largest is L' - 2, the longest a sample holds).
+PASSKEY_FRACTIONS: tuple[float, ...] = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
+PASSKEY_SAMPLES = 32  # per distance: chance is 1/16, so 20% (7 of 32) by luck has probability ~1%
 # Per profile: the fine-tuning run (steps, batch, lr as a fraction of pre-training's) and its kept snapshots.
 SETTINGS: dict[str, dict] = {
     # CPU: 4 methods x 3 seeds x 60 steps of 8 x 256 bytes (the pre-training step's 2048 tokens) in ~3 minutes
-    "smoke": dict(steps=60, batch_size=8, lr_fraction=1 / 3, warmup_steps=5, snapshots=(10, 20, 40)),
-    "medium": dict(steps=60, batch_size=8, lr_fraction=1 / 3, warmup_steps=5, snapshots=(10, 20, 40)),
+    "smoke": dict(steps=100, batch_size=8, lr_fraction=1 / 3, warmup_steps=5, snapshots=(10, 25, 50)),
+    "medium": dict(steps=100, batch_size=8, lr_fraction=1 / 3, warmup_steps=5, snapshots=(10, 25, 50)),
     # one GPU: PI's own budget shape (1000 steps, evaluated at 200 and 1000), at the full model's batch
     "full": dict(steps=1000, batch_size=32, lr_fraction=0.1, warmup_steps=20, snapshots=(50, 100, 200, 500)),
 }
@@ -92,7 +97,7 @@ def run(
     Rows are named ``"<method> @ <steps>"``; ``@ 0`` is the pre-trained model under the method's scheme.
     """
     methods = check_names("methods", list(METHODS) if methods is None else methods, METHODS)
-    steps = SETTINGS[check_profile(profile)]
+    ft_settings = SETTINGS[check_profile(profile)]
 
     def one_seed(h: Harness) -> dict:
         configs = finetune_configs(profile, h.seed)
@@ -111,13 +116,24 @@ def run(
                 rows.append((f"{method} @ {step}", variant, functools.partial(fixed_scheme, scheme), info))
         # L (train_length), L' and 2L' on the non-repeated set only
         evaluated = h.evaluate(rows, mults=[EXTEND, 2 * EXTEND], train_length=True, repeated_mults=[])
+        # passkey retrieval at L' for the pre-trained model (each method's scheme) and after the last step
+        length = EXTEND * h.L
+        distances = sorted({min(length - 2, max(1, round(f * length))) for f in PASSKEY_FRACTIONS})
+        keys, _ = make_passkey_set(h.corpus, length, distances, PASSKEY_SAMPLES, seed=h.seed)
+        for name, variant, scheme_at, info in rows:
+            if info["steps"] in (0, ft_settings["steps"]):
+                hits = passkey_hits(h.trained[variant][0], keys, scheme_at(EXTEND))  # (distances, samples)
+                evaluated[name]["passkey"] = {str(d): hits[i].tolist() for i, d in enumerate(distances)}
         config = {
-            "eval": h.eval_config(evaluated_multipliers=[1, EXTEND, 2 * EXTEND]),
+            "eval": h.eval_config(
+                evaluated_multipliers=[1, EXTEND, 2 * EXTEND],
+                passkey={"length": length, "distances": distances, "samples": PASSKEY_SAMPLES, "chance": 1 / 16},
+            ),
             "finetune": {
                 "extend": EXTEND,
                 "length": EXTEND * h.L,
-                **{k: v for k, v in steps.items() if k != "snapshots"},
-                "snapshots": list(steps["snapshots"]),
+                **{k: v for k, v in ft_settings.items() if k != "snapshots"},
+                "snapshots": list(ft_settings["snapshots"]),
                 "schedule": "linear warm-up, then constant (min_lr_ratio = 1)",
                 "methods": {m: METHOD_NOTES[m] for m in methods},
                 "schemes": {m: configs[f"ft-{m}"][1].scheme.to_dict() for m in methods},
