@@ -213,7 +213,7 @@ def transformers_logits(model, scheme) -> torch.Tensor:
 
 rescored = {}
 with torch_threads(eval_cfg["num_threads"]):
-    for name, (scheme, stored) in ROWS.items():
+    for name, (scheme, _) in ROWS.items():
         hits = (transformers_logits(llama, scheme).argmax(-1) == targets).double().mean(1).cpu().numpy()
         rescored[name] = 100 * hits
 
@@ -225,17 +225,17 @@ with torch_threads(eval_cfg["num_threads"]):
 
 # %%
 table = []
-for name, (_, stored) in ROWS.items():
-    gap = np.abs(rescored[name] - stored).max()
+for name, (_, want) in ROWS.items():
+    gap = np.abs(rescored[name] - want).max()
     assert gap < 1e-3, (name, gap)
-    table.append((name, f"{stored.mean():.2f}", f"{rescored[name].mean():.2f}", f"{gap:.1e}"))
+    table.append((name, f"{want.mean():.2f}", f"{rescored[name].mean():.2f}", f"{gap:.1e}"))
 markdown_table(["row (8x, non-repeated, seed 0)", "rope_lib (stored) %", "transformers %", "max |per-window diff|"],
                table)
 
 # %%
 fig, ax = plt.subplots(figsize=(5.2, 4.2))
-for name, (_, stored) in ROWS.items():
-    ax.scatter(stored, rescored[name], s=14, label=name)
+for name, (_, want) in ROWS.items():
+    ax.scatter(want, rescored[name], s=14, label=name)
 lims = [min(min(v) for v in rescored.values()) - 2, max(max(v) for v in rescored.values()) + 2]
 ax.plot(lims, lims, color="0.6", lw=0.8, zorder=0)
 ax.set(xlim=lims, ylim=lims, xlabel="rope_lib's own model (stored, %)", ylabel="transformers + rope_lib.hf (%)",
