@@ -26,6 +26,7 @@ def _summary(acc_per_sample, last_window_loss=2.0, loss_per_bin=None):
     out = {
         "acc": float(np.mean(acc_per_sample)),
         "acc_per_sample": list(acc_per_sample),
+        "loss_per_sample": [3.0 - a for a in acc_per_sample],  # a known loss per sample, different for A and B
         "loss": 2.5,
         "last_window_loss": last_window_loss,
     }
@@ -154,6 +155,13 @@ def test_rows_over_seeds_mean_spread_and_bootstrap_over_seeds_and_files():
     assert res.train_length_acc("plain", "non_repeated") == pytest.approx(55.0)
     x, by_seed = rows.position_loss_by_seed("A", bin_size=2, merge=2)
     assert by_seed.shape == (2, 3) and x.shape == (3,)
+    # losses: per sample, (seeds, samples); their gap is bootstrapped with the same seeds and files as acc's
+    la, lb = rows.loss_per_sample("A", "repeated", 8), rows.loss_per_sample("B", "repeated", 8)
+    np.testing.assert_allclose(la, 3.0 - a / 100)
+    lg = rows.loss_gap("A", "B", "repeated", 8)
+    assert lg == bootstrap_difference(la, lb, groups=files, seed=5) and lg["diff"] == pytest.approx(-0.1)
+    # any two arrays of the table (e.g. two rows at two lengths): the same resampling
+    assert rows.difference(a, b) == g and rows.difference(la, lb) == lg
 
 
 def test_bootstrap_resamples_seeds_and_files():
