@@ -23,7 +23,7 @@ STRIP_KEYS := metadata.papermill cell.metadata.papermill metadata.jupytext
 # Reproducible files and quiet, machine-independent outputs for every pipeline run.
 PIPE_ENV := SOURCE_DATE_EPOCH=0 TQDM_DISABLE=1 PYTHONHASHSEED=0
 CHECK_DIR := $(CURDIR)/build/check
-# Every model of every training seed that notebooks 04-06 share, trained once before they run (or found in the
+# Every model of every training seed that notebooks 04-08 use, trained once before they run (or found in the
 # checkpoint cache under .cache/), so each notebook only evaluates. Redone when the library or the profile changes.
 MODELS_STAMP = build/models-$(PROFILE).stamp
 
