@@ -107,7 +107,7 @@ lab-check: $(LAB_STAMP)
 	$(BIN)/python tests/lab_check.py --screenshot build/lab-check.png
 
 # The trained-model notebooks at a larger scale, outside CI: results/<profile>/ and figures/<profile>/ only;
-# executed notebooks go to build/<profile>/. medium: CPU, about half an hour on 2 cores; full: one GPU.
+# executed notebooks go to build/<profile>/. medium: CPU, about 40 minutes on 2 cores; full: one GPU.
 # PYTHONOPTIMIZE=1 strips the asserts: the claim cells guard the smoke prose; at another scale a verdict may differ,
 # and the run prints every verdict (what "what changes with scale" in the README is read from) instead of stopping.
 SCALED := $(filter notebooks/04_% notebooks/05_% notebooks/06_% notebooks/08_%,$(SOURCES))

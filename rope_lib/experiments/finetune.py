@@ -48,8 +48,9 @@ SETTINGS: dict[str, dict] = {
     # CPU: 4 methods x 3 seeds x 60 steps of 8 x 256 bytes (the pre-training step's 2048 tokens) in ~3 minutes
     "smoke": dict(steps=100, batch_size=8, lr_fraction=1 / 3, warmup_steps=5, snapshots=(10, 25, 50)),
     "medium": dict(steps=100, batch_size=8, lr_fraction=1 / 3, warmup_steps=5, snapshots=(10, 25, 50)),
-    # one GPU: PI's own budget shape (1000 steps, evaluated at 200 and 1000), at the full model's batch
-    "full": dict(steps=1000, batch_size=32, lr_fraction=0.1, warmup_steps=20, snapshots=(50, 100, 200, 500)),
+    # one GPU: PI's own budget shape (1000 steps, evaluated at 200 and 1000), 8 x 2048 tokens per step (pre-training's
+    # 32 x 512): 16M tokens per model, 12 models ~ 2.4 pre-trainings, about 6 more minutes of an H100 (not yet run)
+    "full": dict(steps=1000, batch_size=8, lr_fraction=0.1, warmup_steps=20, snapshots=(50, 100, 200, 500)),
 }
 
 
