@@ -51,7 +51,6 @@ from rope_lib.score_bounds import (
     interpolation_bound,
     interpolation_error,
 )
-from rope_lib.utils import torch_threads
 
 setup_notebook(profile, device, seed)  # sections 1-2 are analytic: float64 on the CPU whatever the device
 torch.set_num_threads(1)  # small products and one 2048 x 128 SVD per fit: extra threads only add overhead
@@ -430,8 +429,7 @@ from IPython.display import display
 from rope_lib.experiments import harness, run_experiment
 from rope_lib.report import Results, decide, fmt_spread, format_gap, markdown_table, seeds_agreeing, verdict
 
-with torch_threads(harness.PROFILE_SETTINGS[profile]["num_threads"]):
-    results = Results(run_experiment("finetune", profile=profile, device=device, seed=seed))
+results = Results(run_experiment("finetune", profile=profile, device=device, seed=seed))  # the profile's threads
 rows = results.rows
 ft_cfg = results.config["finetune"]
 L_TRAIN, EXTEND = results.train_length, ft_cfg["extend"]

@@ -45,14 +45,21 @@ from torch import nn
 
 from . import _checks
 from .decoding import RawKVCache
-from .model import USES_ORIGINAL_LENGTH, RoPELM
+from .model import ATTENTIONS, RoPELM
 from .rerope import rerope_attention, rerope_decode_step
 from .rope import angles, apply_rope
-from .scaling import ROPE_TYPES, config_head_dim, config_rope_parameters, frequencies, log_n_scale
+from .scaling import (
+    ROPE_TYPES,
+    USES_ORIGINAL_LENGTH,
+    config_head_dim,
+    config_rope_parameters,
+    frequencies,
+    log_n_scale,
+    pin_dynamic_length,
+)
 
 TRANSFORMERS_VERSION = "5.23.0"  # the version this module is tested with (constraints.txt)
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = ("llama", "mistral", "qwen2", "qwen3")
-ATTENTIONS: tuple[str, ...] = ("sdpa", "rerope")
 # rope types whose frequencies depend on the current length: their keys must be cached un-rotated
 LENGTH_DEPENDENT: tuple[str, ...] = ("dynamic", "dynamic_yarn", "longrope")
 ATTENTION_NAME = "rope_lib"  # the key of our function in transformers' AttentionInterface
@@ -174,13 +181,7 @@ def _resolve_params(config: Any, rope_parameters, original_length: int | None) -
     L = _checks.positive_int("original_length", L, low=2)
     rope_type = params.get("rope_type", params.get("type"))
     if rope_type == "dynamic":
-        given = params.get("original_max_position_embeddings")
-        if given is not None and given != L:
-            raise ValueError(
-                f"rope_parameters['original_max_position_embeddings'] = {given!r} disagrees with original_length "
-                f"(or the model's length) = {L}"
-            )
-        params["original_max_position_embeddings"] = L
+        pin_dynamic_length(params, L, f"original_length (or the model's length) = {L}")
     elif rope_type in USES_ORIGINAL_LENGTH:
         params.setdefault("original_max_position_embeddings", L)
     return params, L

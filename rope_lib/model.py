@@ -43,14 +43,12 @@ from torch import nn
 from . import _checks
 from .rerope import rerope_attention
 from .rope import angles
-from .scaling import frequencies, log_n_scale
+from .scaling import USES_ORIGINAL_LENGTH, frequencies, log_n_scale
 
 NORMS: tuple[str, ...] = ("rmsnorm", "layernorm")
 MLPS: tuple[str, ...] = ("swiglu", "gelu")
 ATTENTIONS: tuple[str, ...] = ("sdpa", "rerope")
 DYNAMIC_TYPES: tuple[str, ...] = ("dynamic", "dynamic_yarn")
-# rope types that read the original length L (the model fills it in from train_length when a scheme omits it)
-USES_ORIGINAL_LENGTH: tuple[str, ...] = ("dynamic", "ntk_by_parts", "yarn", "dynamic_yarn", "llama3", "longrope")
 
 
 @dataclass(frozen=True)

@@ -573,8 +573,20 @@ def _layer_params(config: Any, layer_type: str | None) -> Mapping[str, Any]:
     return params[layer_type]
 
 
-# rope types whose original length L transformers fills from the config when rope_parameters lacks it (ours too)
-_FILL_ORIGINAL = ("ntk_by_parts", "yarn", "dynamic_yarn", "llama3", "longrope")
+# rope types that read the original length L: the caller (a config, a model) fills it in when a dict omits it
+USES_ORIGINAL_LENGTH: tuple[str, ...] = tuple(
+    t for t, (required, optional) in _KEYS.items() if "original_max_position_embeddings" in required + optional
+)
+
+
+def pin_dynamic_length(params: dict[str, Any], L: int, source: str) -> None:
+    """Set ``params``' L for rope_type 'dynamic', whose L comes from outside the dict (transformers:
+    config.max_position_embeddings); a dict naming another L raises a ValueError naming ``source`` (e.g.
+    ``"config.max_position_embeddings = 4096"``)."""
+    given = params.get("original_max_position_embeddings")
+    if given is not None and given != L:
+        raise ValueError(f"rope_parameters['original_max_position_embeddings'] = {given!r} disagrees with {source}")
+    params["original_max_position_embeddings"] = L
 
 
 def config_rope_parameters(config: Any, *, layer_type: str | None = None) -> dict[str, Any]:
@@ -602,14 +614,9 @@ def config_rope_parameters(config: Any, *, layer_type: str | None = None) -> dic
     if rope_type == "dynamic":
         if max_pos is None:
             raise ValueError("config.max_position_embeddings is required for rope_type 'dynamic' (it is L there)")
-        given = params.get("original_max_position_embeddings")
-        if given is not None and given != max_pos:
-            raise ValueError(
-                f"rope_parameters['original_max_position_embeddings'] = {given!r} disagrees with "
-                f"config.max_position_embeddings = {max_pos}, which transformers uses as L for 'dynamic'"
-            )
-        params["original_max_position_embeddings"] = max_pos
-    elif rope_type in _FILL_ORIGINAL:
+        source = f"config.max_position_embeddings = {max_pos}, which transformers uses as L for 'dynamic'"
+        pin_dynamic_length(params, max_pos, source)
+    elif rope_type in USES_ORIGINAL_LENGTH:  # every other type that reads L
         from_config = _config_int(config, "original_max_position_embeddings")
         given = params.get("original_max_position_embeddings")
         if given is not None and from_config is not None and given != from_config:

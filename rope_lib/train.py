@@ -126,8 +126,13 @@ def config_key(model_cfg: ModelConfig, train_cfg: TrainConfig, corpus_digest: st
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _checkpoint_folder(key: str) -> Path:
+    """The cache folder of the trained model with cache key ``key``."""
+    return cache_dir() / "checkpoints" / key[:20]
+
+
 def checkpoint_dir(model_cfg: ModelConfig, train_cfg: TrainConfig, corpus: Corpus) -> Path:
-    return cache_dir() / "checkpoints" / config_key(model_cfg, train_cfg, corpus.digest)[:20]
+    return _checkpoint_folder(config_key(model_cfg, train_cfg, corpus.digest))
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -213,7 +218,7 @@ def _initial_weights(train_cfg: TrainConfig, model_cfg: ModelConfig) -> dict | N
     """The state dict fine-tuning starts from (``init_from``), checked to be the same architecture."""
     if train_cfg.init_from is None:
         return None
-    parent = cache_dir() / "checkpoints" / train_cfg.init_from[:20] / "final.pt"
+    parent = _checkpoint_folder(train_cfg.init_from) / "final.pt"
     if not parent.is_file():
         raise FileNotFoundError(f"init_from: no trained model {train_cfg.init_from[:20]} in the cache; train it first")
     blob = torch.load(parent, map_location="cpu", weights_only=False)
@@ -251,7 +256,7 @@ def train(
     corpus = load_corpus() if corpus is None else corpus
     dev = device if isinstance(device, torch.device) else pick_device(device)
     key = config_key(model_cfg, train_cfg, corpus.digest)
-    folder = cache_dir() / "checkpoints" / key[:20]
+    folder = _checkpoint_folder(key)
     final = folder / "final.pt"
     if use_cache and final.is_file():
         model, meta = load_checkpoint(final, dev)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rope_lib.data import load_corpus
 from rope_lib.experiments import harness as hx
 
 # Small enough to train a few steps in a unit test; same keys as hx.PROFILE_SETTINGS["smoke"].
@@ -16,6 +17,19 @@ TINY_PROFILE = {
     "batch_tokens": 4096,
     "num_threads": 1,
 }
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    """The default corpus (the pinned sympy sources), read once per test module."""
+    return load_corpus()
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    """A throw-away checkpoint and evaluation cache under tmp_path (returned)."""
+    monkeypatch.setenv("ROPE_CACHE_DIR", str(tmp_path))
+    return tmp_path
 
 
 @pytest.fixture()

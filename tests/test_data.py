@@ -9,11 +9,6 @@ import torch
 from rope_lib import data
 
 
-@pytest.fixture(scope="module")
-def corpus():
-    return data.load_corpus()
-
-
 def test_split_is_by_file_disjoint_and_deterministic(corpus):
     names = {s: {rel for rel, _ in corpus.files[s]} for s in data.SPLITS}
     assert all(names.values())

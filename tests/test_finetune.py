@@ -7,24 +7,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from rope_lib.data import load_corpus
 from rope_lib.model import ModelConfig, PositionScheme
 from rope_lib.train import TrainConfig, config_key, load_snapshot, snapshot_path, train
 
 MODEL = ModelConfig(d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=48, train_length=16)
 PRE = TrainConfig(steps=4, batch_size=4, lr=3e-3, warmup_steps=1, save_every=4, num_threads=1)
 PI = PositionScheme({"rope_type": "linear", "factor": 2.0})
-
-
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ROPE_CACHE_DIR", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    return load_corpus()
 
 
 def _weights(model) -> list[torch.Tensor]:

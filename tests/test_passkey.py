@@ -13,11 +13,6 @@ from rope_lib.model import ModelConfig
 from rope_lib.train import TrainConfig, config_key, train
 
 
-@pytest.fixture(scope="module")
-def corpus():
-    return data.load_corpus()
-
-
 def test_insert_passkey_layout():
     window = np.arange(100, 120)  # 20 distinct "text" bytes, so every byte's origin can be traced
     for distance in (1, 7, 18):

@@ -6,24 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from rope_lib.data import load_corpus, make_test_set
+from rope_lib.data import make_test_set
 from rope_lib.evaluate import bootstrap_difference, last_window_loss, token_metrics
 from rope_lib.model import ModelConfig, PositionScheme
 from rope_lib.train import TrainConfig, config_key, lr_at, train
 
 MODEL = ModelConfig(d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=48, train_length=16)
 TRAIN = TrainConfig(steps=6, batch_size=4, lr=3e-3, warmup_steps=2, save_every=2, num_threads=1)
-
-
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ROPE_CACHE_DIR", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    return load_corpus()
 
 
 def _same_weights(a, b) -> bool:
