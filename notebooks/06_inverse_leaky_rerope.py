@@ -75,6 +75,7 @@ from rope_lib.report import (
     markdown_table,
     seeds_agreeing,
     setup_notebook,
+    shift_gap,
     verdict,
 )
 from rope_lib.rerope import rerope_attention, rerope_attention_reference
@@ -452,12 +453,6 @@ markdown_table(["where", "difference", "points [95% interval]", "seeds > 0", "ex
 MARGIN = 1.0  # points: "within about a point" (Su's own InvLeaky-vs-ReRoPE gap is 0.75 at 8x)
 
 
-def shifted(g: dict, by: float) -> dict:
-    """The gap g + by (for a claim "a - b > -margin"), with its interval and per-seed values shifted alike."""
-    return {**g, "diff": g["diff"] + by, "lo": g["lo"] + by, "hi": g["hi"] + by,
-            "by_seed": [x + by for x in g["by_seed"]]}
-
-
 def claim(text: str, g: dict, direction: str = ">", su: bool = False) -> bool:
     """Print a gap (interval, seeds agreeing; for Su's claims the verdict); return the rule's decision.
 
@@ -489,7 +484,7 @@ for kind in ("non_repeated", "repeated"):
 # %%
 for kind in ("non_repeated", "repeated"):
     g = gaps[(main, RR, kind, 8)]
-    within = claim(f"(b) 8x {kind:12s} {main} − {RR} + {MARGIN:g}", shifted(g, MARGIN), su=True)
+    within = claim(f"(b) 8x {kind:12s} {main} − {RR} + {MARGIN:g}", shift_gap(g, MARGIN), su=True)
     behind = claim(f"    8x {kind:12s} {main} − {RR}", g, "<")
     assert not within and behind, kind  # the non-reproduction as it stands: ReRoPE clearly ahead
 
@@ -505,7 +500,7 @@ for kind in ("non_repeated", "repeated"):
 # %%
 for kind in ("non_repeated", "repeated"):
     g = gaps[("invleaky", "log_n", kind, "L")]
-    within = claim(f"(c) L {kind:12s} InvLeaky (plain RoPE) − log-n model + {MARGIN:g}", shifted(g, MARGIN), su=True)
+    within = claim(f"(c) L {kind:12s} InvLeaky (plain RoPE) − log-n model + {MARGIN:g}", shift_gap(g, MARGIN), su=True)
     below = claim(f"    L {kind:12s} InvLeaky (plain RoPE) − log-n model", g, "<")
     assert not within and below, kind  # the non-reproduction as it stands: measurably below the log-n model at L
     g_leaky = gaps[("invleaky (training scheme)", "log_n", kind, "L")]

@@ -390,12 +390,218 @@ for base, keep in lm_keeps.items():
     print(f"  b = {base:7.0e}: B_m >= 0 for m < {keep}")
 
 # %% [markdown]
-# ## 5. What this chapter does not show yet
+# ## 5. Retrieval against the base, trained: the paper's claim at our scale
 #
-# The paper's central claim is about retrieval: below the bound a model keeps a good perplexity but loses
-# long-range retrieval. Loss alone cannot show that, and the training experiment that would test it at our scale
-# (retrieval models trained at $L = 64$ with bases from well below to well above the bound of
-# section 4, scored by passkey accuracy against the key's distance) is **not built yet**. The passkey evaluation
-# it needs is in the library (`rope_lib.data.make_passkey_set`, `rope_lib.evaluate.passkey_accuracy`); what is
-# missing is a recipe that teaches a smoke-size model retrieval on every training seed within the CPU budget - in
-# our first attempts the retrieval head formed on one training seed of three (README, findings).
+# The claim is about retrieval: below the bound a model keeps a good loss but loses long-range retrieval. We test it
+# with passkey retrieval (`rope_lib.data.make_passkey_set`, `rope_lib.evaluate.passkey_hits`): $L$ bytes of test
+# text with one key byte (one of 16 symbols that never occur in the text) inserted $m$ bytes before a question byte
+# at the end; the answer is the key, greedy, exact (chance 1/16). Per training seed and per base
+# (`python -m rope_lib.experiments base_bound`; `rope_lib.experiments.base_bound`):
+#
+# * a **text model**: notebook 04's plain model with only the base changed (same data, steps, schedule; the base-1e4
+#   one *is* notebook 04's). Its loss at $L$ is the "perplexity" side of the claim. It never saw a key.
+# * a **retrieval model**: the text model fine-tuned for 160 steps on passkey rows (the filler is still text, so it
+#   keeps modelling language), with a recipe found on these models: the embedding rows of the question and key bytes
+#   re-drawn at random (pre-training leaves the 17 never-seen bytes collapsed onto one vector, cosine 0.98, so no head
+#   can tell one key from another), the answer byte's loss weighted 10x, and a curriculum on the key's distance
+#   ($m \le 4$, then $\le 16$, then all). Its passkey accuracy at every $m = 1..L-2$ is the retrieval side.
+#
+# Bases: 10, which keeps $B_m \ge 0$ only for $m < 5$ (30 times below the bound 315 of section 4), and 1e4 (30 times
+# above; $B_m \ge 0$ to $m = 473$, beyond $7L$).
+
+# %%
+from IPython.display import display  # noqa: E402
+
+from rope_lib.evaluate import bootstrap_difference  # noqa: E402
+from rope_lib.experiments import base_bound as bb  # noqa: E402
+from rope_lib.experiments import harness, run_experiment  # noqa: E402
+from rope_lib.report import (  # noqa: E402
+    Results,
+    decide,
+    fmt_spread,
+    format_gap,
+    markdown_table,
+    seeds_agreeing,
+    shift_gap,
+    verdict,
+)
+
+results = Results(run_experiment("base_bound", profile=profile, device=device, seed=seed))  # the profile's threads
+bb_cfg = results.config["base_bound"]
+BASES = [bb.base_label(b) for b in bb_cfg["bases"]]
+LOW, HIGH = BASES[0], BASES[-1]  # the lowest base (below the bound) and 1e4 (above)
+L_LM, D_LM = results.train_length, bb_cfg["head_dim"]  # the smoke model's in smoke (section 4); larger elsewhere
+DIST = np.array(results.eval["passkey"]["distances"])
+FAR = DIST >= L_LM // 2  # "long range": the key in the first half of the window
+assert results.seeds == harness.training_seeds(profile, seed) and list(DIST) == list(range(1, L_LM - 1))
+assert bb_cfg["bound"] == base_lower_bound(L_LM, D_LM) and float(LOW) < bb_cfg["bound"] < float(HIGH)
+
+
+def hits(base: str, kind: str) -> np.ndarray:
+    """Passkey hits of the text or retrieval model, shape (seeds, distances, samples); the same samples per seed."""
+    return np.array([[run["bases"][base][kind]["passkey"][str(m)] for m in DIST] for run in results.runs])
+
+
+def text_loss(base: str, kind: str) -> np.ndarray:
+    """Loss (nats/byte) at L of the text or retrieval model on each seed's test windows, shape (seeds, windows)."""
+    return np.array([run["bases"][base][kind]["loss_per_sample"] for run in results.runs])
+
+
+def loss_gap(a: np.ndarray, b: np.ndarray) -> dict:
+    return bootstrap_difference(a, b, groups=np.array(results.files), seed=results.seed)
+
+
+def passkey_gap(a: np.ndarray, b: np.ndarray) -> dict:
+    """Paired over each seed's passkey samples (each from its own test file), bootstrapped over seeds and samples."""
+    return bootstrap_difference(a, b, seed=results.seed)
+
+
+def by_seed(x: np.ndarray) -> str:
+    per_seed = x.reshape(x.shape[0], -1).mean(1)
+    return fmt_spread(per_seed.mean(), per_seed.std(ddof=1), 3)
+
+
+table = []
+for base in BASES:
+    keeps = results.runs[0]["bases"][base]["keeps_bias_sum_nonnegative_to"]
+    ret = hits(base, "retrieval")
+    table.append([base, f"m < {keeps}", by_seed(text_loss(base, "text")), by_seed(text_loss(base, "retrieval")),
+                  by_seed(hits(base, "text")), by_seed(ret[:, DIST <= L_LM // 4]), by_seed(ret[:, FAR])])
+print(f"L = {L_LM}, d = {D_LM}, bound {bb_cfg['bound']:.0f}; mean ± sd over {len(results.seeds)} seeds "
+      f"(passkey: {ret.shape[-1]} samples per distance and seed)")
+display(markdown_table(["base", "B_m >= 0 for", "loss at L: text model", "retrieval model", "passkey: text model",
+                        "retrieval, m <= L/4", f"retrieval, m >= {L_LM // 2}"], table))
+
+# %%
+fig, ax = plt.subplots(figsize=(7.0, 4.0))
+for base, color in zip(BASES, ("#D55E00", "#0072B2", "#009E73", "#CC79A7")):
+    acc = hits(base, "retrieval").mean(-1)  # (seeds, distances)
+    for row in acc:
+        ax.plot(DIST, row, color=color, linewidth=0.6, alpha=0.45)
+    keeps = results.runs[0]["bases"][base]["keeps_bias_sum_nonnegative_to"]
+    ax.plot(DIST, acc.mean(0), color=color, linewidth=1.6, label=f"b = {base} (B_m >= 0 for m < {keeps})")
+    if keeps < DIST[-1]:
+        ax.axvline(keeps, color=color, linestyle=":", linewidth=1.0)
+ax.axhline(1 / 16, color="0.4", linestyle="--", linewidth=0.8, label="chance (1/16)")
+ax.set_ylim(-0.02, 1.05)
+ax.set_xlabel("key distance m (bytes before the question)")
+ax.set_ylabel("passkey accuracy (retrieval model)")
+ax.set_title(f"L = {L_LM}, d = {D_LM}: seeds thin, mean thick")
+ax.legend(loc="lower left")
+rope_lib.savefig(fig, "07_passkey_by_base", profile=profile, exact=False)
+plt.show()
+
+# %% [markdown]
+# **Claim 1 (the paper): below the bound the loss stays close to the best base's.** The paper gives no number for
+# "close"; we print the text models' gap (base 10 minus 1e4) and decide it by the one rule against two margins of
+# our choosing, 2% and 5% in perplexity ($\ln 1.02$ and $\ln 1.05$ nats/byte), each as "gap < margin".
+#
+# **Claim 2 (the paper): below the bound long-range retrieval falls.** Retrieval model at 1e4 minus at the low base,
+# passkey accuracy at the distances $m \ge L/2$: its sign by the one rule, and whether the fall reaches 5 points
+# (our margin: one miss in twenty; the paper's falls are of a different order).
+#
+# **(ours) Claim 3: learning retrieval costs more text loss below the bound.** The retrieval model's text loss minus
+# its text model's, at the low base minus at 1e4 (observed $> 0$).
+
+# %%
+RETRIEVAL_MARGIN = 0.05  # accuracy: a fall of at least 5 points counts as "retrieval falls"
+loss_low_high = loss_gap(text_loss(LOW, "text"), text_loss(HIGH, "text"))
+margins = {"2%": math.log(1.02), "5%": math.log(1.05)}
+within = {name: decide(shift_gap(loss_low_high, -m), "<") for name, m in margins.items()}
+far_gap = passkey_gap(hits(HIGH, "retrieval")[:, FAR].mean(1), hits(LOW, "retrieval")[:, FAR].mean(1))
+far_acc = {base: 100 * hits(base, "retrieval")[:, FAR].mean() for base in (LOW, HIGH)}
+cost_gap = loss_gap(text_loss(LOW, "retrieval") - text_loss(LOW, "text"),
+                    text_loss(HIGH, "retrieval") - text_loss(HIGH, "text"))
+print(f"1. text loss, base {LOW} - base {HIGH}: {format_gap(loss_low_high)} nats/byte "
+      f"({seeds_agreeing(loss_low_high, '>')} > 0); within 2%: {within['2%']}, within 5%: {within['5%']}")
+print(f"2. passkey at m >= {L_LM // 2}, base {HIGH} - base {LOW}: {format_gap(far_gap)} "
+      f"({seeds_agreeing(far_gap, '>')} > 0; {far_acc[HIGH]:.1f}% vs {far_acc[LOW]:.1f}%); sign: {verdict(far_gap)}, "
+      f"fall of >= {RETRIEVAL_MARGIN:.0%}: {verdict(shift_gap(far_gap, -RETRIEVAL_MARGIN))}")
+print(f"3. text-loss cost of retrieval training, base {LOW} - base {HIGH}: {format_gap(cost_gap)} nats/byte "
+      f"({seeds_agreeing(cost_gap, '>')} > 0)")
+
+# %% [markdown]
+# **Claim 1: reproduced with a 5% margin, not with 2%.** The base-10 text model's loss is within about 0.02
+# nats/byte of the base-1e4 model's (every seed slightly worse): the loss barely notices a base 30 times below the
+# bound. **Claim 2: not reproduced as a fall; its sign holds.** The base-10 retrieval model finds the key at every
+# distance, the longest included; at $m \ge L/2$ it misses about one key in a hundred where the base-1e4 model
+# misses none - on every seed, so the sign is decided, but the whole interval stays below 5 points. Nothing changes
+# where $B_m < 0$ (the dotted line at $m = 5$ in the figure). **Claim 3 (ours)**: what the low base does cost is
+# language modelling: the same retrieval fine-tuning raises the base-10 model's text loss by about 0.4 nats/byte
+# more than the base-1e4 model's, every seed.
+#
+# Why retrieval survives **(ours, a hypothesis, not tested)**: in this task the key is the only byte of its kind in
+# the window, so a head that attends roughly uniformly still carries it (its value stands out of the average), and
+# the answer needs no similarity match between the question and the key - the match that $B_m$ is about. The
+# paper's retrieval (a passkey of digits in ordinary text, found by what surrounds it) needs that match; ours
+# cannot be learned by this model (with digit keys no training run learned, README). So this section shows that a
+# base far below the bound does not stop a unique key from being found, not that the paper's bound is wrong.
+#
+# **Second scale** (medium profile, $L = 128$, bound 1029, so base 10 is 100 times below it;
+# `results/medium/base_bound.json`, the README's scale table): the same picture, slightly stronger on retrieval.
+# Loss +0.01 [−0.02, +0.04] (within 5%, not 2%); far retrieval falls by 3 points [0, 7] (93-99% against 99.5-99.9%;
+# its sign decided, a 5-point fall neither shown nor excluded); the retrieval training's text-loss cost +0.54. Twice
+# the length does not turn the non-reproduction into the paper's fall.
+
+# %%
+assert decide(shift_gap(loss_low_high, -margins["5%"]), "<")  # within 5% perplexity
+assert not decide(shift_gap(loss_low_high, -margins["2%"]), "<")  # but not within 2%
+assert far_gap["hi"] < RETRIEVAL_MARGIN  # not reproduced: no fall of 5 points (the sign alone is printed above)
+assert decide(cost_gap, ">")  # (ours) retrieval costs more text loss below the bound
+
+# %% [markdown]
+# ### Passkey beyond $L$: which extension methods keep retrieval
+#
+# The base-1e4 retrieval model at $L$ and at 2x-16x, without fine-tuning, each frequency method tuned to
+# $s = L'/L$ (Dynamic YaRN per token) and ReRoPE with $w = L/2$: accuracy by test length and by the key's distance as
+# a fraction of the longest one a sample holds ($L' - 2$), mean over seeds.
+
+# %%
+heat_cfg = results.eval["heatmap"]
+H_METHODS, H_MULTS, FRACS = heat_cfg["methods"], heat_cfg["multipliers"], heat_cfg["distance_fractions"]
+
+
+def heat_hits(method: str, mult: int) -> np.ndarray:
+    """(seeds, distances, samples) hits at mult x L; distances in increasing order."""
+    cell = [run["heatmap"][method][str(mult)] for run in results.runs]
+    return np.array([[c[k] for k in sorted(c, key=int)] for c in cell])
+
+
+fig, axes = plt.subplots(1, len(H_METHODS), figsize=(12.0, 3.2), sharey=True)
+for ax, method in zip(axes, H_METHODS):
+    grid = np.stack([heat_hits(method, mult).mean((0, 2)) for mult in H_MULTS], axis=1)  # (distances, mults)
+    im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
+    ax.set_xticks(range(len(H_MULTS)), [f"{m}x" for m in H_MULTS])
+    ax.set_title(method)
+    ax.set_xlabel("test length")
+axes[0].set_yticks(range(len(FRACS)), [f"{f:.2g}" for f in FRACS])
+axes[0].set_ylabel("key distance / (L' - 2)")
+fig.colorbar(im, ax=axes, shrink=0.85, label="passkey accuracy")
+fig.suptitle(f"base-1e4 retrieval model trained at L = {L_LM} (chance 1/16)", y=1.02)
+rope_lib.savefig(fig, "07_passkey_heatmap", profile=profile, exact=False)
+plt.show()
+
+# %% [markdown]
+# **(ours) Claim 4: at 16x, with the key in the far half of the window (distance at least half the longest; the
+# fractions 1/2, 3/4 and 1 above), every extension method retrieves more often than plain RoPE.** Decided per method
+# (method minus Baseline, each sample's mean over those distances, over seeds and samples).
+
+# %%
+TOP = max(H_MULTS)
+far_half = [i for i, f in enumerate(FRACS) if f >= 0.5]
+far_keys = {m: heat_hits(m, TOP)[:, far_half].mean(1) for m in H_METHODS}  # (seeds, samples)
+claim4 = {m: passkey_gap(far_keys[m], far_keys["Baseline"]) for m in H_METHODS if m != "Baseline"}
+print(f"{TOP}x, key in the far half: Baseline retrieves {100 * far_keys['Baseline'].mean():.0f}% "
+      f"(per seed {', '.join(f'{100 * v:.0f}%' for v in far_keys['Baseline'].mean(1))})")
+for m, g in claim4.items():
+    print(f"  {m:13s} - Baseline: {format_gap(g)} ({seeds_agreeing(g, '>')} > 0): {verdict(g)}")
+
+# %% [markdown]
+# **Reproduced (ours), every method**: at 16x plain RoPE finds about a third of the keys in the far half; YaRN,
+# Dynamic YaRN and ReRoPE find all of them (+0.67) and NTK-aware most (+0.43). The loss-based ranking of notebooks
+# 04-05 holds for retrieval, with one difference: here NTK-aware is clearly better than plain RoPE, where its next-byte
+# accuracy gain at 8x was not decided (notebook 04). The key at the very start of a window is also the first byte the model reads, so the
+# far-end column mixes distance with a first-position effect; the claim averages the far half for that reason.
+
+# %%
+assert all(decide(g, ">") for g in claim4.values())

@@ -53,7 +53,7 @@ import rope_lib
 from rope_lib import hf
 from rope_lib.data import load_corpus
 from rope_lib.experiments import harness, run_experiment
-from rope_lib.experiments.rerope_eval import rerope_scheme
+from rope_lib.experiments.harness import rerope_scheme
 from rope_lib.model import dynamic_block_edges
 from rope_lib.report import Results, markdown_table, setup_notebook
 from rope_lib.utils import torch_threads

@@ -401,15 +401,27 @@ def make_passkey_set(
 
 
 def passkey_batch(
-    stream: np.ndarray, batch_size: int, length: int, rng: np.random.Generator, fraction: float
+    stream: np.ndarray,
+    batch_size: int,
+    length: int,
+    rng: np.random.Generator,
+    fraction: float,
+    *,
+    max_distance: int | None = None,
 ) -> torch.Tensor:
     """A training batch like :func:`train_batch` ((batch, length + 1) int64) in which about ``fraction`` of the rows
-    carry a passkey: a random key at a random distance (uniform over every distance the row can hold), asked for
-    at the row's end. The other rows are plain text, so the model keeps learning the language as well."""
+    carry a passkey: a random key at a random distance (uniform over every distance the row can hold, or up to
+    ``max_distance``: a curriculum's early steps), asked for at the row's end. The other rows are plain text, so the
+    model keeps learning the language as well."""
     x = train_batch(stream, batch_size, length, rng).numpy()
     rows = np.flatnonzero(rng.random(batch_size) < fraction)
+    if max_distance is not None and (
+        isinstance(max_distance, bool) or not isinstance(max_distance, int) or max_distance < 1
+    ):
+        raise ValueError(f"max_distance must be an int >= 1 or None, got {max_distance!r}")
     if rows.size:
         lo, hi = passkey_distances(length + 1)
+        hi = hi if max_distance is None else min(hi, max_distance)
         keys = rng.integers(0, len(PASSKEY_SYMBOLS), size=rows.size)
         x[rows] = insert_passkey(x[rows], keys, rng.integers(lo, hi + 1, size=rows.size))
     return torch.from_numpy(x)

@@ -260,6 +260,18 @@ def format_gap(g: dict) -> str:
     return f"{g['diff']:+.2f} [{g['lo']:+.2f}, {g['hi']:+.2f}]"
 
 
+def shift_gap(g: dict, by: float) -> dict:
+    """The gap ``g`` + ``by``, its interval and per-seed values shifted alike: a "no worse than" claim with a margin,
+    a - b > -margin, is the gap shifted by the margin and decided by the one rule (CONTRIBUTING)."""
+    return {
+        **g,
+        "diff": g["diff"] + by,
+        "lo": g["lo"] + by,
+        "hi": g["hi"] + by,
+        "by_seed": [x + by for x in g["by_seed"]],
+    }
+
+
 def excludes_zero(g: dict) -> bool:
     """Whether a gap's interval excludes 0."""
     return g["lo"] > 0 or g["hi"] < 0

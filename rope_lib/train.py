@@ -28,7 +28,16 @@ import torch
 import torch.nn.functional as F
 
 from . import _checks
-from .data import PASSKEY_FORMAT, Corpus, load_corpus, make_test_set, passkey_batch, train_batch
+from .data import (
+    PASSKEY_FORMAT,
+    PASSKEY_QUERY,
+    PASSKEY_SYMBOLS,
+    Corpus,
+    load_corpus,
+    make_test_set,
+    passkey_batch,
+    train_batch,
+)
 from .model import ModelConfig, PositionScheme, RoPELM
 from .utils import autocast, cache_dir, pick_device, torch_threads
 
@@ -65,6 +74,16 @@ class TrainConfig:
     length: int | None = None
     init_from: str | None = None
     snapshots: tuple[int, ...] = ()
+    # Retrieval training (notebook 07; each in the cache key only when set). A model pre-trained on text has never
+    # seen QUERY or a key symbol, and with tied embeddings every never-seen byte gets the same push-down gradient:
+    # the 17 rows end nearly parallel (cosine ~0.98), and no attention head can tell one key from another.
+    # ``passkey_reinit_norm``: with init_from, re-draw those rows as random vectors of this norm (seeded by ``seed``).
+    # ``passkey_answer_weight``: the loss adds this times the cross-entropy of the answer bytes (one byte of 64 in a
+    # row, otherwise drowned by the text). ``passkey_curriculum``: (until step, largest key distance) pairs,
+    # increasing in both; from the last step on, every distance a row can hold.
+    passkey_reinit_norm: float = 0.0
+    passkey_answer_weight: float = 0.0
+    passkey_curriculum: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "save_every"):
@@ -87,10 +106,37 @@ class TrainConfig:
         if self.init_from is not None and (not isinstance(self.init_from, str) or len(self.init_from) < 20):
             raise ValueError(f"init_from must be a checkpoint key (hex, >= 20 characters), got {self.init_from!r}")
         snaps = self.snapshots
-        if not isinstance(snaps, tuple) or any(isinstance(k, bool) or not isinstance(k, int) for k in snaps) or (
-            list(snaps) != sorted(set(snaps)) or (snaps and not 1 <= snaps[0] <= snaps[-1] < self.steps)
+        if (
+            not isinstance(snaps, tuple)
+            or any(isinstance(k, bool) or not isinstance(k, int) for k in snaps)
+            or (list(snaps) != sorted(set(snaps)) or (snaps and not 1 <= snaps[0] <= snaps[-1] < self.steps))
         ):
             raise ValueError(f"snapshots must be a tuple of increasing ints in [1, steps={self.steps}), got {snaps!r}")
+        for name in ("passkey_reinit_norm", "passkey_answer_weight"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        uses_keys = self.passkey_reinit_norm or self.passkey_answer_weight or self.passkey_curriculum
+        if uses_keys and not self.passkey_fraction:
+            raise ValueError(
+                "passkey_reinit_norm, passkey_answer_weight and passkey_curriculum need passkey_fraction > 0"
+            )
+        if self.passkey_reinit_norm and self.init_from is None:
+            raise ValueError("passkey_reinit_norm re-draws rows of a pre-trained model: it needs init_from")
+        cur = self.passkey_curriculum
+        ok = isinstance(cur, tuple) and all(
+            isinstance(c, tuple) and len(c) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in c)
+            for c in cur
+        )
+        if (
+            not ok
+            or any(c[0] < 1 or c[1] < 1 for c in cur)
+            or any(a[0] >= b[0] or a[1] >= b[1] for a, b in zip(cur, cur[1:]))
+        ):
+            raise ValueError(
+                "passkey_curriculum must be a tuple of (until step, largest distance) int pairs, both >= 1 and "
+                f"increasing, got {cur!r}"
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -99,12 +145,20 @@ class TrainConfig:
             d["passkey_format"] = PASSKEY_FORMAT  # a new task layout is new training data: a new cache key
         else:
             del d["passkey_fraction"]
-        for name in ("length", "init_from", "snapshots"):  # absent when unset: pre-training keys are unchanged
+        optional = ("length", "init_from", "snapshots", "passkey_reinit_norm", "passkey_answer_weight")
+        for name in (*optional, "passkey_curriculum"):  # absent when unset: earlier keys are unchanged
             if not d[name]:
                 del d[name]
-            elif name == "snapshots":
-                d[name] = list(d[name])
+            elif name in ("snapshots", "passkey_curriculum"):
+                d[name] = [list(c) if isinstance(c, tuple) else c for c in d[name]]
         return d
+
+    def max_passkey_distance(self, step: int) -> int | None:
+        """The largest key distance the curriculum allows at ``step`` (None: any)."""
+        for until, distance in self.passkey_curriculum:
+            if step < until:
+                return distance
+        return None
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -215,7 +269,8 @@ def load_snapshot(
 
 
 def _initial_weights(train_cfg: TrainConfig, model_cfg: ModelConfig) -> dict | None:
-    """The state dict fine-tuning starts from (``init_from``), checked to be the same architecture."""
+    """The state dict fine-tuning starts from (``init_from``), checked to be the same architecture; with
+    ``passkey_reinit_norm`` the embedding rows of QUERY and the key symbols are re-drawn (see TrainConfig)."""
     if train_cfg.init_from is None:
         return None
     parent = _checkpoint_folder(train_cfg.init_from) / "final.pt"
@@ -224,7 +279,14 @@ def _initial_weights(train_cfg: TrainConfig, model_cfg: ModelConfig) -> dict | N
     blob = torch.load(parent, map_location="cpu", weights_only=False)
     if blob["model_config"] != model_cfg.to_dict():
         raise ValueError(f"init_from: the checkpoint's model config {blob['model_config']} differs from model_cfg")
-    return blob["model"]
+    state = blob["model"]
+    if train_cfg.passkey_reinit_norm:
+        rows = torch.tensor([PASSKEY_QUERY, *PASSKEY_SYMBOLS])
+        weight = state["embed.weight"].clone()
+        fresh = torch.randn(len(rows), weight.shape[1], generator=torch.Generator().manual_seed(train_cfg.seed))
+        weight[rows] = (fresh * (train_cfg.passkey_reinit_norm / fresh.norm(dim=1, keepdim=True))).to(weight.dtype)
+        state = {**state, "embed.weight": weight}
+    return state
 
 
 def train(
@@ -305,7 +367,8 @@ def train(
                 group["lr"] = lr_at(step, train_cfg)
             rng = np.random.default_rng([train_cfg.seed, step])
             if train_cfg.passkey_fraction:
-                x = passkey_batch(stream, B, L, rng, train_cfg.passkey_fraction)
+                max_distance = train_cfg.max_passkey_distance(step)
+                x = passkey_batch(stream, B, L, rng, train_cfg.passkey_fraction, max_distance=max_distance)
             else:
                 x = train_batch(stream, B, L, rng)
             x = x.to(dev, non_blocking=True)
@@ -321,6 +384,11 @@ def train(
                     fwd = model
                     logits = fwd(x[:, :-1], train_cfg.scheme)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1))
+            if train_cfg.passkey_answer_weight:
+                asked = x[:, -2] == PASSKEY_QUERY  # rows that carry a passkey (QUERY never occurs in the text)
+                if asked.any():
+                    answer = F.cross_entropy(logits[asked, -1].float(), x[asked, -1])
+                    loss = loss + train_cfg.passkey_answer_weight * answer
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)

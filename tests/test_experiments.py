@@ -41,7 +41,7 @@ def test_cli_unknown_method_lists_allowed(capsys, tiny_profile):
         ),
         (["extrapolation", "--variants", "invleaky"], "'extrapolation' does not take --variants (it takes --methods)"),
         (["extrapolation", "--methods", ","], "at least one methods is needed"),
-        ([], "the experiment name is required; one of: extrapolation, finetune, inverse_leaky, rerope"),
+        ([], "the experiment name is required; one of: base_bound, extrapolation, finetune, inverse_leaky, rerope"),
         (["extrapolation", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
         (["extrapolation", "--seed", "-1"], "seed must be a non-negative integer, got -1"),
         (["extrapolation", "--bogus"], "unrecognized arguments: --bogus"),
@@ -116,8 +116,10 @@ def test_extrapolation_json(tiny_profile, capsys, monkeypatch):
     assert {"acc", "loss", "last_window_loss", "acc_per_sample"} <= set(cell) and len(cell["acc_per_sample"]) == 3
     # Su's repeated column is at 8x only; the tiny profile (2x, 4x) scores the repeated set at no multiplier
     assert run0["config"]["eval"]["repeated_multipliers"] == []
-    assert all(row["metrics"]["repeated"] == {} and list(row["metrics"]["non_repeated"]) == ["2", "4"]
-               for row in run0["rows"].values())
+    assert all(
+        row["metrics"]["repeated"] == {} and list(row["metrics"]["non_repeated"]) == ["2", "4"]
+        for row in run0["rows"].values()
+    )
     assert run0["rows"]["YaRN"]["schemes"]["4"]["rope_parameters"]["factor"] == 4.0  # s = L'/L
     assert not list(path.parent.glob(".*.tmp"))
     # a second run reuses every trained model; with 4x in REPEATED_MULTS the repeated set is scored there only
@@ -167,6 +169,40 @@ def test_rerope_json(tiny_profile, monkeypatch):
         np.testing.assert_array_equal(got["acc_per_sample"], want["acc_per_sample"])
 
 
+def test_base_bound_json_and_models(tiny_profile, monkeypatch, corpus):
+    from rope_lib.base_bound import max_context_length
+    from rope_lib.experiments import base_bound as bb
+    from rope_lib.train import config_key
+
+    monkeypatch.setitem(bb.SETTINGS, "smoke", {"bases": (10.0, 1e4), "steps": 4, "curriculum": ((2, 3),)})
+    configs = bb.retrieval_configs("smoke", 0)
+    assert list(configs) == ["text-b10", "retrieval-b10", "text-b10000", "retrieval-b10000"]
+    plain_model, plain_train = hx.shared_models("smoke", 0)["plain"]
+    assert configs["text-b10000"] == (plain_model, plain_train)  # base 1e4: notebook 04's model, same cache key
+    for base in ("10", "10000"):
+        text_model, text_train = configs[f"text-b{base}"]
+        model, cfg = configs[f"retrieval-b{base}"]
+        assert model == text_model and model.rope_base == float(base)
+        assert cfg.init_from == config_key(text_model, text_train, corpus.digest)  # fine-tuned from its own base
+        assert cfg.passkey_fraction == 1.0 and cfg.passkey_curriculum == ((2, 3),) and cfg.steps == 4
+    r = run_experiment("base_bound", device="cpu", progress=False)
+    written = json.loads((tiny_profile / "results" / "smoke" / "base_bound.json").read_text())
+    assert written["experiment"] == "base_bound" and list(written["runs"][1]["bases"]) == ["10", "10000"]
+    L = r["config"]["eval"]["train_length"]
+    run = r["runs"][1]
+    assert list(run["bases"]) == ["10", "10000"]
+    for base, entry in run["bases"].items():
+        assert entry["keeps_bias_sum_nonnegative_to"] == max_context_length(float(base), 16)
+        assert list(entry["retrieval"]["passkey"]) == [str(m) for m in range(1, L - 1)]
+        assert all(len(v) == bb.PASSKEY_SAMPLES for v in entry["text"]["passkey"].values())
+        assert len(entry["text"]["loss_per_sample"]) == len(run["config"]["eval"]["sample_files"])
+    assert list(run["heatmap"]) == list(bb.HEATMAP_METHODS)
+    assert list(run["heatmap"]["ReRoPE"]) == ["1", "2", "4"]  # L and the tiny profile's test lengths
+    top = run["heatmap"]["YaRN"]["4"]
+    assert list(top) == [str(m) for m in bb._distances(4 * L, bb.HEATMAP_FRACTIONS)] and str(4 * L - 2) in top
+    assert set(run["training"]) >= {"text-b10", "retrieval-b10000"}
+
+
 def test_full_profile_code_path_at_toy_size(tiny_profile, monkeypatch):
     """Every experiment's *full*-profile code path, on the CPU at toy size: the settings the full profile reads
     (compile on, no thread pinning, every InvLeaky variant), its output folders (results/full), its JSON.
@@ -175,6 +211,7 @@ def test_full_profile_code_path_at_toy_size(tiny_profile, monkeypatch):
     """
     import torch
 
+    from rope_lib.experiments import base_bound as bb
     from rope_lib.experiments import finetune as ft
     from rope_lib.experiments import inverse_leaky as il
     from rope_lib.experiments import rerope_eval as rx
@@ -186,6 +223,7 @@ def test_full_profile_code_path_at_toy_size(tiny_profile, monkeypatch):
     monkeypatch.setattr(rx, "SWEEP_MULT", 4)  # the toy profile tests 2x and 4x only
     monkeypatch.setattr(ft, "EXTEND", 2)  # fine-tune to 2L, score at L, 2L, 4L
     monkeypatch.setitem(ft.SETTINGS, "full", {**ft.SETTINGS["full"], "steps": 3, "warmup_steps": 1, "snapshots": (1,)})
+    monkeypatch.setitem(bb.SETTINGS, "full", {"bases": (10.0, 1e4), "steps": 3, "curriculum": ((1, 2),)})
     monkeypatch.setitem(il.TIMING, "rounds", 1)
     monkeypatch.setitem(il.TIMING, "steps_per_round", 1)
     monkeypatch.setitem(il.TIMING, "warmup_steps", 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,8 @@ from rope_lib import data
 from rope_lib.evaluate import passkey_accuracy, passkey_hits
 from rope_lib.model import ModelConfig
 from rope_lib.train import TrainConfig, config_key, train
+
+MODEL = ModelConfig(d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=48, train_length=16)
 
 
 def test_insert_passkey_layout():
@@ -118,3 +122,77 @@ def test_passkey_training_has_its_own_cache_key(tmp_path, monkeypatch, corpus):
     for bad in (-0.1, 1.5, "half", True):
         with pytest.raises(ValueError, match="passkey_fraction"):
             TrainConfig(passkey_fraction=bad)
+
+
+def test_passkey_batch_curriculum_caps_the_distance(corpus):
+    stream = corpus.stream("train")
+    capped = data.passkey_batch(stream, 200, 32, np.random.default_rng(3), 1.0, max_distance=4)
+    distances = [int(31 - np.flatnonzero(row.numpy() == int(row[-1]))[0]) for row in capped]
+    assert set(distances) == {1, 2, 3, 4}  # every allowed distance drawn, none beyond
+    free = data.passkey_batch(stream, 200, 32, np.random.default_rng(3), 1.0, max_distance=100)
+    assert torch.equal(free, data.passkey_batch(stream, 200, 32, np.random.default_rng(3), 1.0))  # cap above range
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="max_distance"):
+            data.passkey_batch(stream, 4, 32, np.random.default_rng(0), 1.0, max_distance=bad)
+
+
+RETRIEVAL_KW = dict(passkey_reinit_norm=0.8, passkey_answer_weight=10.0, passkey_curriculum=((2, 4), (4, 8)))
+
+
+def test_retrieval_fields_enter_the_key_only_when_set():
+    text = TrainConfig(steps=6, warmup_steps=0)
+    keyed = replace(text, passkey_fraction=1.0)
+    assert not {"passkey_reinit_norm", "passkey_answer_weight", "passkey_curriculum"} & set(keyed.to_dict())
+    full = replace(keyed, init_from="a" * 64, **RETRIEVAL_KW)
+    assert full.to_dict()["passkey_curriculum"] == [[2, 4], [4, 8]]
+    keys = {config_key(MODEL, c, "d") for c in (keyed, replace(keyed, passkey_answer_weight=1.0), full)}
+    assert len(keys) == 3
+    assert [full.max_passkey_distance(t) for t in (0, 1, 2, 3, 4, 5)] == [4, 4, 8, 8, None, None]
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(passkey_answer_weight=1.0, passkey_fraction=0.0), "need passkey_fraction > 0"),
+        (dict(passkey_reinit_norm=1.0), "it needs init_from"),
+        (dict(passkey_answer_weight=-1.0), "passkey_answer_weight must be a finite number >= 0"),
+        (dict(passkey_reinit_norm=float("inf"), init_from="a" * 64), "passkey_reinit_norm must be a finite"),
+        (dict(passkey_answer_weight=True), "passkey_answer_weight"),
+        (dict(passkey_curriculum=((4, 8), (2, 16))), "passkey_curriculum must be a tuple"),
+        (dict(passkey_curriculum=((2, 8), (4, 8))), "increasing"),
+        (dict(passkey_curriculum=((0, 8),)), "passkey_curriculum"),
+        (dict(passkey_curriculum=[(2, 8)]), "passkey_curriculum"),
+        (dict(passkey_curriculum=((2, 8.0),)), "passkey_curriculum"),
+    ],
+)
+def test_bad_retrieval_fields_raise(kw, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(steps=6, warmup_steps=0, **{"passkey_fraction": 1.0, **kw})
+
+
+def test_reinit_redraws_only_the_passkey_rows_and_the_answer_weight_counts(tmp_path, monkeypatch, corpus):
+    monkeypatch.setenv("ROPE_CACHE_DIR", str(tmp_path))
+    text = TrainConfig(steps=3, batch_size=4, warmup_steps=0, num_threads=1)
+    parent, meta = train(MODEL, text, corpus=corpus, device="cpu", progress=False)
+    before = parent.embed.weight.detach().clone()
+    kw = dict(steps=1, lr=1e-9, passkey_fraction=1.0, init_from=meta["key"])  # lr ~0: the weights as initialised
+    child, _ = train(MODEL, replace(text, **kw, passkey_reinit_norm=0.8), corpus=corpus, device="cpu", progress=False)
+    after = child.embed.weight.detach()
+    rows = [data.PASSKEY_QUERY, *data.PASSKEY_SYMBOLS]
+    others = [i for i in range(after.shape[0]) if i not in rows]
+    torch.testing.assert_close(after[others], before[others], rtol=0, atol=1e-6)
+    torch.testing.assert_close(after[rows].norm(dim=1), torch.full((len(rows),), 0.8), rtol=0, atol=1e-4)
+    cos = torch.nn.functional.cosine_similarity(after[rows][:, None], after[rows][None], dim=-1)
+    assert cos[~torch.eye(len(rows), dtype=torch.bool)].abs().max() < 0.9  # no longer one shared direction
+    # the answer weight changes the update: same data and start, different weights after one step
+    kw = dict(steps=1, lr=1e-2, passkey_fraction=1.0, init_from=meta["key"])
+    plain, _ = train(MODEL, replace(text, **kw), corpus=corpus, device="cpu", progress=False, use_cache=False)
+    weighted, _ = train(
+        MODEL,
+        replace(text, **kw, passkey_answer_weight=10.0),
+        corpus=corpus,
+        device="cpu",
+        progress=False,
+        use_cache=False,
+    )
+    assert not torch.equal(plain.embed.weight, weighted.embed.weight)

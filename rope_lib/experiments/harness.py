@@ -200,6 +200,11 @@ def fixed_scheme(scheme: PositionScheme, mult: int) -> PositionScheme:
     return scheme
 
 
+def rerope_scheme(window: int, leaky_k: float | None = None, *, dagger: bool = False) -> PositionScheme:
+    """ReRoPE (or Leaky ReRoPE) attention with the model's own base; ``dagger``: log n at test time only."""
+    return PositionScheme({"rope_type": "default"}, log_n=dagger, attention="rerope", window=window, leaky_k=leaky_k)
+
+
 def row_name(method: str, log_n: str) -> str:
     """Su's naming: "NTK-mixed", "NTK-mixed-log n-dagger" (test time only), "NTK-mixed-log n" (trained)."""
     check_names("log n variants", [log_n], LOG_N_VARIANTS)

@@ -36,7 +36,7 @@ from ..model import ModelConfig, PositionScheme
 from ..rerope import rerope_relative_position
 from ..train import TrainConfig, train
 from .common import check_names, register
-from .harness import Harness, finish, fixed_scheme, method_rows, run_seeds, settings
+from .harness import Harness, finish, fixed_scheme, method_rows, rerope_scheme, run_seeds, settings
 
 NAME = "inverse_leaky"
 
@@ -79,7 +79,7 @@ def trained_relative_positions(train_length: int, window: int, leaky_k: float) -
 
 def invleaky_scheme(window: int, leaky_k: float) -> PositionScheme:
     """The *training* scheme: Leaky ReRoPE with the model's own base (inference is plain RoPE, ``PositionScheme()``)."""
-    return PositionScheme({"rope_type": "default"}, attention="rerope", window=window, leaky_k=leaky_k)
+    return rerope_scheme(window, leaky_k)
 
 
 def invleaky_configs(

@@ -15,20 +15,24 @@ from __future__ import annotations
 
 import functools
 
-from ..model import PositionScheme
 from .common import register
-from .harness import MODEL_OF_LOG_N, Harness, Row, finish, fixed_scheme, method_rows, row_name, run_seeds
+from .harness import (
+    MODEL_OF_LOG_N,
+    Harness,
+    Row,
+    finish,
+    fixed_scheme,
+    method_rows,
+    rerope_scheme,
+    row_name,
+    run_seeds,
+)
 
 NAME = "rerope"
 COMPARED_METHODS: tuple[str, ...] = ("Baseline", "NTK-fixed", "YaRN")
 WINDOW_FRACTIONS: tuple[float, ...] = (1 / 8, 1 / 4, 3 / 8, 1 / 2, 3 / 4, 1.0)  # Su: 64..512 at L = 512
 LEAKS: tuple[float, ...] = (64.0, 32.0, 16.0, 8.0)
 SWEEP_MULT = 8  # Su's sweeps are at 8x (train 512, test 4096)
-
-
-def rerope_scheme(window: int, leaky_k: float | None = None, *, dagger: bool = False) -> PositionScheme:
-    """ReRoPE (or Leaky ReRoPE) attention with the model's own base; ``dagger``: log n at test time only."""
-    return PositionScheme({"rope_type": "default"}, log_n=dagger, attention="rerope", window=window, leaky_k=leaky_k)
 
 
 def _rows(L: int, base: float, d: int) -> dict[str, list[Row]]:
