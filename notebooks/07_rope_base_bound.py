@@ -599,9 +599,10 @@ for m, g in claim4.items():
 # %% [markdown]
 # **Reproduced (ours), every method**: at 16x plain RoPE finds about a third of the keys in the far half; YaRN,
 # Dynamic YaRN and ReRoPE find all of them (+0.67) and NTK-aware most (+0.43). The loss-based ranking of notebooks
-# 04-05 holds for retrieval, with one difference: here NTK-aware is clearly better than plain RoPE, where its next-byte
-# accuracy gain at 8x was not decided (notebook 04). The key at the very start of a window is also the first byte the model reads, so the
-# far-end column mixes distance with a first-position effect; the claim averages the far half for that reason.
+# 04-05 holds for retrieval, with one difference: here NTK-aware is clearly better than plain RoPE, where its
+# next-byte accuracy gain at 8x was not decided (notebook 04). The key at the very start of a window is also the
+# first byte the model reads, so the far-end row mixes distance with a first-position effect; the claim averages
+# the far half for that reason.
 
 # %%
 assert all(decide(g, ">") for g in claim4.values())
