@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import _checks
+
 SYMPY_VERSION = "1.14.0"
 # sha256 of the assembled default corpus (see `_digest`): every *.py file under the sympy package, sorted by
 # relative path. Recorded with sympy==1.14.0 as installed from its wheel.
@@ -415,10 +417,8 @@ def passkey_batch(
     model keeps learning the language as well."""
     x = train_batch(stream, batch_size, length, rng).numpy()
     rows = np.flatnonzero(rng.random(batch_size) < fraction)
-    if max_distance is not None and (
-        isinstance(max_distance, bool) or not isinstance(max_distance, int) or max_distance < 1
-    ):
-        raise ValueError(f"max_distance must be an int >= 1 or None, got {max_distance!r}")
+    if max_distance is not None:
+        _checks.positive_int("max_distance", max_distance)
     if rows.size:
         lo, hi = passkey_distances(length + 1)
         hi = hi if max_distance is None else min(hi, max_distance)

@@ -113,9 +113,7 @@ class TrainConfig:
         ):
             raise ValueError(f"snapshots must be a tuple of increasing ints in [1, steps={self.steps}), got {snaps!r}")
         for name in ("passkey_reinit_norm", "passkey_answer_weight"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+            _checks.finite_number(name, getattr(self, name), at_least=0.0)
         uses_keys = self.passkey_reinit_norm or self.passkey_answer_weight or self.passkey_curriculum
         if uses_keys and not self.passkey_fraction:
             raise ValueError(
@@ -145,8 +143,15 @@ class TrainConfig:
             d["passkey_format"] = PASSKEY_FORMAT  # a new task layout is new training data: a new cache key
         else:
             del d["passkey_fraction"]
-        optional = ("length", "init_from", "snapshots", "passkey_reinit_norm", "passkey_answer_weight")
-        for name in (*optional, "passkey_curriculum"):  # absent when unset: earlier keys are unchanged
+        optional = (
+            "length",
+            "init_from",
+            "snapshots",
+            "passkey_reinit_norm",
+            "passkey_answer_weight",
+            "passkey_curriculum",
+        )
+        for name in optional:  # absent when unset: earlier keys are unchanged
             if not d[name]:
                 del d[name]
             elif name in ("snapshots", "passkey_curriculum"):

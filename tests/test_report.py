@@ -191,3 +191,14 @@ def test_bootstrap_resamples_seeds_and_files():
 def test_runs_must_have_the_same_rows():
     with pytest.raises(ValueError, match="run 1 has rows"):
         Rows([{"A": {}}, {"B": {}}])
+
+
+def test_shift_gap_moves_the_interval_and_every_seed_alike():
+    from rope_lib.report import shift_gap
+
+    g = {"diff": -0.5, "lo": -1.2, "hi": 0.1, "se": 0.3, "by_seed": [-0.4, -0.6, -0.5]}
+    s = shift_gap(g, 1.0)
+    assert set(s) == set(g) and s["se"] == 0.3  # the spread is not moved
+    assert [s["diff"], s["lo"], s["hi"], *s["by_seed"]] == pytest.approx([0.5, -0.2, 1.1, 0.6, 0.4, 0.5])
+    assert g["lo"] == -1.2  # the original is not changed
+    assert not decide(g, ">") and decide(shift_gap(g, 1.3), ">")  # "a - b > -1.3" holds where "a - b > 0" does not

@@ -12,8 +12,8 @@ keeps a good loss but loses long-range retrieval. Here, per training seed and pe
   one vector), the answer byte's cross-entropy weighted up, short key distances first. Its passkey accuracy at every
   distance 1..L-2 is the retrieval side; its text loss at L shows what learning retrieval cost.
 
-On the base-1e4 retrieval model, passkey accuracy beyond L (1x-16x, key distance as a fraction of the longest one
-a sample holds) for :data:`HEATMAP_METHODS` without fine-tuning: which extension methods keep retrieval.
+On the retrieval model at notebook 04's base (1e4), passkey accuracy beyond L (1x-16x, key distance as a fraction of
+the longest one a sample holds) for :data:`HEATMAP_METHODS` without fine-tuning: which extension methods keep retrieval.
 """
 
 from __future__ import annotations
@@ -120,8 +120,8 @@ def run(profile: str = "smoke", device: str | None = None, seed: int = 0, out=No
                     "passkey": {str(m): hits[i].tolist() for i, m in enumerate(distances)},
                 }
             bases[label] = entry
-        heatmap = {}
-        model = h.trained[f"retrieval-b{base_label(1e4)}"][0] if 1e4 in s["bases"] else None
+        heatmap = {}  # on the retrieval model at notebook 04's base, h.base
+        model = h.trained[f"retrieval-b{base_label(h.base)}"][0] if h.base in s["bases"] else None
         mults = (1, *h.mults)
         jobs = [(m, mult) for mult in mults for m in HEATMAP_METHODS] if model is not None else []
         samples = {}
@@ -131,7 +131,7 @@ def run(profile: str = "smoke", device: str | None = None, seed: int = 0, out=No
                 dist = _distances(T, HEATMAP_FRACTIONS)
                 samples[mult] = (dist, make_passkey_set(h.corpus, T, dist, HEATMAP_SAMPLES, seed=h.seed)[0])
             dist, x = samples[mult]
-            hits = passkey_hits(model, x, _heatmap_scheme(method, mult, L, 1e4, d), batch_tokens=h.batch_tokens)
+            hits = passkey_hits(model, x, _heatmap_scheme(method, mult, L, h.base, d), batch_tokens=h.batch_tokens)
             heatmap.setdefault(method, {})[str(mult)] = {str(m): hits[i].tolist() for i, m in enumerate(dist)}
         config = {
             "eval": h.eval_config(
@@ -147,7 +147,7 @@ def run(profile: str = "smoke", device: str | None = None, seed: int = 0, out=No
                     "multipliers": list(mults),
                     "distance_fractions": list(HEATMAP_FRACTIONS),
                     "samples": HEATMAP_SAMPLES,
-                    "base": 1e4,
+                    "base": h.base,
                     "rerope_window": L // 2,
                 },
             ),
