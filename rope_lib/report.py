@@ -6,8 +6,8 @@ per training seed) and answers the questions every table and claim cell asks: a 
 (mean over seeds, with the seed spread), per-sample accuracies, the gap between two rows bootstrapped over seeds
 and test files, the loss by position, the loss on the last L bytes. Accuracies are in percent, gaps in points.
 
-The decision rule for every claim (CONTRIBUTING.md): a claimed gap counts when the 95% interval of :meth:`Rows.gap`
-(or :meth:`Rows.loss_change`) excludes zero in the claimed direction (:func:`decide`).
+The gaps' bootstrap intervals describe a difference; claims are decided on the training-seed level by
+:mod:`rope_lib.verdicts` (CONTRIBUTING.md), from the per-seed estimates every gap dict carries (``by_seed``).
 """
 
 from __future__ import annotations
@@ -260,38 +260,8 @@ def format_gap(g: dict) -> str:
     return f"{g['diff']:+.2f} [{g['lo']:+.2f}, {g['hi']:+.2f}]"
 
 
-def shift_gap(g: dict, by: float) -> dict:
-    """The gap ``g`` + ``by``, its interval and per-seed values shifted alike: a "no worse than" claim with a margin,
-    a - b > -margin, is the gap shifted by the margin and decided by the one rule (CONTRIBUTING)."""
-    return {
-        **g,
-        "diff": g["diff"] + by,
-        "lo": g["lo"] + by,
-        "hi": g["hi"] + by,
-        "by_seed": [x + by for x in g["by_seed"]],
-    }
-
-
-def excludes_zero(g: dict) -> bool:
-    """Whether a gap's interval excludes 0."""
-    return g["lo"] > 0 or g["hi"] < 0
-
-
-def decide(g: dict, direction: str = ">") -> bool:
-    """The one decision rule: a claimed gap ``direction`` 0 (">" or "<") holds when its whole 95% interval (over
-    training seeds and test files) lies on that side of zero."""
-    if direction not in (">", "<"):
-        raise ValueError(f"direction must be '>' or '<', got {direction!r}")
-    return g["lo"] > 0 if direction == ">" else g["hi"] < 0
-
-
-def verdict(g: dict, direction: str = ">") -> str:
-    """ "reproduced" or "not reproduced" by :func:`decide`, for a claim cell's printed line."""
-    return "reproduced" if decide(g, direction) else "not reproduced"
-
-
 def seeds_agreeing(g: dict, direction: str = ">") -> str:
-    """``2/3 seeds``: how many per-seed differences lie on the claimed side of zero (a description, not the rule)."""
+    """``2/3 seeds``: how many per-seed differences lie on the given side of zero (a description for tables)."""
     by_seed = np.asarray(g["by_seed"])
     hits = int((by_seed > 0).sum() if direction == ">" else (by_seed < 0).sum())
     return f"{hits}/{by_seed.size} seeds"

@@ -416,7 +416,8 @@ def log_n_scale(positions: torch.Tensor | Sequence[int], original_length: int) -
     if pos.numel() and int(pos.min()) < 0:
         raise ValueError(f"positions must be >= 0 (0-based token indices), got min {int(pos.min())}")
     n = pos.to(torch.float64) + 1
-    return torch.clamp(torch.log(n) / math.log(L), min=1.0)
+    # exactly 1 for n <= L by construction: at n = L, torch's log(L) / math.log(L) is 1 only if both round alike
+    return torch.where(n <= L, 1.0, torch.log(n) / math.log(L))
 
 
 # ----------------------------------------------------------------------------------------------------------------

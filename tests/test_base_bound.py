@@ -78,7 +78,7 @@ def test_bias_sum_uses_the_library_frequencies():
 @pytest.mark.parametrize("d, L", [(8, 20), (8, 57), (16, 150), (16, 200)])
 def test_search_equals_su_procedure_evaluated_in_full(d, L):
     r = base_search(L, d, levels=3)
-    assert r.base == naive_su(L, d, 3)
+    assert r.base == naive_su(L, d, 3)  # both pick a point of the same float grid (same expression): exact
     assert r.levels[-1] == r.base and len(r.levels) == 4
 
 
@@ -91,7 +91,7 @@ def test_documented_resolution_holds():
     assert math.isclose(j * r.step, r.base, rel_tol=1e-12)
     below = np.arange(1, j) * r.step
     assert not passes(below[below > 1], L, d).any()
-    assert r.step == r.levels[-2] / 10**5
+    assert r.step == r.levels[-2] / 10**5  # the library's own expression B / 10**k: exact
 
 
 def test_bound_is_not_monotone_so_bisection_would_fail():

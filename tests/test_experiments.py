@@ -164,6 +164,7 @@ def test_rerope_json(tiny_profile, monkeypatch):
     assert [row["window"] for name, row in window.items() if name.endswith("log n")] == [2, 4, 6, 8, 12, 16]
     assert len(leak) == 2 * len(rx.LEAKS)
     # the main ReRoPE row (w = L/2, plain model) and the sweep's w = L/2 row score the same samples the same way
+    # (same model, scheme, samples and batch: the same computation, or its cached result - exact by construction)
     for kind in ("repeated", "non_repeated"):
         got, want = window["ReRoPE-w8"]["metrics"][kind]["4"], main["ReRoPE"]["metrics"][kind]["4"]
         np.testing.assert_array_equal(got["acc_per_sample"], want["acc_per_sample"])

@@ -20,6 +20,7 @@ def _weights(model) -> list[torch.Tensor]:
 
 
 def _same(a, b) -> bool:
+    # bitwise on purpose: a resumed run replays the same ops on the same shapes (one thread), so it must match
     return all(torch.equal(x, y) for x, y in zip(a, b))
 
 

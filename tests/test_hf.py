@@ -191,7 +191,8 @@ def test_config_gpt_oss_yarn_no_truncate():
     config = gpt_oss()
     unscaled = rope_lib.inv_freq(64, 150000.0)
     assert_parity(rope_lib.frequencies(config), ROPE_INIT_FUNCTIONS["yarn"](config), "gpt-oss", unscaled)
-    # flat rope_parameters, two declared layer types: either may be named, both give the same
+    # flat rope_parameters, two declared layer types: either may be named, both give the same (one dict, the same
+    # call: bitwise)
     for layer_type in ("sliding_attention", "full_attention"):
         assert torch.equal(rope_lib.frequencies(config, layer_type=layer_type)[0], rope_lib.frequencies(config)[0])
     with pytest.raises(ValueError, match="layer_type"):
@@ -244,12 +245,12 @@ def test_config_nested_per_layer_type():
     full = rope_lib.frequencies(config, layer_type="full_attention")
     assert_parity(full, ROPE_INIT_FUNCTIONS["linear"](config, layer_type="full_attention"), "gemma3 full")
     sliding = rope_lib.frequencies(config, layer_type="sliding_attention")
-    torch.testing.assert_close(sliding[0], rope_lib.inv_freq(64, 10000.0), rtol=0, atol=0)
+    torch.testing.assert_close(sliding[0], rope_lib.inv_freq(64, 10000.0), rtol=0, atol=0)  # the same call: bitwise
     with pytest.raises(ValueError, match="layer_type"):
         rope_lib.frequencies(config)  # ambiguous: two different dicts
     with pytest.raises(ValueError, match="layer_type"):
         rope_lib.frequencies(config, layer_type="global")
-    # a nested dict works the same way with layer_type, and still refuses without it
+    # a nested dict works the same way with layer_type (the same dict and call: bitwise), and still refuses without it
     nested = {k: dict(v) for k, v in config.rope_parameters.items()}
     assert torch.equal(rope_lib.frequencies(nested, 64, layer_type="full_attention")[0], full[0])
     with pytest.raises(ValueError, match="nested"):
@@ -257,7 +258,9 @@ def test_config_nested_per_layer_type():
 
 
 def test_duck_typed_legacy_config_without_transformers_types():
-    """scaling.py never imports transformers: any object with the attributes works (legacy rope_scaling too)."""
+    """scaling.py never imports transformers: any object with the attributes works (legacy rope_scaling too).
+
+    Each config resolves to the very call it is compared with (same function, same float arguments): bitwise."""
     cfg = types.SimpleNamespace(
         rope_theta=10000.0,
         rope_scaling={"type": "ntk_fixed", "factor": 4.0},
@@ -347,6 +350,7 @@ def test_bad_configs_raise_naming_the_key(make, match):
 
 def test_dict_input_unchanged_and_needs_head_dim():
     params = {"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0, "original_max_position_embeddings": 256}
+    # the dict resolves to this very call (defaults included): bitwise
     assert torch.equal(rope_lib.frequencies(params, 64)[0], S.yarn_frequencies(64, 1e4, 4.0, 256)[0])
     with pytest.raises(ValueError, match="head_dim"):
         rope_lib.frequencies(params)
@@ -447,7 +451,7 @@ def test_native_types_equal_transformers(family, name):
     rotary = type(model.model.rotary_emb)
     assert rotary is (hf.IdentityRotary if name in hf.LENGTH_DEPENDENT else hf.StaticRotary)
     hf.remove(model)
-    assert torch.equal(logits(model, x), theirs)
+    assert torch.equal(logits(model, x), theirs)  # the very modules back, same input and threads: bitwise
 
 
 ROUTES = {
@@ -473,7 +477,7 @@ def test_remove_restores_bit_identical(name):
     assert model.model.rotary_emb is rotary and model.config._attn_implementation == impl
     assert not hasattr(model, "_rope_lib_patch")
     assert all(not hasattr(layer.self_attn, "_rope_lib_patch") for layer in model.model.layers)
-    assert torch.equal(logits(model, x), before)
+    assert torch.equal(logits(model, x), before)  # the very modules back, same input and threads: bitwise
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2", "mistral", "qwen3"])

@@ -50,7 +50,7 @@ def test_trained_positions_dense_inside_sparse_outside():
     L, s = 64, 16
     w, k = il.invleaky_window(L), il.invleaky_leak(s)
     p = il.trained_relative_positions(L, w, k)
-    np.testing.assert_array_equal(p[:w], np.arange(w))
+    np.testing.assert_array_equal(p[:w], np.arange(w))  # r itself (whole numbers in float64) inside the window
     np.testing.assert_allclose(np.diff(p[w:]), 2 * s)  # every 2s-th position beyond the window
     test = np.arange(s * L)
     dist = np.abs(test[:, None] - p[None, :]).min(1)

@@ -80,7 +80,7 @@ def test_schemes_switch_at_evaluation_time():
     m, x = tiny(), tokens(2, 4 * L)
     with torch.no_grad():
         base = m(x)
-        assert torch.equal(base, m(x, ROPE))
+        assert torch.equal(base, m(x, ROPE))  # None means ROPE: the same forward, bitwise
         pi1 = m(x, PositionScheme({"rope_type": "linear", "factor": 1.0}))
         pi4 = m(x, SCHEMES["pi"])
         ntk = m(x, PositionScheme({"rope_type": "ntk", "factor": 4.0}))

@@ -412,7 +412,7 @@ def test_flex_float64_equals_the_definition(causal, leak):
 def test_implementation_choice():
     q, k, v = qkv((1, 2), 33, 8, seed=2)
     f = inv_freq(8)
-    auto = rerope_attention(q, k, v, f, window=5)  # CPU: auto is the blockwise path
+    auto = rerope_attention(q, k, v, f, window=5)  # CPU: auto is the blockwise path (the same code: bitwise)
     assert torch.equal(auto, rerope_attention(q, k, v, f, window=5, implementation="blockwise"))
     assert torch.equal(
         rerope_attention(q, k, v, f, window=5, implementation="reference"),

@@ -16,6 +16,7 @@ TRAIN = TrainConfig(steps=6, batch_size=4, lr=3e-3, warmup_steps=2, save_every=2
 
 
 def _same_weights(a, b) -> bool:
+    # bitwise on purpose: a cache hit or a resumed run replays the same ops on the same shapes (one thread)
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
@@ -79,7 +80,7 @@ def test_token_metrics_and_batching(cache, corpus):
     np.testing.assert_allclose(a["loss_per_position"], b["loss_per_position"], rtol=1e-5)
     assert a["acc"] == pytest.approx(float(np.mean(a["acc_per_sample"])))
     assert a["hit_matrix"].shape == a["loss_matrix"].shape == (3, 63) and set(np.unique(a["hit_matrix"])) <= {0.0, 1.0}
-    np.testing.assert_array_equal(a["hit_matrix"].mean(1), a["acc_per_sample"])
+    np.testing.assert_array_equal(a["hit_matrix"].mean(1), a["acc_per_sample"])  # the same numpy mean: bitwise
     argmax = model(x[:, :-1], scheme).argmax(-1)  # the hits are the argmax's, prediction by prediction
     np.testing.assert_array_equal(a["hit_matrix"], (argmax == x[:, 1:]).double().numpy())
     assert last_window_loss(a["loss_per_position"], 16) == pytest.approx(float(a["loss_per_position"][-15:].mean()))
@@ -91,7 +92,7 @@ def test_bootstrap_difference():
     rng = np.random.default_rng(0)
     a = rng.uniform(0.3, 0.6, 50)
     same = bootstrap_difference(a, a)
-    assert same["diff"] == same["lo"] == same["hi"] == 0.0
+    assert same["diff"] == same["lo"] == same["hi"] == 0.0  # a - a is exactly 0 in every draw
     shifted = bootstrap_difference(a + 0.05, a)
     assert shifted["lo"] == pytest.approx(0.05) and shifted["hi"] == pytest.approx(0.05)  # paired: text cancels
     noisy = bootstrap_difference(a + rng.normal(0.02, 0.01, 50), a, seed=1)

@@ -1,0 +1,322 @@
+"""Claim verdicts decided on the training-seed level, and one record per claim (CONTRIBUTING.md, "Verdicts").
+
+Why the seed level: training turns a CPU's rounding into what is in effect another draw of training noise, so a
+verdict must hold for the seeds as a sample of training runs, not for the particular weights one machine produced.
+Each training seed gives one estimate (the mean over its own test windows); the verdict reads the Student-t 95%
+interval over those estimates:
+
+- ``reproduced``: the interval lies entirely on the claimed side of the threshold (0 unless the claim has a margin);
+- ``consistent``: every seed's estimate is on the claimed side, but the interval reaches across the threshold;
+- ``reversed``: the interval lies entirely on the other side;
+- ``not reproduced``: anything else (seeds on both sides, or every seed on the other side within noise).
+
+A notebook states each verdict next to its claim (``stated``): one of the tiers above when the committed run and the
+emulated second machine (``make second-machine``) agree, ``not decided`` when they do not. :class:`ClaimBook` prints
+one line per claim and records it in ``results/<profile>/verdicts/<notebook>.json``; ``python -m rope_lib.verdicts``
+compares two such folders claim by claim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._checks import atomic_write, finite_number
+from .utils import results_dir
+
+TIERS = ("reproduced", "consistent", "not reproduced", "reversed")
+NOT_DECIDED = "not decided"
+STATED = (*TIERS, NOT_DECIDED)
+DIRECTIONS = (">", "<")
+LEVEL = 0.95
+
+
+def _t_two_sided_mass(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with integer ``df`` degrees of freedom (closed form: Abramowitz & Stegun 26.7.3-4)."""
+    theta = math.atan(t / math.sqrt(df))
+    s, c2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2:  # odd: 2/pi (theta + sin cos (1 + 2/3 cos^2 + 2*4/(3*5) cos^4 + ...)), the series ending at cos^(df-3)
+        term, total = 1.0, 1.0 if df > 1 else 0.0
+        for k in range(1, (df - 3) // 2 + 1):
+            term *= c2 * (2 * k) / (2 * k + 1)
+            total += term
+        return 2 / math.pi * (theta + (s * math.cos(theta) * total if df > 1 else 0.0))
+    term, total = 1.0, 1.0  # even: sin (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...), ending at cos^(df-2)
+    for k in range(1, (df - 2) // 2 + 1):
+        term *= c2 * (2 * k - 1) / (2 * k)
+        total += term
+    return s * total
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` >= 1 degrees of freedom, by bisection on the CDF."""
+    if not 0.5 < p < 1:
+        raise ValueError(f"p must be in (0.5, 1), got {p!r}")
+    if not isinstance(df, int) or isinstance(df, bool) or df < 1:
+        raise ValueError(f"df must be a positive integer, got {df!r}")
+    mass = 2 * p - 1  # P(|T| < t) at the p quantile
+    lo, hi = 0.0, 1.0
+    while _t_two_sided_mass(hi, df) < mass:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_two_sided_mass(mid, df) < mass else (lo, mid)
+    return (lo + hi) / 2
+
+
+def seed_interval(by_seed, level: float = LEVEL) -> tuple[float, float, float]:
+    """(mean, lo, hi): the Student-t ``level`` interval of the mean of the per-seed estimates (needs >= 2 seeds)."""
+    x = np.asarray(by_seed, dtype=np.float64)
+    if x.ndim != 1 or x.size < 2 or not np.isfinite(x).all():
+        raise ValueError(f"by_seed must be a 1-d array of >= 2 finite per-seed estimates, got {by_seed!r}")
+    mean = float(x.mean())
+    half = t_quantile((1 + level) / 2, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return mean, mean - half, mean + half
+
+
+def tier(by_seed, direction: str = ">", threshold: float = 0.0, level: float = LEVEL) -> str:
+    """The seed-level tier of the claim "estimate ``direction`` ``threshold``" (module docstring)."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    sign = 1.0 if direction == ">" else -1.0
+    # in claimed units: > 0 means on the claimed side of the threshold
+    x = sign * (np.asarray(by_seed, dtype=np.float64) - threshold)
+    _, lo, hi = seed_interval(x, level)
+    if lo > 0:
+        return "reproduced"
+    if hi < 0:
+        return "reversed"
+    return "consistent" if bool((x > 0).all()) else "not reproduced"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One decided claim, as recorded (see :class:`ClaimBook`); ``holds``: this run's tier is the stated one."""
+
+    id: str
+    notebook: str
+    claim: str
+    source: str
+    quantity: str
+    direction: str
+    threshold: float
+    by_seed: list[float]
+    mean: float
+    seed_lo: float
+    seed_hi: float
+    boot_lo: float | None
+    boot_hi: float | None
+    tier: str
+    stated: str
+
+    @property
+    def holds(self) -> bool:
+        """Whether this run decides the claim as the notebook states it (never for a claim stated "not decided")."""
+        return self.tier == self.stated
+
+    def line(self) -> str:
+        seeds = " ".join(f"{x:+.2f}" for x in self.by_seed)
+        boot = "" if self.boot_lo is None else f", bootstrap [{self.boot_lo:+.2f}, {self.boot_hi:+.2f}]"
+        stated = "" if self.holds else f" (stated: {self.stated})"
+        return (
+            f"{self.claim} ({self.direction} {self.threshold:g}): {self.mean:+.2f}, seeds {seeds}, "
+            f"95% seed interval [{self.seed_lo:+.2f}, {self.seed_hi:+.2f}]{boot} -> {self.tier}{stated}"
+        )
+
+
+def _check_text(name: str, value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+class ClaimBook:
+    """The verdicts of one notebook: :meth:`decide` prints a claim's line and records it.
+
+    The record file ``<results_dir(profile) or out>/verdicts/<notebook>.json`` is rewritten (atomically) after every
+    claim, so it always holds exactly the claims this run has decided so far; a new book starts it afresh.
+    """
+
+    def __init__(self, notebook: str, profile: str = "smoke", out: str | Path | None = None) -> None:
+        self.notebook = _check_text("notebook", notebook)
+        folder = results_dir(profile) if out is None else Path(out)
+        self.path = folder / "verdicts" / f"{notebook}.json"
+        self.records: dict[str, Verdict] = {}
+        self._write()
+
+    def decide(
+        self,
+        id: str,
+        gap: dict,
+        direction: str = ">",
+        *,
+        claim: str,
+        stated: str,
+        source: str = "ours",
+        quantity: str = "accuracy gap (points)",
+        threshold: float = 0.0,
+        quiet: bool = False,
+    ) -> Verdict:
+        """Decide the claim "``gap`` ``direction`` ``threshold``" on its per-seed estimates (``gap["by_seed"]``).
+
+        ``gap``: a dict from :meth:`rope_lib.report.Rows.gap` / ``bootstrap_difference`` (its bootstrap interval
+        ``lo``/``hi`` is recorded beside the seed-level one) or any ``{"by_seed": [...]}``. ``stated``: the verdict
+        the notebook's text gives, one of :data:`STATED`. ``threshold`` states a margin (e.g. "no worse than one
+        point": ``">"`` with ``threshold=-1``). Prints the claim's line unless ``quiet``; returns the
+        :class:`Verdict` (assert ``v.holds`` in the claim cell for a decided claim).
+        """
+        _check_text("id", id)
+        before = self.records.get(id)
+        if before is not None and (before.claim, before.direction, before.threshold) != (claim, direction, threshold):
+            # re-running a cell in Jupyter re-decides its claims (the record is replaced); two claims, one id is a bug
+            raise ValueError(f"claim id {id!r} is decided twice in notebook {self.notebook!r}, for two claims")
+        if stated not in STATED:
+            raise ValueError(f"stated must be one of {STATED}, got {stated!r}")
+        if not isinstance(gap, dict) or "by_seed" not in gap:
+            raise ValueError(f"gap must be a dict with per-seed estimates under 'by_seed', got {gap!r}")
+        threshold = finite_number("threshold", threshold)
+        by_seed = [float(x) for x in gap["by_seed"]]
+        mean, lo, hi = seed_interval(by_seed)
+        v = Verdict(
+            id=id,
+            notebook=self.notebook,
+            claim=_check_text("claim", claim),
+            source=_check_text("source", source),
+            quantity=_check_text("quantity", quantity),
+            direction=direction,
+            threshold=threshold,
+            by_seed=by_seed,
+            mean=mean,
+            seed_lo=lo,
+            seed_hi=hi,
+            boot_lo=None if "lo" not in gap else float(gap["lo"]),
+            boot_hi=None if "hi" not in gap else float(gap["hi"]),
+            tier=tier(by_seed, direction, threshold),
+            stated=stated,
+        )
+        self.records[id] = v
+        self._write()
+        if not quiet:
+            print(v.line())
+        return v
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        records = [_rounded(asdict(v)) for v in self.records.values()]
+        text = json.dumps({"notebook": self.notebook, "claims": records}, indent=1, ensure_ascii=False) + "\n"
+        atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _rounded(record: dict) -> dict:
+    """6 significant digits for every float: records are compared by tier, not by their last bits."""
+
+    def r(x):
+        return float(f"{x:.6g}") if isinstance(x, float) else [r(y) for y in x] if isinstance(x, list) else x
+
+    return {k: r(v) for k, v in record.items()}
+
+
+def load(folder: str | Path) -> dict[str, dict]:
+    """Every claim record under ``folder`` (a ``verdicts`` folder of ``<notebook>.json`` files), by claim id."""
+    folder = Path(folder)
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise ValueError(f"no verdict records (*.json) in {folder}")
+    out: dict[str, dict] = {}
+    for f in files:
+        for rec in json.loads(f.read_text(encoding="utf-8"))["claims"]:
+            if rec["id"] in out:
+                raise ValueError(f"claim id {rec['id']!r} is recorded twice ({f.name})")
+            out[rec["id"]] = rec
+    return out
+
+
+def compare(committed: dict[str, dict], other: dict[str, dict]) -> tuple[list[str], list[str]]:
+    """(report lines, problems) for two runs' records of the same claims.
+
+    A problem is what makes a verdict machine-dependent as stated: a claim stated as a tier that either run decides
+    otherwise, a claim stated "not decided" on which both runs agree (it is decided: state it), or a claim only
+    one run recorded.
+    """
+    lines, problems = [], []
+    for cid in sorted(set(committed) | set(other)):
+        if cid not in committed or cid not in other:
+            problems.append(f"{cid}: recorded only in the {'committed' if cid in committed else 'other'} run")
+            continue
+        a, b = committed[cid], other[cid]
+        if a["tier"] != b["tier"]:
+            lines.append(f"{cid}: committed {a['tier']}, other machine {b['tier']} (stated: {a['stated']})")
+        if a["stated"] in TIERS and not (a["tier"] == b["tier"] == a["stated"]):
+            problems.append(f"{cid}: stated {a['stated']}, committed {a['tier']}, other machine {b['tier']}")
+        if a["stated"] == NOT_DECIDED and a["tier"] == b["tier"]:
+            problems.append(f"{cid}: stated {NOT_DECIDED}, but both runs say {a['tier']}")
+    return lines, problems
+
+
+def summary(committed: dict[str, dict], other: dict[str, dict]) -> str:
+    """A Markdown summary of the stated verdicts per notebook (how many claims in each tier), then every claim stated
+    "not decided" with the two runs' tiers: the block the README shows between its ``verdicts`` markers."""
+    notebooks = sorted({r["notebook"] for r in committed.values()})
+    head = ["notebook", "claims", *STATED]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for nb in notebooks:
+        stated = [r["stated"] for r in committed.values() if r["notebook"] == nb]
+        lines.append("| " + " | ".join([nb, str(len(stated)), *(str(stated.count(t)) for t in STATED)]) + " |")
+    undecided = [r for r in committed.values() if r["stated"] == NOT_DECIDED]
+    lines += ["", f"Not decided ({len(undecided)}: the committed run and the second machine give different tiers):"]
+    lines += [
+        f"- `{r['id']}` {r['claim']}: {r['tier']} here, {other[r['id']]['tier']} on the second machine"
+        if r["id"] in other
+        else f"- `{r['id']}` {r['claim']}: {r['tier']} here, not recorded on the second machine"
+        for r in sorted(undecided, key=lambda r: r["id"])
+    ]
+    return "\n".join(lines) + "\n"
+
+
+README_START, README_END = "<!-- verdicts:start -->\n", "<!-- verdicts:end -->"
+
+
+def write_summary(path: Path, block: str) -> None:
+    """Replace the text between the ``verdicts`` markers of ``path`` (a README) with ``block``, atomically."""
+    text = path.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{path} has no {README_START.strip()} ... {README_END} block to rewrite")
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    new = head + README_START + block + README_END + tail
+    atomic_write(path, lambda tmp: tmp.write_text(new, encoding="utf-8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m rope_lib.verdicts",
+        description="Compare the verdict records of two runs (e.g. the committed one and an emulated second machine).",
+    )
+    parser.add_argument("committed", type=Path, help="verdicts folder of the committed run (results/smoke/verdicts)")
+    parser.add_argument("other", type=Path, help="verdicts folder of the other run")
+    parser.add_argument("--summary", action="store_true", help="print the README's Markdown summary instead")
+    parser.add_argument("--readme", type=Path, help="also rewrite the summary between this file's verdicts markers")
+    args = parser.parse_args(argv)
+    committed, other = load(args.committed), load(args.other)
+    if args.summary:
+        print(summary(committed, other), end="")
+        return 0
+    if args.readme is not None:
+        write_summary(args.readme, summary(committed, other))
+    lines, problems = compare(committed, other)
+    print(f"{len(committed)} claims; {len(lines)} tier(s) differ between the two runs")
+    for line in lines:
+        print("  " + line)
+    for p in problems:
+        print("PROBLEM " + p)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The seed-level decision rule, the claim records, and the committed verdicts checked against both machines."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rope_lib import verdicts as V
+from rope_lib.utils import repo_root
+
+# Two-sided 95% critical values of Student's t (0.975 quantiles), as tabulated in Abramowitz & Stegun, Table 26.10.
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 10: 2.228, 30: 2.042}
+
+
+@pytest.mark.parametrize("df, want", sorted(T_975.items()))
+def test_t_quantile_matches_the_table(df, want):
+    assert V.t_quantile(0.975, df) == pytest.approx(want, abs=5e-4)
+
+
+def test_t_quantile_tends_to_the_normal_and_is_monotone():
+    assert V.t_quantile(0.975, 2000) == pytest.approx(1.95996, abs=2e-3)  # the normal's 0.975 quantile
+    qs = [V.t_quantile(p, 3) for p in (0.6, 0.75, 0.9, 0.975, 0.995)]
+    assert all(a < b for a, b in zip(qs, qs[1:]))
+    # the CDF's closed form against a numerical integral of the density (df = 3 and 4: odd and even series)
+    for df in (3, 4):
+        t = np.linspace(0, V.t_quantile(0.975, df), 200001)
+        dens = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2)) * (1 + t**2 / df) ** (
+            -(df + 1) / 2
+        )
+        assert 2 * np.trapezoid(dens, t) == pytest.approx(0.95, abs=1e-8)
+
+
+@pytest.mark.parametrize("bad", [dict(p=0.5, df=2), dict(p=1.0, df=2), dict(p=0.975, df=0), dict(p=0.975, df=2.0)])
+def test_t_quantile_refuses_bad_arguments(bad):
+    with pytest.raises(ValueError, match="p must|df must"):
+        V.t_quantile(**bad)
+
+
+def test_seed_interval_is_the_t_interval():
+    mean, lo, hi = V.seed_interval([1.0, 2.0, 3.0])
+    half = V.t_quantile(0.975, 2) * 1.0 / math.sqrt(3)
+    assert (mean, lo, hi) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
+    with pytest.raises(ValueError, match="by_seed"):
+        V.seed_interval([1.0])
+    with pytest.raises(ValueError, match="by_seed"):
+        V.seed_interval([1.0, float("nan")])
+
+
+@pytest.mark.parametrize(
+    "by_seed, direction, threshold, want",
+    [
+        ([3.0, 3.1, 2.9], ">", 0.0, "reproduced"),
+        ([1.0, 2.0, 3.0], ">", 0.0, "consistent"),  # all positive, interval [-0.48, 4.48]
+        ([-1.0, 2.0, 3.0], ">", 0.0, "not reproduced"),
+        ([-1.0, -2.0, -3.0], ">", 0.0, "not reproduced"),  # all on the other side, but within noise
+        ([-3.0, -3.1, -2.9], ">", 0.0, "reversed"),
+        ([-3.0, -3.1, -2.9], "<", 0.0, "reproduced"),
+        ([-1.0, -2.0, -3.0], "<", 0.0, "consistent"),
+        ([0.5, 0.6, 0.4], ">", -1.0, "reproduced"),  # no worse than one point
+        ([-0.5, -0.6, -0.4], ">", -1.0, "reproduced"),
+        ([-1.5, -1.6, -1.4], ">", -1.0, "reversed"),
+        ([4.0, 4.1, 3.9], "<", 5.0, "reproduced"),  # within 5
+    ],
+)
+def test_tiers(by_seed, direction, threshold, want):
+    assert V.tier(by_seed, direction, threshold) == want
+
+
+def test_tier_refuses_a_bad_direction():
+    with pytest.raises(ValueError, match="direction must be one of"):
+        V.tier([1.0, 2.0], ">=")
+
+
+def test_claim_book_records_every_claim(tmp_path, capsys):
+    book = V.ClaimBook("99", out=tmp_path)
+    assert json.loads(book.path.read_text())["claims"] == []  # a new book starts the record afresh
+    g = {"diff": 3.0, "lo": 2.5, "hi": 3.5, "by_seed": [3.0, 3.1, 2.9]}
+    v = book.decide("99.a", g, ">", claim="A - B", stated="reproduced", source="Su")
+    assert v.holds and v.tier == "reproduced" and "A - B" in capsys.readouterr().out
+    w = book.decide("99.b", {"by_seed": [1.0, -1.0, 2.0]}, "<", claim="C - D", stated="not decided", quiet=True)
+    assert not w.holds and w.boot_lo is None and capsys.readouterr().out == ""
+    recs = json.loads(book.path.read_text())["claims"]
+    assert [r["id"] for r in recs] == ["99.a", "99.b"]
+    assert recs[0]["by_seed"] == [3.0, 3.1, 2.9] and recs[0]["tier"] == "reproduced" and recs[0]["boot_lo"] == 2.5
+    assert V.load(tmp_path / "verdicts") == {r["id"]: r for r in recs}
+    V.ClaimBook("99", out=tmp_path)  # re-running the notebook replaces its records
+    assert json.loads(book.path.read_text())["claims"] == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(stated="probably"), "stated must be one of"),
+        (dict(direction="="), "direction must be one of"),
+        (dict(threshold=float("inf")), "threshold must be a finite number"),
+        (dict(claim=""), "claim must be a non-empty string"),
+    ],
+)
+def test_claim_book_refuses_bad_claims(tmp_path, kwargs, match):
+    book = V.ClaimBook("99", out=tmp_path)
+    args = dict(claim="A - B", stated="reproduced") | kwargs
+    direction = args.pop("direction", ">")
+    with pytest.raises(ValueError, match=match):
+        book.decide("99.a", {"by_seed": [1.0, 2.0, 3.0]}, direction, **args)
+    assert json.loads(book.path.read_text())["claims"] == []  # nothing recorded for a refused claim
+
+
+def test_claim_book_refuses_one_id_for_two_claims_and_a_gap_without_seeds(tmp_path):
+    book = V.ClaimBook("99", out=tmp_path)
+    book.decide("99.a", {"by_seed": [1.0, 2.0, 3.0]}, claim="A", stated="consistent", quiet=True)
+    again = book.decide("99.a", {"by_seed": [3.0, 3.1, 2.9]}, claim="A", stated="reproduced", quiet=True)
+    assert list(book.records.values()) == [again]  # a re-run cell replaces its record
+    with pytest.raises(ValueError, match="decided twice"):
+        book.decide("99.a", {"by_seed": [1.0, 2.0, 3.0]}, claim="B", stated="consistent")
+    with pytest.raises(ValueError, match="by_seed"):
+        book.decide("99.b", {"diff": 1.0}, claim="B", stated="consistent")
+
+
+def _rec(cid, tier, stated):
+    return {"id": cid, "tier": tier, "stated": stated}
+
+
+def test_compare_flags_every_machine_dependent_statement():
+    committed = {
+        "a": _rec("a", "reproduced", "reproduced"),  # agrees: fine
+        "b": _rec("b", "reproduced", "reproduced"),  # flips on the other machine but stated as decided: a problem
+        "c": _rec("c", "consistent", "not decided"),  # flips and is stated not decided: fine
+        "d": _rec("d", "consistent", "not decided"),  # does not flip, yet stated not decided: a problem
+        "e": _rec("e", "reversed", "reversed"),  # only in the committed run: a problem
+    }
+    other = {k: dict(v) for k, v in committed.items() if k != "e"}
+    other["b"]["tier"] = "consistent"
+    other["c"]["tier"] = "not reproduced"
+    lines, problems = V.compare(committed, other)
+    assert [ln.split(":")[0] for ln in lines] == ["b", "c"]
+    assert [p.split(":")[0] for p in problems] == ["b", "d", "e"]
+
+
+def test_main_exits_non_zero_on_a_problem(tmp_path, capsys):
+    for name, tier in (("one", "reproduced"), ("two", "consistent")):
+        book = V.ClaimBook("99", out=tmp_path / name)
+        book.decide("99.a", {"by_seed": [3.0, 3.1, 2.9] if tier == "reproduced" else [1.0, 2.0, 3.0]}, claim="A",
+                    stated="reproduced", quiet=True)
+    assert V.main([str(tmp_path / "one" / "verdicts"), str(tmp_path / "one" / "verdicts")]) == 0
+    assert V.main([str(tmp_path / "one" / "verdicts"), str(tmp_path / "two" / "verdicts")]) == 1
+    assert "PROBLEM 99.a" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no verdict records"):
+        V.load(tmp_path)
+
+
+TRAINED_NOTEBOOKS = ("04", "05", "06", "07", "08")
+
+
+def test_committed_verdicts_hold_on_both_machines():
+    """Every stated verdict of the committed smoke run against the emulated second machine (`make second-machine`):
+    a claim stated as a tier has that tier in both runs; one stated "not decided" differs between them."""
+    here = repo_root() / "results" / "smoke" / "verdicts"
+    there = repo_root() / "results" / "smoke" / "second-machine" / "verdicts"
+    assert sorted(p.stem for p in here.glob("*.json")) == list(TRAINED_NOTEBOOKS)
+    committed, other = V.load(here), V.load(there)
+    assert committed, "no claims recorded"
+    _, problems = V.compare(committed, other)
+    assert not problems, "\n".join(problems)
+
+
+def test_summary_counts_stated_verdicts_and_lists_the_undecided():
+    committed = {
+        "a": _rec("a", "reproduced", "reproduced") | {"notebook": "04", "claim": "A"},
+        "b": _rec("b", "consistent", "not decided") | {"notebook": "04", "claim": "B"},
+        "c": _rec("c", "reversed", "reversed") | {"notebook": "05", "claim": "C"},
+    }
+    other = {k: dict(v) for k, v in committed.items()}
+    other["b"]["tier"] = "not reproduced"
+    text = V.summary(committed, other)
+    assert "| 04 | 2 | 1 | 0 | 0 | 0 | 1 |" in text and "| 05 | 1 | 0 | 0 | 0 | 1 | 0 |" in text
+    assert "- `b` B: consistent here, not reproduced on the second machine" in text
+
+
+def test_readme_shows_the_committed_summary():
+    """The README's verdict summary is generated (`python -m rope_lib.verdicts ... --summary`), never hand-edited."""
+    readme = (repo_root() / "README.md").read_text(encoding="utf-8")
+    start, end = V.README_START, V.README_END
+    assert start in readme and end in readme, "README.md lacks the verdicts block"
+    block = readme.split(start, 1)[1].split(end, 1)[0]
+    here = repo_root() / "results" / "smoke" / "verdicts"
+    there = repo_root() / "results" / "smoke" / "second-machine" / "verdicts"
+    assert block == V.summary(V.load(here), V.load(there))
+
+
+def test_write_summary_replaces_only_the_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{V.README_START}old\n{V.README_END}\nrest\n")
+    V.write_summary(readme, "new\n")
+    assert readme.read_text() == f"intro\n{V.README_START}new\n{V.README_END}\nrest\n"
+    (tmp_path / "other.md").write_text("no block\n")
+    with pytest.raises(ValueError, match="no <!-- verdicts:start -->"):
+        V.write_summary(tmp_path / "other.md", "new\n")
