@@ -16,9 +16,11 @@
 # beyond the window (Leaky ReRoPE: $w + (i-j-w)/k$), extrapolates far better without fine-tuning than any
 # frequency-scaling method, to the point that the loss on a fixed stretch of text *falls* as the context grows
 # ("longer context, lower loss"). Su's best window is about $L/4$ to $L/2$; $w = L$, which clips only beyond the
-# training length, fails. Over 3 training seeds here: the first claim reproduces, "longer context, lower loss" only
-# from $L$ to $2L$, the best window only as a plateau from $L/4$ to $3L/4$, and $w = L$ is worse than the windows
-# $L/4 .. L/2$ taken together but does not collapse (details in sections 5 and 6).
+# training length, fails. Over 3 training seeds here: the first claim reproduces; "longer context, lower loss" holds
+# from $L$ to $2L$ (reproduced for four of the six ReRoPE and Leaky ReRoPE rows, consistent for the other two) and
+# beyond that only at $4L$ for ReRoPE on the model trained with log n; the best window shows only as a plateau from
+# $L/4$ to $3L/4$; and $w = L$ is below the windows $L/4 .. L/2$ taken together on every seed, within noise, and
+# does not collapse (details in sections 5 and 6).
 # Sources: Su Jianlin, kexue.fm/archives/9708 (ReRoPE, window and leak sweeps), 9728 (inverse Leaky),
 # 9948 ("longer context, lower loss"); bojone/rerope README (LLaMA2-13B losses).
 #
@@ -279,14 +281,14 @@ for (a, b), stated in STATED_8X.items():
 
 # %% [markdown]
 # **Claim 1: ReRoPE and Leaky ReRoPE extrapolate better than every frequency-scaling method.** Su: ReRoPE-w256
-# 48.48 vs YaRN 47.45 and NTK-fixed 39.61 (non-repeated, 8x). **Reproduced** on all 3 seeds: ReRoPE beats YaRN by
-# about 6 points and NTK-fixed by about 11, Leaky ReRoPE beats YaRN by about 6.6, and on the log-n model ReRoPE beats
-# NTK-fixed by about 11 (printed above).
+# 48.48 vs YaRN 47.45 and NTK-fixed 39.61 (non-repeated, 8x). **Reproduced**, on every seed: ReRoPE beats YaRN by
+# +6.10 points (seed interval [+5.06, +7.15]) and NTK-fixed by +11.23 ([+7.36, +15.10]), Leaky ReRoPE beats YaRN by
+# +6.58 ([+4.70, +8.46]), and on the log-n model ReRoPE beats NTK-fixed by +10.96 ([+6.49, +15.43]).
 #
 # **Claim 2: log n helps ReRoPE** (Su: 48.48 -> 48.85 dagger -> 49.07 trained; gains under one point). log n-dagger,
-# on the same models: **reproduced** (about +1.0 point, 3/3 seeds). The models trained with log n against the plain
-# ones: about +0.8 points, 3/3 seeds, the interval just clear of zero: **reproduced** - a changed verdict: with one
-# seed this interval included zero.
+# on the same models: **reproduced**, +0.98 points on every seed (seed interval [+0.30, +1.65]). The models trained
+# with log n against the plain ones: **consistent** - every seed ahead, but the seed-level interval includes zero
+# (+0.83, seeds +0.31 / +1.51 / +0.66, interval [-0.71, +2.36]).
 
 # %%
 for v in v8x.values():
@@ -375,18 +377,22 @@ for model_name, suffix in MODELS.items():
     sweep[model_name] = {"vs_out": vs_out, "vs_rest": vs_rest, "vs_L": vs_L}
 
 # %% [markdown]
-# **Claim 3: the best window is $L/4$ to $L/2$.** **Not reproduced** as stated, on either model: the in-band
-# windows beat $w = L/8$ and $w = L$ (and the mean of the three outside windows) on both models, 3/3 seeds, but not
-# $w = 3L/4$, which is as good as the band (intervals around zero, printed above). What holds is a plateau from
-# $L/4$ to $3L/4$ with $L/8$ and $L$ below it. A changed verdict for the plain model: with one seed, judged from the
-# best of six means, it looked reproduced there.
+# **Claim 3: the best window is $L/4$ to $L/2$.** **Not reproduced** as stated, on either model, because the band
+# does not beat $w = 3L/4$: **not reproduced** on both models (plain -0.14, log-n +0.16; the seeds on both sides of
+# zero). Against the other outside windows, on the plain model the band beats $w = L/8$ (+5.07, seed interval
+# [+2.26, +7.87]) and the mean of the three outside windows (+3.70, [+0.21, +7.20]): **reproduced**; it is ahead of
+# $w = L$ on every seed, +6.19, but the seed-level interval [-2.87, +15.24] includes zero: **consistent**. On the
+# log-n model all three are **consistent** - every seed ahead, but the seed-level interval includes zero: $w = L/8$
+# +2.11 ([-0.28, +4.50]), $w = L$ +1.36 ([-2.03, +4.76]), the rest +1.21 ([-0.85, +3.27]). What the data show is a
+# plateau from $L/4$ to $3L/4$ with $L/8$ and $L$ below it (reproduced only for $L/8$ on the plain model).
 #
 # **Claim 4: $w = L$ is worse than the other windows** (Su: 7.09 / 8.25 without log n, far below every other window).
-# On the plain model every window from $L/4$ to $3L/4$ beats $w = L$, by about 6 points on all 3 seeds, and $L/8$
-# does not; on the log-n model only $L/2$ and $3L/4$ beat it (by 1.2-1.6 points), while $L/4$ and $3L/8$ do not
-# (one seed disagrees). So $w = L$ is below the in-band windows taken together on both models (printed above):
-# **reproduced** in that weak sense, but by far less than in Su's table, and by no margin the rule can see against
-# $L/8$.
+# On the plain model every window from $L/4$ to $3L/4$ is ahead of $w = L$ by about 6 points (+5.77 to +6.81) on
+# every seed, with seed-level intervals that include zero: **consistent**; $L/8$ is **not reproduced** (+1.12, the
+# seeds on both sides). On the log-n model $L/2$ (+1.63) and $3L/4$ (+1.21) are **consistent**, while $L/8$ (-0.74),
+# $L/4$ (+1.01) and $3L/8$ (+1.46) are **not reproduced** (the seeds on both sides). Taken together, the in-band
+# windows are ahead of $w = L$ on every seed on both models (claim 3): **consistent**, and by far less than in Su's
+# table.
 
 # %%
 for s in sweep.values():
@@ -397,11 +403,14 @@ for s in sweep.values():
 # %% [markdown]
 # **(ours) $w = L$ does not collapse here.** Su's $w = 512$ rows fall far below direct extrapolation (his
 # Baseline, 24.17 / 23.16). Ours stay above it on both models, on every seed (below: $w = L$ minus the Baseline row
-# of the same model at 8x; Su's direction is $< 0$): **not reproduced**, and the cell asserts the non-reproduction as
-# it stands. On the plain model $w = L$ is the least stable row of the sweep (seed sd about 5 points, printed in the
-# table). One plausible reason: relative position $L$ itself was never seen in training (the largest is $L-1$), and in
-# our small byte-level model the score at one unseen position applied to every distant key is nearly as harmless as
-# at $L-1$; in Su's GAU the same position apparently is not.
+# of the same model at 8x; Su's direction is $< 0$). Su's collapse is **reversed** on the log-n model ($w = L$ above
+# Baseline by +9.79, seed interval [+2.84, +16.74]; our claim "above Baseline" **reproduced**) and **not reproduced**
+# on the plain model (+6.72, interval [-11.84, +25.28]; our claim "above Baseline" **consistent**: every seed above,
+# but the seed-level interval includes zero); the cell asserts these tiers as they stand. On the plain model
+# $w = L$ is the least stable row of the sweep (seed sd about 5 points, printed in the table). One plausible reason:
+# relative position $L$ itself was never seen in training (the largest is $L-1$), and in our small byte-level model
+# the score at one unseen position applied to every distant key is nearly as harmless as at $L-1$; in Su's GAU the
+# same position apparently is not.
 
 # %%
 STATED_COLLAPSE = {"plain model": "not reproduced", "log-n model": "reversed"}  # Su: w = L below Baseline (< 0)
@@ -468,9 +477,10 @@ k8_drop = {
 k_flat = {
     w: leak_rows.gap(f"Leaky ReRoPE-w{w}-k64-log n", f"Leaky ReRoPE-w{w}-k16-log n") for w in (L // 4, L // 2)
 }
-STATED_K8 = {L // 4: "not reproduced", L // 2: "not decided"}  # Su: (k = 16) - (k = 8) > 0, by window
+STATED_K8 = {L // 4: "not reproduced", L // 2: "consistent"}  # Su: (k = 16) - (k = 8) > 0, by window
 # Su: about 0 from k = 64 to k = 16; decided as the claim "(k = 64) - (k = 16) > 0", for which flat is "not reproduced"
-STATED_K64 = {L // 4: "not reproduced", L // 2: "not reproduced"}
+# (at w = L/4 the two machines differ: not reproduced here, reversed on the second one)
+STATED_K64 = {L // 4: "not decided", L // 2: "not reproduced"}
 leak_v = []
 for w in k8_drop:
     leak_v.append(
@@ -495,10 +505,14 @@ for w in k8_drop:
     )
 
 # %% [markdown]
-# Su's drop from $k = 16$ to $k = 8$: at $w = L/2$ (reach 1.44L at $k = 8$) **reproduced**, but small - about
-# 0.6 points where Su loses 3.15; at $w = L/4$ (reach 1.22L) **not reproduced** (Su: 0.99). A changed verdict at
-# $w = L/2$: with one seed neither drop showed. As in Su's sweep, the drop is larger for the larger window, whose
-# reach goes further past $L$. Between $k = 64$ and $k = 16$ neither window shows a difference (Su: flat there too).
+# Su's drop from $k = 16$ to $k = 8$: at $w = L/2$ (reach 1.44L at $k = 8$) **consistent** - every seed drops, but
+# the seed-level interval includes zero (+0.62 points, where Su loses 3.15; seed interval [-0.40, +1.65]); at
+# $w = L/4$ (reach 1.22L) **not reproduced** (+0.11, the seeds on both sides; Su: 0.99). As in Su's sweep, the drop
+# is larger for the larger window, whose reach goes further past $L$. Between $k = 64$ and $k = 16$: at $w = L/2$
+# no difference (**not reproduced** as a gain: -0.09, the seeds on both sides, interval [-1.17, +0.99]; Su: flat
+# there too); at $w = L/4$ **not decided** - not reproduced here, reversed on the second machine: here $k = 64$ is
+# below $k = 16$ on every seed (-0.16, seed interval [-0.36, +0.03]), on the second machine decidedly below (Su,
+# non-repeated: 48.96 at $k = 64$, 49.10 at $k = 16$).
 
 # %%
 for v in leak_v:
@@ -589,7 +603,7 @@ STATED_LOWER = {
     "Baseline-log n-dagger": {2: "not reproduced", 4: "not reproduced", 8: "reversed", 16: "reversed"},
     "NTK-fixed-log n-dagger": {2: "reversed", 4: "reversed", 8: "reversed", 16: "reversed"},
     "YaRN-log n-dagger": {2: "reversed", 4: "reversed", 8: "reversed", 16: "reversed"},
-    "ReRoPE-log n-dagger": {2: "reproduced", 4: "not decided", 8: "not reproduced", 16: "not reproduced"},
+    "ReRoPE-log n-dagger": {2: "reproduced", 4: "consistent", 8: "not reproduced", 16: "not reproduced"},
     "Leaky ReRoPE-log n-dagger": {2: "consistent", 4: "not reproduced", 8: "not reproduced", 16: "reversed"},
     "Baseline-log n": {2: "not reproduced", 4: "reversed", 8: "reversed", 16: "reversed"},
     "NTK-fixed-log n": {2: "not reproduced", 4: "reversed", 8: "reversed", 16: "reversed"},
@@ -629,14 +643,19 @@ for name in RE_ROWS:  # Su: 16k below 8k
 
 # %% [markdown]
 # **Claim 5: with ReRoPE, longer context gives lower loss.** At 2L: **reproduced** - the loss on the last $L$
-# bytes falls below its value at $L$ for every ReRoPE and Leaky ReRoPE row, on all 3 seeds, by 0.03-0.04 nats,
-# while every frequency-scaling row rises (at 2L all but NTK-fixed-log n, whose interval touches zero; all of them
-# from 4L on). Beyond 2L: **not reproduced** - only ReRoPE-log n-dagger is still below its value at $L$ at 4L, with
-# its interval barely clear of zero; the loss rises again from 2L to 4L for all three ReRoPE rows (printed above:
-# the rule decides against Su's direction), where Su's falls again from 8k to 16k; and at 16L every ReRoPE and
-# Leaky ReRoPE row is above its value at $L$. As with one seed, except ReRoPE-log n at 4L: then below its value at
-# $L$, now within noise of it. Our 0.8M-parameter byte-level model, trained on under a million bytes, finds little
-# to use more than 2L back.
+# bytes falls below its value at $L$ for every ReRoPE and Leaky ReRoPE row, on every seed, by 0.03-0.04 nats:
+# reproduced for ReRoPE, ReRoPE-log n-dagger, ReRoPE-log n and Leaky ReRoPE, **consistent** (every seed lower, but
+# the seed-level interval includes zero) for Leaky ReRoPE-log n-dagger and Leaky ReRoPE-log n. The frequency-scaling
+# rows rise instead: at 2L **reversed** (decidedly higher) for NTK-fixed, NTK-fixed-log n-dagger and the three YaRN
+# rows, higher on every seed but within noise for the three Baseline rows, split for NTK-fixed-log n (one seed
+# lower); at 4L reversed for all but Baseline-log n-dagger; at 8L and 16L reversed for all.
+# Beyond 2L: **not reproduced**. Su's loss falls again from 8k to 16k; ours rises again from 2L to 4L: **reversed**
+# for ReRoPE (+0.04) and ReRoPE-log n-dagger (+0.02), higher on every seed but within noise for ReRoPE-log n (+0.02,
+# not reproduced). At 4L only ReRoPE-log n is still below its value at $L$ (-0.02, seed interval [-0.03, -0.00]:
+# reproduced); ReRoPE-log n-dagger and Leaky ReRoPE-log n are **consistent** (every seed lower, but the seed-level
+# interval includes zero), the other three not reproduced. At 16L the loss is decidedly above its value at $L$
+# (reversed) for every ReRoPE and Leaky ReRoPE row but ReRoPE-log n-dagger (above on every seed, within noise). Our
+# 0.8M-parameter byte-level model, trained on under a million bytes, finds little to use more than 2L back.
 
 # %%
 for v in [*lower.values(), *again.values()]:
@@ -645,15 +664,17 @@ for v in [*lower.values(), *again.values()]:
 
 # %% [markdown]
 # **(ours) Leaky ReRoPE with $k = 16$ falls behind ReRoPE at 16x.** At 16x its largest relative position is about
-# $1.23L$ (at 8x, $0.73L$), with many keys past $L$: its loss on the last $L$ bytes at 16L is higher than ReRoPE's on
-# all three rows, and its accuracy lower on the two log-n rows; on the plain model the accuracy gap does not reach
-# the rule (one seed disagrees). A leak chosen for the test length, $k \ge (sL-1-w)/(L-1-w)$ (section 1; about 21.4
-# here at 16x), keeps the reach inside $L - 1$.
+# $1.23L$ (at 8x, $0.73L$), with many keys past $L$. Its loss on the last $L$ bytes at 16L is higher than ReRoPE's
+# on every seed of all three rows (+0.19 no log n, +0.13 log n-dagger, +0.10 log n), and its accuracy lower on every
+# seed of the two log-n rows (ReRoPE ahead by +0.35 and +0.43 points): all five **consistent** - every seed behind,
+# but the seed-level interval includes zero. On the plain model the accuracy gap is **not reproduced** (+0.31, one
+# seed on the other side). A leak chosen for the test length, $k \ge (sL-1-w)/(L-1-w)$ (section 1; about 21.4 here
+# at 16x), keeps the reach inside $L - 1$.
 
 # %%
 STATED_16X = {  # by row: (loss at 16L, Leaky - ReRoPE > 0; accuracy at 16x, ReRoPE - Leaky > 0)
     "": ("consistent", "not reproduced"),
-    "-log n-dagger": ("consistent", "not decided"),
+    "-log n-dagger": ("consistent", "consistent"),
     "-log n": ("consistent", "consistent"),
 }
 leaky16 = {}
@@ -744,11 +765,19 @@ assert ratio_8k <= 2.5 and mem_growth < 3
 # * `rope_lib.rerope_attention` (blockwise, online softmax, never an $n \times n$ matrix) equals the two-matrix
 #   reference, reduces to plain RoPE when $w \ge n$, and decodes token by token exactly from a cache of raw keys.
 # * Reproduced at 8x over 3 training seeds (21 test windows each): ReRoPE and Leaky ReRoPE beat every
-#   frequency-scaling method; log n helps ReRoPE, at test time (dagger) and trained (the latter new with 3 seeds);
-#   the $k = 8$ drop of Leaky ReRoPE at $w = L/2$ (much smaller than Su's; new with 3 seeds).
-# * Reproduced at 2L: with ReRoPE and Leaky ReRoPE the loss on the last $L$ bytes is lower than at $L$, while the
-#   frequency-scaling methods' rises.
-# * Not reproduced at this scale: the best window in $L/4 .. L/2$ ($3L/4$ is as good; on the plain model this
-#   changed with 3 seeds), $w = L$ collapsing below direct extrapolation (it is only below the $L/4 .. L/2$
-#   windows taken together), the $k = 8$ drop at $w = L/4$, and the loss still falling beyond 2L (it rises again
-#   from 2L to 4L).
+#   frequency-scaling method (ReRoPE - YaRN +6.10 points, ReRoPE - NTK-fixed +11.23); log n at test time (dagger)
+#   helps ReRoPE (+0.98).
+# * Reproduced at 2L: with ReRoPE (all three rows) and Leaky ReRoPE the loss on the last $L$ bytes is lower than at
+#   $L$ (consistent for Leaky ReRoPE-log n-dagger and Leaky ReRoPE-log n), while NTK-fixed's and YaRN's rise
+#   (reversed, but for NTK-fixed-log n; the Baseline rows higher on every seed, within noise); on the model trained
+#   with log n, ReRoPE is still lower at 4L.
+# * Consistent (every seed on the claimed side, the seed-level interval including zero): log n trained into the
+#   model helps ReRoPE (+0.83); the $k = 8$ drop of Leaky ReRoPE at $w = L/2$ (+0.62, much smaller than Su's);
+#   $w = L$ below the $L/4 .. L/2$ windows taken together; Leaky ReRoPE with $k = 16$ behind ReRoPE at 16x in loss
+#   (all three rows) and accuracy (the two log-n rows).
+# * Not reproduced at this scale: the best window in $L/4 .. L/2$ ($3L/4$ is as good), $w = L$ collapsing below
+#   direct extrapolation (reversed on the log-n model, where $w = L$ is decidedly above Baseline), the $k = 8$ drop
+#   at $w = L/4$, and the loss still falling beyond 2L (from 2L to 4L it rises again: reversed for ReRoPE and
+#   ReRoPE-log n-dagger).
+# * Not decided (the two machines differ): whether Leaky ReRoPE at $w = L/4$ (log-n model, 8x) loses from $k = 16$
+#   to $k = 64$ (not reproduced here, reversed on the second machine).

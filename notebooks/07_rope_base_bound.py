@@ -416,7 +416,7 @@ from rope_lib.evaluate import bootstrap_difference  # noqa: E402
 from rope_lib.experiments import base_bound as bb  # noqa: E402
 from rope_lib.experiments import harness, run_experiment  # noqa: E402
 from rope_lib.report import Results, fmt_spread, markdown_table  # noqa: E402
-from rope_lib.verdicts import ClaimBook  # noqa: E402
+from rope_lib.verdicts import NOT_DECIDED, ClaimBook  # noqa: E402
 
 results = Results(run_experiment("base_bound", profile=profile, device=device, seed=seed))  # the profile's threads
 claims = ClaimBook("07", profile)  # every claim of this section is decided and recorded through it
@@ -527,14 +527,18 @@ v_cost = claims.decide("07.retrieval-cost-below-bound", cost_gap, ">",
                        source="ours", quantity="loss change (nats/byte)", stated="reproduced")
 
 # %% [markdown]
-# **Claim 1: reproduced with a 5% margin, not with 2%.** The base-10 text model's loss is within about 0.02
-# nats/byte of the base-1e4 model's (every seed slightly worse): the loss barely notices a base 30 times below the
-# bound. **Claim 2: not reproduced as a fall; its sign holds.** The base-10 retrieval model finds the key at every
-# distance, the longest included; at $m \ge L/2$ it misses about one key in a hundred where the base-1e4 model
-# misses none - on every seed, so the sign is decided, but the whole interval stays below 5 points. Nothing changes
-# where $B_m < 0$ (the dotted line at $m = 5$ in the figure). **Claim 3 (ours)**: what the low base does cost is
-# language modelling: the same retrieval fine-tuning raises the base-10 model's text loss by about 0.4 nats/byte
-# more than the base-1e4 model's, every seed.
+# **Claim 1: consistent with a 5% margin, not reproduced with 2%.** The base-10 text model's loss is +0.02
+# nats/byte above the base-1e4 model's (seeds +0.002, +0.019, +0.034: every seed slightly worse). Every seed is
+# within 5% in perplexity (0.049 nats/byte), but the seed-level interval [-0.02, +0.06] includes that margin:
+# consistent. With 2% (0.020 nats/byte) the seeds fall on both sides of the margin: not reproduced.
+# Either way the loss barely notices a base 30 times below the bound. **Claim 2: consistent as a fall, reversed as
+# a 5-point fall.** The base-10 retrieval model finds the key at every distance, the longest included; at
+# $m \ge L/2$ it retrieves 98.8% of the keys where the base-1e4 model retrieves 100.0%. The fall is +0.01 (seeds
+# +0.006, +0.014, +0.016): every seed falls, but the seed-level interval [-0.00, +0.03] includes zero; and that
+# whole interval lies below 5 points, so a fall of 5 points is reversed. Nothing changes where $B_m < 0$ (the
+# dotted line at $m = 5$ in the figure). **Claim 3 (ours): reproduced.** What the low base does cost is language
+# modelling: the same retrieval fine-tuning raises the base-10 model's text loss by +0.43 nats/byte more than the
+# base-1e4 model's (seeds +0.40, +0.38, +0.51; seed-level interval [+0.26, +0.60]).
 #
 # Why retrieval survives **(ours, a hypothesis, not tested)**: in this task the key is the only byte of its kind in
 # the window, so a head that attends roughly uniformly still carries it (its value stands out of the average), and
@@ -544,10 +548,10 @@ v_cost = claims.decide("07.retrieval-cost-below-bound", cost_gap, ">",
 # base far below the bound does not stop a unique key from being found, not that the paper's bound is wrong.
 #
 # **Second scale** (medium profile, $L = 128$, bound 1029, so base 10 is 100 times below it;
-# `results/medium/base_bound.json`, the README's scale table): the same picture, slightly stronger on retrieval.
-# Loss +0.01 [−0.02, +0.04] (within 5%, not 2%); far retrieval falls by 3 points [0, 7] (93-99% against 99.5-99.9%;
-# its sign decided, a 5-point fall neither shown nor excluded); the retrieval training's text-loss cost +0.54. Twice
-# the length does not turn the non-reproduction into the paper's fall.
+# `results/medium/base_bound.json`, the README's scale table; bootstrap intervals, not decided on the seed level
+# here): the same picture, slightly stronger on retrieval. Loss +0.01 [−0.02, +0.04] (inside 5%, not inside 2%);
+# far retrieval falls by 3 points [0, 7] (93-99% against 99.5-99.9%: a 5-point fall neither shown nor excluded);
+# the retrieval training's text-loss cost +0.54. Twice the length does not produce the paper's fall.
 
 # %%
 assert v_within5.holds, v_within5  # within 5% perplexity
@@ -601,7 +605,8 @@ far_keys = {m: heat_hits(m, TOP)[:, far_half].mean(1) for m in H_METHODS}  # (se
 claim4 = {m: passkey_gap(far_keys[m], far_keys["Baseline"]) for m in H_METHODS if m != "Baseline"}
 print(f"{TOP}x, key in the far half: Baseline retrieves {100 * far_keys['Baseline'].mean():.0f}% "
       f"(per seed {', '.join(f'{100 * v:.0f}%' for v in far_keys['Baseline'].mean(1))})")
-STATED4 = {"NTK-aware": "reproduced", "YaRN": "reproduced", "Dynamic YaRN": "reproduced", "ReRoPE": "reproduced"}
+# NTK-aware: reproduced here, consistent on the second machine
+STATED4 = {"NTK-aware": "not decided", "YaRN": "reproduced", "Dynamic YaRN": "reproduced", "ReRoPE": "reproduced"}
 claim4_v = {
     m: claims.decide(f"07.far-passkey.{m.lower().replace(' ', '-')}-vs-baseline.{TOP}x", g, ">",
                      claim=f"{m} - Baseline, passkey at {TOP}x, key in the far half", source="ours",
@@ -610,13 +615,16 @@ claim4_v = {
 }
 
 # %% [markdown]
-# **Reproduced (ours), every method**: at 16x plain RoPE finds about a third of the keys in the far half; YaRN,
-# Dynamic YaRN and ReRoPE find all of them (+0.67) and NTK-aware most (+0.43). The loss-based ranking of notebooks
-# 04-05 holds for retrieval, with one difference: here NTK-aware is clearly better than plain RoPE, where its
-# next-byte accuracy gain at 8x was not decided (notebook 04). The key at the very start of a window is also the
-# first byte the model reads, so the far-end row mixes distance with a first-position effect; the claim averages
-# the far half for that reason.
+# **(ours) Reproduced for YaRN, Dynamic YaRN and ReRoPE; not decided for NTK-aware.** At 16x plain RoPE finds
+# about a third of the keys in the far half (33%; per seed 46%, 25%, 29%); YaRN, Dynamic YaRN and ReRoPE find all
+# of them: +0.67 each (seeds +0.54, +0.75, +0.71; seed-level interval [+0.39, +0.94]), reproduced on both machines.
+# NTK-aware finds most: +0.43 (seeds +0.46, +0.46, +0.38; [+0.31, +0.55]), reproduced here but consistent on the
+# second machine, so not decided. The loss-based ranking of notebooks 04-05 holds for retrieval; NTK-aware is ahead
+# of plain RoPE on every seed here, where its next-byte accuracy gain at 8x was not reproduced (notebook 04). The
+# key at the very start of a window is also the first byte the model reads, so the far-end row mixes distance with
+# a first-position effect; the claim averages the far half for that reason.
 
 # %%
 for v in claim4_v.values():
-    assert v.holds, v
+    if v.stated != NOT_DECIDED:  # a claim the two machines decide differently is asserted neither way
+        assert v.holds, v
