@@ -132,7 +132,7 @@ medium full: | $(STAMP)
 	  $(PIPE_ENV) PYTHONOPTIMIZE=1 $(BIN)/papermill --log-level WARNING -k python3 -f params/$@.yaml --cwd build/$@ \
 	    --execution-timeout 7200 build/$$n.ipynb build/$@/$$n.ipynb || exit 1; done
 
-# A second machine on this one (outside `make test`; about as long as `make`): every model retrained under
+# A second machine on this one (outside `make test`; about 1.5x the training and notebooks 04-08 of `make`): every model retrained under
 # OTHER_NUMERICS into a cache of its own (training turns the other rounding into another draw of training noise), the
 # trained-model notebooks re-run there with asserts stripped so that every claim is decided and recorded, then each
 # verdict compared with the committed one (rope_lib.verdicts). Its records are kept in results/<profile>/second-machine/
