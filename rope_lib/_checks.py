@@ -35,6 +35,13 @@ def finite_number(name: str, value: Any, *, above: float | None = None, at_least
     return float(value)
 
 
+def non_empty_text(name: str, value: Any) -> str:
+    """``value`` if it is a string with something besides whitespace, else a ValueError naming ``name``."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
 def leaky_k(value: Any) -> float | None:
     """Leaky ReRoPE's leak: None (plain ReRoPE) or a finite number > 0; the one check for every entry point."""
     if value is None:

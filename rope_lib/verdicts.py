@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import atomic_write, finite_number
+from ._checks import atomic_write, finite_number, non_empty_text, positive_int
+from .experiments.common import write_json
 from .utils import results_dir
 
 TIERS = ("reproduced", "consistent", "not reproduced", "reversed")
@@ -58,8 +59,7 @@ def t_quantile(p: float, df: int) -> float:
     """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` >= 1 degrees of freedom, by bisection on the CDF."""
     if not 0.5 < p < 1:
         raise ValueError(f"p must be in (0.5, 1), got {p!r}")
-    if not isinstance(df, int) or isinstance(df, bool) or df < 1:
-        raise ValueError(f"df must be a positive integer, got {df!r}")
+    df = positive_int("df", df)
     mass = 2 * p - 1  # P(|T| < t) at the p quantile
     lo, hi = 0.0, 1.0
     while _t_two_sided_mass(hi, df) < mass:
@@ -130,12 +130,6 @@ class Verdict:
         )
 
 
-def _check_text(name: str, value) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    return value
-
-
 class ClaimBook:
     """The verdicts of one notebook: :meth:`decide` prints a claim's line and records it.
 
@@ -144,7 +138,7 @@ class ClaimBook:
     """
 
     def __init__(self, notebook: str, profile: str = "smoke", out: str | Path | None = None) -> None:
-        self.notebook = _check_text("notebook", notebook)
+        self.notebook = non_empty_text("notebook", notebook)
         folder = results_dir(profile) if out is None else Path(out)
         self.path = folder / "verdicts" / f"{notebook}.json"
         self.records: dict[str, Verdict] = {}
@@ -171,7 +165,7 @@ class ClaimBook:
         point": ``">"`` with ``threshold=-1``). Prints the claim's line unless ``quiet``; returns the
         :class:`Verdict` (assert ``v.holds`` in the claim cell for a decided claim).
         """
-        _check_text("id", id)
+        non_empty_text("id", id)
         before = self.records.get(id)
         if before is not None and (before.claim, before.direction, before.threshold) != (claim, direction, threshold):
             # re-running a cell in Jupyter re-decides its claims (the record is replaced); two claims, one id is a bug
@@ -186,9 +180,9 @@ class ClaimBook:
         v = Verdict(
             id=id,
             notebook=self.notebook,
-            claim=_check_text("claim", claim),
-            source=_check_text("source", source),
-            quantity=_check_text("quantity", quantity),
+            claim=non_empty_text("claim", claim),
+            source=non_empty_text("source", source),
+            quantity=non_empty_text("quantity", quantity),
             direction=direction,
             threshold=threshold,
             by_seed=by_seed,
@@ -207,19 +201,8 @@ class ClaimBook:
         return v
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        records = [_rounded(asdict(v)) for v in self.records.values()]
-        text = json.dumps({"notebook": self.notebook, "claims": records}, indent=1, ensure_ascii=False) + "\n"
-        atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _rounded(record: dict) -> dict:
-    """6 significant digits for every float: records are compared by tier, not by their last bits."""
-
-    def r(x):
-        return float(f"{x:.6g}") if isinstance(x, float) else [r(y) for y in x] if isinstance(x, list) else x
-
-    return {k: r(v) for k, v in record.items()}
+        # write_json rounds every float to 6 significant digits: records are compared by tier, not by their last bits
+        write_json({"notebook": self.notebook, "claims": [asdict(v) for v in self.records.values()]}, self.path)
 
 
 def load(folder: str | Path) -> dict[str, dict]:
