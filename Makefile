@@ -46,7 +46,7 @@ models: $(MODELS_STAMP)
 
 $(MODELS_STAMP): $(LIBRARY) params/$(PROFILE).yaml | $(STAMP)
 	@mkdir -p build
-	$(PIPE_ENV) $(BIN)/python -m rope_lib.experiments train --profile $(PROFILE)
+	$(PIPE_ENV) $(BIN)/python -m rope_lib.companion.experiments train --profile $(PROFILE)
 	touch $@
 
 # source -> build/NN.ipynb (jupytext) -> papermill into a temp file -> strip papermill metadata -> mv into place.
@@ -126,7 +126,7 @@ lab-check: $(LAB_STAMP)
 SCALED := $(filter notebooks/04_% notebooks/05_% notebooks/06_% notebooks/07_% notebooks/08_%,$(SOURCES))
 medium full: | $(STAMP)
 	@mkdir -p build/$@
-	$(PIPE_ENV) $(BIN)/python -m rope_lib.experiments train --profile $@
+	$(PIPE_ENV) $(BIN)/python -m rope_lib.companion.experiments train --profile $@
 	@for src in $(SCALED); do n=$$(basename $${src%.py}); \
 	  $(BIN)/jupytext --quiet --to ipynb --output build/$$n.ipynb $$src && \
 	  $(PIPE_ENV) PYTHONOPTIMIZE=1 $(BIN)/papermill --log-level WARNING -k python3 -f params/$@.yaml --cwd build/$@ \
@@ -135,13 +135,13 @@ medium full: | $(STAMP)
 # A second machine on this one (outside `make test`; about 1.5x the training and notebooks 04-08 of `make`): every model retrained under
 # OTHER_NUMERICS into a cache of its own (training turns the other rounding into another draw of training noise), the
 # trained-model notebooks re-run there with asserts stripped so that every claim is decided and recorded, then each
-# verdict compared with the committed one (rope_lib.verdicts). Its records are kept in results/<profile>/second-machine/
+# verdict compared with the committed one (rope_lib.companion.verdicts). Its records are kept in results/<profile>/second-machine/
 # (the unit tests check every stated verdict against both runs); it fails when a claim stated as decided differs.
 SECOND := build/second-machine/$(PROFILE)
 second-machine: | $(STAMP)
 	@rm -rf $(SECOND)/results && mkdir -p $(SECOND)/notebooks
 	$(PIPE_ENV) $(OTHER_NUMERICS) ROPE_CACHE_DIR=$(CURDIR)/.cache/second-machine \
-	  $(BIN)/python -m rope_lib.experiments train --profile $(PROFILE)
+	  $(BIN)/python -m rope_lib.companion.experiments train --profile $(PROFILE)
 	@for src in $(SCALED); do n=$$(basename $${src%.py}); \
 	  $(BIN)/jupytext --quiet --to ipynb --output build/$$n.ipynb $$src && \
 	  $(PIPE_ENV) $(OTHER_NUMERICS) PYTHONOPTIMIZE=1 ROPE_CACHE_DIR=$(CURDIR)/.cache/second-machine \
@@ -151,7 +151,7 @@ second-machine: | $(STAMP)
 	    || exit 1; done
 	rm -rf results/$(PROFILE)/second-machine && mkdir -p results/$(PROFILE)/second-machine
 	cp -r $(SECOND)/results/$(PROFILE)/verdicts results/$(PROFILE)/second-machine/
-	$(BIN)/python -m rope_lib.verdicts results/$(PROFILE)/verdicts results/$(PROFILE)/second-machine/verdicts \
+	$(BIN)/python -m rope_lib.companion.verdicts results/$(PROFILE)/verdicts results/$(PROFILE)/second-machine/verdicts \
 	  $(if $(filter smoke,$(PROFILE)),--readme README.md)
 
 bench: | $(STAMP)

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 
 import rope_lib
 from rope_lib import apply_rope, inv_freq, rerope_attention, rerope_attention_reference
+from rope_lib.companion.runtime import repo_root
 
 METHODS = ("sdpa", "blockwise", "leaky", "reference")
 # On CUDA also ReRoPE on flex_attention (two or three block-masked calls merged by log-sum-exp; compiled there).
@@ -58,6 +59,8 @@ CUDA_METHODS = ("sdpa", "flex", "blockwise", "leaky", "reference")
 
 def methods_for(device: str) -> tuple[str, ...]:
     return CUDA_METHODS if device.startswith("cuda") else METHODS
+
+
 WINDOW = 512
 LEAK = 16.0
 
@@ -145,8 +148,18 @@ def memory_cpu_subprocess(method: str, n: int, heads: int, head_dim: int, thread
         "q, k, v, f = b.make_inputs(%d, %d, %d, 'cpu', grad=%r)\n"
         "b.step(%r, q[..., :8, :], k[..., :8, :], v[..., :8, :], f, %r)\n"  # load kernels / thread pool first
         "print(b.peak_rss_growth(lambda: b.step(%r, q, k, v, f, %r)))\n"
-    ) % (str(Path(__file__).resolve().parent), threads, n, heads, head_dim, backward, method, backward, method,
-         backward)
+    ) % (
+        str(Path(__file__).resolve().parent),
+        threads,
+        n,
+        heads,
+        head_dim,
+        backward,
+        method,
+        backward,
+        method,
+        backward,
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(res.stdout.strip().splitlines()[-1])
 
@@ -188,8 +201,11 @@ def run_device(device: str, args) -> dict:
         if m != "sdpa":
             row["time_vs_sdpa"] = t / min(samples[(n, "sdpa")])
         rows.append(row)
-        print(f"{device:5s} n={n:6d} {m:10s} best {t:8.3f} s  median {row['time_median_s']:8.3f} s  {mem:9.1f} MiB"
-              + (f"  x{row['time_vs_sdpa']:.2f} sdpa" if m != "sdpa" else ""), flush=True)
+        print(
+            f"{device:5s} n={n:6d} {m:10s} best {t:8.3f} s  median {row['time_median_s']:8.3f} s  {mem:9.1f} MiB"
+            + (f"  x{row['time_vs_sdpa']:.2f} sdpa" if m != "sdpa" else ""),
+            flush=True,
+        )
     return {
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -205,7 +221,8 @@ def run_device(device: str, args) -> dict:
         "repeats": args.repeats,
         "max_reference_len": args.max_ref_len,
         "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
-        "memory_method": "peak RSS (VmHWM) minus RSS before the call, fresh subprocess per case" if device == "cpu"
+        "memory_method": "peak RSS (VmHWM) minus RSS before the call, fresh subprocess per case"
+        if device == "cpu"
         else "torch.cuda.max_memory_allocated minus allocated before the call",
         "rows": rows,
     }
@@ -225,11 +242,13 @@ def cpu_model() -> str:
 def print_table(result: dict) -> None:
     rows = result["rows"]
     ns = sorted({r["n"] for r in rows})
-    print(f"\n{result['pass']}  {result['device']}  torch {result['torch']}  threads {result['threads']}"
-          f"  shape {result['shape']}"
-          f"  w={result['window']}  blocks {result['block_q']}x{result['block_k']}"
-          f"  load avg before/after {result['load_average_1_5_15min']['before'][0]:.1f}/"
-          f"{result['load_average_1_5_15min']['after'][0]:.1f}")
+    print(
+        f"\n{result['pass']}  {result['device']}  torch {result['torch']}  threads {result['threads']}"
+        f"  shape {result['shape']}"
+        f"  w={result['window']}  blocks {result['block_q']}x{result['block_k']}"
+        f"  load avg before/after {result['load_average_1_5_15min']['before'][0]:.1f}/"
+        f"{result['load_average_1_5_15min']['after'][0]:.1f}"
+    )
     methods = [m for m in CUDA_METHODS if any(r["method"] == m for r in rows)]
     head = f"{'n':>6} | " + " | ".join(f"{m + ' s':>13} {'MiB':>8}" for m in methods) + " | blockwise/sdpa  leaky/sdpa"
     print(head)
@@ -271,7 +290,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-ref-len", type=int, default=8192)
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when available")
-    p.add_argument("--out", type=Path, default=rope_lib.repo_root() / "results" / "bench")
+    p.add_argument("--out", type=Path, default=repo_root() / "results" / "bench")
     p.add_argument("--tune", action="store_true", help="time block sizes at the last length instead")
     p.add_argument("--backward", action="store_true", help="time forward + backward (training) instead of forward")
     args = p.parse_args()
@@ -287,7 +306,7 @@ def main() -> None:
         path = args.out / f"rerope_{'cpu' if device == 'cpu' else 'cuda'}{suffix}.json"
         path.write_text(json.dumps(result, indent=1) + "\n")
         print_table(result)
-        print(f"wrote {path.relative_to(rope_lib.repo_root()) if path.is_relative_to(rope_lib.repo_root()) else path}")
+        print(f"wrote {path.relative_to(repo_root()) if path.is_relative_to(repo_root()) else path}")
 
 
 if __name__ == "__main__":

@@ -38,9 +38,9 @@ import numpy as np
 import sympy as sp
 import torch
 
-import rope_lib
 from rope_lib import apply_rope, convert_layout, inv_freq
-from rope_lib.report import setup_notebook
+from rope_lib.companion.plotting import savefig
+from rope_lib.companion.report import setup_notebook
 
 setup_notebook(profile, device, seed)
 gen = torch.Generator().manual_seed(seed)
@@ -155,6 +155,7 @@ for dtype in (torch.float32, torch.bfloat16):
 assert rel_err[torch.float32] < 1e-6, rel_err
 assert rel_err[torch.bfloat16] < 2e-2, rel_err
 
+
 # What float64 angles buy: the same check with angles computed the naive way, positions * theta in the input dtype.
 def naive_bf16_scores(pos_q, pos_k):
     def rot(x, pos):
@@ -252,7 +253,7 @@ ax.set_xlabel("relative distance |m - n|")
 ax.set_ylabel(r"relative upper bound $\frac{1}{d/2}\sum_j |S_j|$")
 ax.set_title(f"RoPE long-term decay, d = {d_decay}")
 ax.legend()
-rope_lib.savefig(fig, "01_long_term_decay", profile=profile)
+savefig(fig, "01_long_term_decay", profile=profile)
 plt.show()
 
 # %% tags=["nbval-check-output"]
@@ -269,14 +270,18 @@ for b in decay_bases:
 # groups differently: position interpolation squeezes all pairs, NTK-aware scaling mostly the slow ones,
 # NTK-by-parts/YaRN only those with $\lambda_i > L$. **(ours)** This figure is the one to keep in mind.
 
+
 # %%
 def full_turn_pairs(d: int, base: float, length: int) -> int:
     """How many pairs have wavelength 2*pi/theta_i <= length (complete at least one full turn)."""
     return int((2 * math.pi / inv_freq(d, base) <= length).sum())
 
 
-configs = [(128, 1e4, 4096, "Llama-2-like: d=128, b=1e4"), (128, 5e5, 8192, "Llama-3-like: d=128, b=5e5"),
-           (64, 1e4, 512, "d=64, b=1e4")]
+configs = [
+    (128, 1e4, 4096, "Llama-2-like: d=128, b=1e4"),
+    (128, 5e5, 8192, "Llama-3-like: d=128, b=5e5"),
+    (64, 1e4, 512, "d=64, b=1e4"),
+]
 fig, ax = plt.subplots()
 for i, (d, b, L, label) in enumerate(configs):
     wavelength = 2 * math.pi / inv_freq(d, b).numpy()
@@ -288,7 +293,7 @@ ax.set_xlabel("pair index i")
 ax.set_ylabel(r"wavelength $2\pi/\theta_i$ (tokens)")
 ax.set_title("Pairs below their dashed line complete a full turn within L")
 ax.legend(loc="upper left")
-rope_lib.savefig(fig, "01_wavelengths_vs_training_length", profile=profile)
+savefig(fig, "01_wavelengths_vs_training_length", profile=profile)
 plt.show()
 
 # %% tags=["nbval-check-output"]

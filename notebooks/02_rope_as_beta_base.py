@@ -42,7 +42,8 @@ import torch
 
 import rope_lib
 from rope_lib import scaling
-from rope_lib.report import setup_notebook
+from rope_lib.companion.plotting import savefig
+from rope_lib.companion.report import setup_notebook
 
 setup_notebook(profile, device, seed)  # analytic notebook: float64 on the CPU whatever the device
 
@@ -86,6 +87,7 @@ print(f"beta = b^(2/d) = {BASE ** (2 / D):.6f} for d = {D}, b = {BASE:g}; digit 
 # * **NTK-aware** (change of base): keep $n$, enlarge the base $\beta \to \beta\lambda$ so that the *slowest*
 #   digit at $sL$ stays within what it saw at $L$ — the same demand PI meets for that digit. Solve for $\lambda$:
 #   $$\frac{n}{(\beta\lambda)^{d/2-1}} = \frac{n/s}{\beta^{d/2-1}}.$$
+
 
 # %%
 def same_log(lhs, rhs):
@@ -217,10 +219,20 @@ from transformers import LlamaConfig  # noqa: E402
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS  # noqa: E402
 
 L_SU = 512
-cfg_pi = LlamaConfig(head_dim=D, hidden_size=4 * D, num_attention_heads=4, max_position_embeddings=L_SU,
-                     rope_parameters={"rope_type": "linear", "rope_theta": BASE, "factor": S_SU})
-cfg_dyn = LlamaConfig(head_dim=D, hidden_size=4 * D, num_attention_heads=4, max_position_embeddings=L_SU,
-                      rope_parameters={"rope_type": "dynamic", "rope_theta": BASE, "factor": 1.0})
+cfg_pi = LlamaConfig(
+    head_dim=D,
+    hidden_size=4 * D,
+    num_attention_heads=4,
+    max_position_embeddings=L_SU,
+    rope_parameters={"rope_type": "linear", "rope_theta": BASE, "factor": S_SU},
+)
+cfg_dyn = LlamaConfig(
+    head_dim=D,
+    hidden_size=4 * D,
+    num_attention_heads=4,
+    max_position_embeddings=L_SU,
+    rope_parameters={"rope_type": "dynamic", "rope_theta": BASE, "factor": 1.0},
+)
 hf_pi, _ = ROPE_INIT_FUNCTIONS["linear"](cfg_pi)
 hf_ntk, _ = ROPE_INIT_FUNCTIONS["dynamic"](cfg_dyn, seq_len=int(S_SU * L_SU))
 
@@ -264,7 +276,7 @@ ax.set_xlabel("pair index i (digit m = i + 1; fast to slow)")
 ax.set_ylabel(r"interpolation factor $\theta'_i/\theta_i$")
 ax.set_title(f"Per-pair scaling, d = {D}, b = {BASE:.0e}, s = {S_SU:g} (k = 12 for the LLaMA-2 patch)")
 ax.legend(loc="upper right")
-rope_lib.savefig(fig, "02_interpolation_factor", profile=profile, exact=True)
+savefig(fig, "02_interpolation_factor", profile=profile, exact=True)
 plt.show()
 
 # %% tags=["nbval-check-output"]

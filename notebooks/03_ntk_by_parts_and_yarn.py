@@ -44,7 +44,8 @@ import torch
 
 import rope_lib
 from rope_lib import scaling
-from rope_lib.report import setup_notebook
+from rope_lib.companion.plotting import savefig
+from rope_lib.companion.report import setup_notebook
 
 setup_notebook(profile, device, seed)  # analytic notebook: float64 on the CPU whatever the device
 torch.set_num_threads(1)  # every tensor here is tiny: extra threads only add overhead (and jitter on shared CPUs)
@@ -123,6 +124,7 @@ sp.Eq(sp.Symbol("gamma_code"), gamma_log)
 # $\theta$ where the paper keeps 23 %. `rope_lib` implements both under their own names: `ntk_by_parts` is the
 # published formula, `yarn` is transformers' (the parity target). The numbers, pair by pair, against the
 # closed forms:
+
 
 # %%
 def closed_by_parts(cfg, a_=1.0, b_=32.0):
@@ -287,10 +289,18 @@ from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS  # noqa: E402
 
 for cfg in (LLAMA2, LLAMA3):
     meta = LlamaConfig(
-        head_dim=cfg["d"], hidden_size=4 * cfg["d"], num_attention_heads=4,
+        head_dim=cfg["d"],
+        hidden_size=4 * cfg["d"],
+        num_attention_heads=4,
         max_position_embeddings=int(cfg["s"] * cfg["L"]),  # the extended length, as a Llama 3.1 config has it
-        rope_parameters={"rope_type": "llama3", "rope_theta": cfg["b"], "factor": cfg["s"], "low_freq_factor": 1.0,
-                         "high_freq_factor": 4.0, "original_max_position_embeddings": cfg["L"]},
+        rope_parameters={
+            "rope_type": "llama3",
+            "rope_theta": cfg["b"],
+            "factor": cfg["s"],
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": cfg["L"],
+        },
     )
     theirs = ROPE_INIT_FUNCTIONS["llama3"](meta)[0].double()
     by_parts = scaling.ntk_by_parts_frequencies(cfg["d"], cfg["b"], cfg["s"], cfg["L"], 1.0, 4.0)[0]
@@ -305,8 +315,12 @@ for cfg in (LLAMA2, LLAMA3):
 cfg = LLAMA2
 yarn_inv, yarn_af = scaling.yarn_frequencies(cfg["d"], cfg["b"], cfg["s"], cfg["L"])
 as_longrope = {
-    "rope_type": "longrope", "rope_theta": cfg["b"], "original_max_position_embeddings": cfg["L"], "factor": cfg["s"],
-    "short_factor": [1.0] * (cfg["d"] // 2), "long_factor": (rope_lib.inv_freq(cfg["d"], cfg["b"]) / yarn_inv).tolist(),
+    "rope_type": "longrope",
+    "rope_theta": cfg["b"],
+    "original_max_position_embeddings": cfg["L"],
+    "factor": cfg["s"],
+    "short_factor": [1.0] * (cfg["d"] // 2),
+    "long_factor": (rope_lib.inv_freq(cfg["d"], cfg["b"]) / yarn_inv).tolist(),
     "attention_factor": yarn_af,
 }
 long_inv, long_af = rope_lib.frequencies(as_longrope, cfg["d"], seq_len=int(cfg["s"] * cfg["L"]))
@@ -320,6 +334,7 @@ assert torch.equal(short_inv, rope_lib.inv_freq(cfg["d"], cfg["b"]))  # short_fa
 # The per-pair ratio $\theta'_i/\theta_i$ of every method at the target length $n = sL$ (dynamic methods
 # evaluated there; Dynamic YaRN at $n = sL$ coincides with YaRN, Dynamic NTK with `factor = 1` with NTK-aware).
 # Dotted verticals: YaRN's correction range, where $r = 32$ and $r = 1$.
+
 
 # %%
 def profiles(cfg):
@@ -374,7 +389,7 @@ for cfg, fig_name in ((LLAMA2, "03_scaling_profiles_llama2"), (LLAMA3, "03_scali
     ax.set_ylabel(r"$\theta'_i/\theta_i$ at $n = sL$")
     ax.set_title(f"{cfg['name']}: d = {cfg['d']}, b = {cfg['b']:.0e}, L = {cfg['L']}, s = {cfg['s']:g}")
     ax.legend(loc="lower left", ncol=2)
-    rope_lib.savefig(fig, fig_name, profile=profile, exact=True)
+    savefig(fig, fig_name, profile=profile, exact=True)
     plt.show()
 
 # %% tags=["nbval-check-output"]
@@ -420,8 +435,13 @@ hf_logging.set_verbosity_error()
 
 
 def hf_gap(params, head_dim, max_pos, seq_len=None, extra_ours=None):
-    config = LlamaConfig(head_dim=head_dim, hidden_size=4 * head_dim, num_attention_heads=4,
-                         max_position_embeddings=max_pos, rope_parameters=dict(params))
+    config = LlamaConfig(
+        head_dim=head_dim,
+        hidden_size=4 * head_dim,
+        num_attention_heads=4,
+        max_position_embeddings=max_pos,
+        rope_parameters=dict(params),
+    )
     theirs, their_af = ROPE_INIT_FUNCTIONS[config.rope_parameters["rope_type"]](config, seq_len=seq_len)
     ours, our_af = rope_lib.frequencies({**config.rope_parameters, **(extra_ours or {})}, head_dim, seq_len=seq_len)
     assert math.isclose(our_af, their_af, rel_tol=1e-12)
@@ -504,7 +524,7 @@ for prof, cfg in ((p2, LLAMA2), (p3, LLAMA3)):
             assert math.isclose(ratio[-1], 1 / cfg["s"], rel_tol=1e-9), name
 # YaRN keeps every pair below its correction range, and PI-scales every pair above it
 yr = p2["YaRN = Dynamic YaRN at n = sL"]
-assert np.all(yr[:lo2 + 1] == 1.0) and np.allclose(yr[hi2:], 1 / LLAMA2["s"], rtol=1e-14)
+assert np.all(yr[: lo2 + 1] == 1.0) and np.allclose(yr[hi2:], 1 / LLAMA2["s"], rtol=1e-14)
 # PI touches the fastest pair; NTK-by-parts, YaRN and Llama 3 do not
 assert p2["PI (linear)"][0] == 1 / LLAMA2["s"] and all(
     p2[k][0] == 1.0

@@ -30,8 +30,8 @@
 # Interpolation*, arXiv:2306.15595. Su's data, code and hyper-parameters are unpublished, so we compare orderings
 # and gaps, not absolute accuracies.
 #
-# **Our setting.** A small byte-level decoder (`rope_lib.model`) trained on the Python sources of the pinned sympy
-# release (`rope_lib.data`: split by file, checksummed), at a short training length, then evaluated at 2x to 16x the
+# **Our setting.** A small byte-level decoder (`rope_lib.companion.model`) trained on the Python sources of the pinned sympy
+# release (`rope_lib.companion.data`: split by file, checksummed), at a short training length, then evaluated at 2x to 16x the
 # training length with every method, on the non-repeated set (the repeated set at 8x only, Su's column). Two
 # models are trained per training seed: one plain, one with log n in training. Every number below is over 3
 # training seeds, each scored on its own 21 test windows. The whole notebook runs on a 2-core CPU in minutes
@@ -55,14 +55,14 @@ import numpy as np
 import sympy as sp
 import torch
 
-import rope_lib
-from rope_lib.data import load_corpus, make_test_set, training_overlap
-from rope_lib.evaluate import bootstrap_difference, token_metrics
-from rope_lib.experiments import harness, references, run_experiment
-from rope_lib.report import Results, fmt, fmt_spread, format_gap, markdown_table, setup_notebook
+from rope_lib.companion.data import load_corpus, make_test_set, training_overlap
+from rope_lib.companion.evaluate import bootstrap_difference, token_metrics
+from rope_lib.companion.experiments import harness, references, run_experiment
+from rope_lib.companion.plotting import savefig
+from rope_lib.companion.report import Results, fmt, fmt_spread, format_gap, markdown_table, setup_notebook
+from rope_lib.companion.runtime import pick_device, torch_threads
+from rope_lib.companion.verdicts import ClaimBook, tier
 from rope_lib.scaling import rotations
-from rope_lib.utils import torch_threads
-from rope_lib.verdicts import ClaimBook, tier
 
 setup_notebook(profile, device, seed)
 model_cfg, model_log_n_cfg, train_cfg, eval_cfg = harness.settings(profile, seed)
@@ -147,7 +147,7 @@ print("turns over L per pair:", np.array2string(r_num, precision=2, max_line_wid
 # ## 2. The methods, each defined once
 #
 # Each method is a `PositionScheme` factory of (scale $s$, $L$, base $b$, head dim $d$) in
-# `rope_lib.experiments.extrapolation.METHODS`. **Scale rule:** static methods are tuned to the test length,
+# `rope_lib.companion.experiments.extrapolation.METHODS`. **Scale rule:** static methods are tuned to the test length,
 # $s = L'/L$, as in Su's table (his 4096/512 runs use $k = 8$). The dynamic methods pick $s = \max(1, n/L)$ for the
 # length $n$ each token sees, evaluated as a decoder with a cache of *un-rotated* keys would: positions up to $L$ are
 # not scaled, later queries are processed in blocks (8 per doubling of the length) and each block re-rotates all
@@ -172,7 +172,7 @@ for name, note in harness.METHOD_NOTES.items():
 # of this notebook's run, mostly at 16x, for columns no claim uses), and writes
 # `results/<profile>/extrapolation.json`: one run per seed, with the configuration, package versions, git SHA,
 # device and timings. The same run is available without Jupyter:
-# `python -m rope_lib.experiments extrapolation --profile smoke`.
+# `python -m rope_lib.companion.experiments extrapolation --profile smoke`.
 #
 # **Test data.** Each training seed is scored on its own 21 windows of 16L bytes, one per test file: 63 files in
 # all, none shared between seeds, and the test split shares no file with training. The test sets are *nested*:
@@ -190,8 +190,10 @@ for name, note in harness.METHOD_NOTES.items():
 corpus = load_corpus()
 test_windows = make_test_set(corpus, "non_repeated", 16 * L, len(SEEDS) * eval_cfg["n_samples"], seed=seed)
 overlap = training_overlap(corpus, test_windows, chunk=64)
-print(f"{test_windows.shape[0]} test windows x {test_windows.shape[1]} bytes: {100 * overlap:.1f}% of the 64-byte "
-      "pieces occur verbatim in the training text")
+print(
+    f"{test_windows.shape[0]} test windows x {test_windows.shape[1]} bytes: {100 * overlap:.1f}% of the 64-byte "
+    "pieces occur verbatim in the training text"
+)
 
 # %% [markdown]
 # About one piece in twenty is shared boilerplate: the models have seen a small part of the test text, the same
@@ -225,8 +227,13 @@ for variant in ("plain", "log_n"):
 
 # %%
 REPEATED_MULTS = results.eval["repeated_multipliers"]  # the repeated set is scored at L and these (8x) only
-COLUMNS = [(kind, m) for m in mults if m >= 4 for kind in ("repeated", "non_repeated")
-           if kind == "non_repeated" or m in REPEATED_MULTS]
+COLUMNS = [
+    (kind, m)
+    for m in mults
+    if m >= 4
+    for kind in ("repeated", "non_repeated")
+    if kind == "non_repeated" or m in REPEATED_MULTS
+]
 header = ["method", "L", *(f"{m}x {'rep' if kind == 'repeated' else 'non-rep'}" for kind, m in COLUMNS)]
 header += ["Su L", "Su 8x rep", "Su 8x non-rep"]
 table = []
@@ -246,7 +253,7 @@ markdown_table(header, table)
 # interval comes from a two-stage bootstrap (`Rows.gap`, 2000 draws): training seeds drawn with replacement, then
 # each drawn seed's test files. The interval therefore covers both the noise of training (another seed gives
 # another model) and the choice of test text; it describes the gap. Claims are decided on the training-seed level
-# (`rope_lib.verdicts`): each seed's mean difference over its own windows is one estimate, and the Student-t 95%
+# (`rope_lib.companion.verdicts`): each seed's mean difference over its own windows is one estimate, and the Student-t 95%
 # interval over the 3 seeds gives the tier: reproduced (the interval on the claimed side of zero), consistent (every
 # seed on that side, the interval reaching across zero), reversed (the interval on the other side) or not
 # reproduced. The last column gives that tier for the sign of the mean difference.
@@ -312,7 +319,11 @@ def slug(name: str) -> str:
 
 # %%
 v = claims.decide(
-    "04.pi-vs-baseline.8x", rows.gap("PI", "Baseline"), "<", claim="PI - Baseline, 8x non-repeated", source=SU_TABLE,
+    "04.pi-vs-baseline.8x",
+    rows.gap("PI", "Baseline"),
+    "<",
+    claim="PI - Baseline, 8x non-repeated",
+    source=SU_TABLE,
     stated="reproduced",
 )
 assert v.holds, v
@@ -365,13 +376,19 @@ for mult in (4, 8, 16):
 
 # %%
 v = claims.decide(
-    "04.ntk-old-vs-ntk-aware.8x", rows.gap("NTK-old", "NTK-aware"), "<", claim="NTK-old - NTK-aware, 8x non-repeated",
+    "04.ntk-old-vs-ntk-aware.8x",
+    rows.gap("NTK-old", "NTK-aware"),
+    "<",
+    claim="NTK-old - NTK-aware, 8x non-repeated",
     stated="consistent",
 )
 assert v.holds, v
 v = claims.decide(
-    "04.ntk-mixed-vs-ntk-fixed.8x", rows.gap("NTK-mixed", "NTK-fixed"), "<",
-    claim="NTK-mixed - NTK-fixed, 8x non-repeated", stated="reproduced",
+    "04.ntk-mixed-vs-ntk-fixed.8x",
+    rows.gap("NTK-mixed", "NTK-fixed"),
+    "<",
+    claim="NTK-mixed - NTK-fixed, 8x non-repeated",
+    stated="reproduced",
 )
 assert v.holds, v
 
@@ -415,8 +432,12 @@ for method in NTK_ROWS:
 
 # %%
 v = claims.decide(
-    "04.log-n-trained.baseline.8x", rows.gap("Baseline-log n", "Baseline"), ">",
-    claim="Baseline-log n - Baseline, 8x non-repeated", source=SU_TABLE, stated="consistent",
+    "04.log-n-trained.baseline.8x",
+    rows.gap("Baseline-log n", "Baseline"),
+    ">",
+    claim="Baseline-log n - Baseline, 8x non-repeated",
+    source=SU_TABLE,
+    stated="consistent",
 )
 assert v.holds, v
 STATED_TRAINED = {  # the stated tier of "NTK-x-log n - NTK-x > 0"
@@ -496,7 +517,10 @@ for method in NTK_ROWS:
     if v.stated != "not decided":
         assert v.holds, v
 v = claims.decide(
-    "04.dynamic-yarn-vs-yarn.8x", rows.gap("Dynamic YaRN", "YaRN"), ">", claim="Dynamic YaRN - YaRN, 8x non-repeated",
+    "04.dynamic-yarn-vs-yarn.8x",
+    rows.gap("Dynamic YaRN", "YaRN"),
+    ">",
+    claim="Dynamic YaRN - YaRN, 8x non-repeated",
     stated="reproduced",
 )
 assert v.holds, v
@@ -565,8 +589,15 @@ for ax, kind in zip(axes, ("non_repeated", "repeated")):
             row = harness.row_name(method, variant)
             at_l = results.train_length_acc_by_seed(rows.model(row), kind)
             by_seed = np.column_stack([at_l] + [rows.acc_by_seed(row, kind, m) for m in kind_mults])  # (seeds, lengths)
-            ax.plot(kind_xs, by_seed.mean(0), style, color=colors[method], marker="o", ms=3,
-                    label=method if variant == "none" else None)
+            ax.plot(
+                kind_xs,
+                by_seed.mean(0),
+                style,
+                color=colors[method],
+                marker="o",
+                ms=3,
+                label=method if variant == "none" else None,
+            )
             ax.fill_between(kind_xs, by_seed.min(0), by_seed.max(0), color=colors[method], alpha=0.15, lw=0)
     ax.set_xscale("log", base=2)
     ax.set_xticks([1, *mults], [f"{m}L" if m > 1 else "L" for m in [1, *mults]])
@@ -575,7 +606,7 @@ for ax, kind in zip(axes, ("non_repeated", "repeated")):
 axes[0].set_ylabel("next-token accuracy (%)")
 axes[1].legend(fontsize=7, ncol=2, loc="lower left")
 fig.suptitle(f"Train at L = {L}, test longer without fine-tuning (mean of 3 seeds, band: min-max; dashed: log n)")
-rope_lib.savefig(fig, "04_accuracy_vs_length", profile=profile, exact=False)
+savefig(fig, "04_accuracy_vs_length", profile=profile, exact=False)
 plt.show()
 
 # %% [markdown]
@@ -604,7 +635,7 @@ ax.set_xlabel("position in the 8L-byte sample")
 ax.set_ylabel("next-byte loss (nats)")
 ax.set_title(f"Loss by position at 8x = {8 * L} bytes (training length {L} marked; 3 seeds)")
 ax.legend(fontsize=7, ncol=2)
-rope_lib.savefig(fig, "04_loss_vs_position_8x", profile=profile, exact=False)
+savefig(fig, "04_loss_vs_position_8x", profile=profile, exact=False)
 plt.show()
 
 # %% [markdown]
@@ -616,8 +647,9 @@ plt.show()
 # %%
 def loss_at_l(model: str) -> np.ndarray:
     """Per-window loss (nats) on the last L bytes at context L (plain RoPE), shape (seeds, windows)."""
-    return np.array([run["train_length_metrics"][model]["non_repeated"]["last_window_loss_per_sample"]
-                     for run in results.runs])
+    return np.array(
+        [run["train_length_metrics"][model]["non_repeated"]["last_window_loss_per_sample"] for run in results.runs]
+    )
 
 
 xs = [1, *mults]  # context lengths, in units of L
@@ -634,7 +666,7 @@ ax.set_xlabel("context length")
 ax.set_ylabel(f"loss on the last {L} bytes (nats)")
 ax.set_title("Longer context, lower loss? (non-repeated, 3 seeds)")
 ax.legend(fontsize=7, ncol=2)
-rope_lib.savefig(fig, "04_longer_context_loss", profile=profile, exact=False)
+savefig(fig, "04_longer_context_loss", profile=profile, exact=False)
 plt.show()
 
 # %% [markdown]
@@ -647,14 +679,17 @@ plt.show()
 
 # %%
 loss_change = {
-    (row, m): bootstrap_difference(rows.last_window_loss_per_sample(row, m), loss_at_l(rows.model(row)),
-                                   seed=results.seed)
+    (row, m): bootstrap_difference(
+        rows.last_window_loss_per_sample(row, m), loss_at_l(rows.model(row)), seed=results.seed
+    )
     for row in rows
     for m in mults
 }
 for row in ("Baseline", "NTK-aware", "YaRN", "Dynamic YaRN", "NTK-aware-log n", "Dynamic NTK-log n"):
-    print(f"{row:18s} loss change vs context L: 2L {format_gap(loss_change[(row, 2)])}, "
-          f"16L {format_gap(loss_change[(row, 16)])}")
+    print(
+        f"{row:18s} loss change vs context L: 2L {format_gap(loss_change[(row, 2)])}, "
+        f"16L {format_gap(loss_change[(row, 16)])}"
+    )
 # the stated tier of "the loss falls" (claimed "<") where it is not "reversed" (the loss rises), by (row, context / L)
 STATED_LONGER = {
     ("Baseline", 2): "not reproduced",
@@ -690,8 +725,10 @@ loss_verdicts = {
 }
 for m in mults:
     counts = Counter(loss_verdicts[row, m].tier for row in rows)
-    print(f"the loss falls from context L to {m:2d}L (claimed < 0), seed level: "
-          + ", ".join(f"{n} rows {t}" for t, n in counts.most_common()))
+    print(
+        f"the loss falls from context L to {m:2d}L (claimed < 0), seed level: "
+        + ", ".join(f"{n} rows {t}" for t, n in counts.most_common())
+    )
 falling = sorted({row for (row, m), v in loss_verdicts.items() if v.tier in ("reproduced", "consistent")})
 print("rows whose loss on the last L bytes falls (every seed) at some context > L:", falling or "none")
 for v in loss_verdicts.values():
@@ -720,7 +757,7 @@ COPY_ROWS = ("Baseline", "YaRN")
 copy = {}  # (model or row, kind) -> list over seeds of (windows, predictions) hits
 with torch_threads(eval_cfg["num_threads"]):
     for i, s in enumerate(results.seeds):
-        trained = harness.train_models(profile, rope_lib.pick_device(device), s, corpus=corpus, progress=False)
+        trained = harness.train_models(profile, pick_device(device), s, corpus=corpus, progress=False)
         tests, files = harness.make_test_sets(
             corpus, L, mults, eval_cfg["n_samples"], results.seed, part=i, parts=len(results.seeds)
         )
@@ -756,14 +793,26 @@ for what in ("plain", "log_n", *COPY_ROWS):
     where, at = ("at L (copy L/2 back)", "at-l") if within_l else ("at 8x (copy 4L back)", "8x")
     g = bootstrap_difference(half((what, "repeated"), True), half((what, "non_repeated"), True), seed=results.seed)
     g_half = bootstrap_difference(half((what, "repeated"), True), half((what, "repeated"), False), seed=results.seed)
-    copy_verdicts.append(claims.decide(
-        f"04.copy.{slug(what)}.{at}", g, ">", claim=f"{what} {where}: second half with the copy minus without",
-        source=SU_TABLE, stated=STATED_COPY[what][0],
-    ))
-    copy_verdicts.append(claims.decide(
-        f"04.copy-halves.{slug(what)}.{at}", g_half, ">", claim=f"{what} {where}: repeated second minus first half",
-        source=SU_TABLE, stated=STATED_COPY[what][1],
-    ))
+    copy_verdicts.append(
+        claims.decide(
+            f"04.copy.{slug(what)}.{at}",
+            g,
+            ">",
+            claim=f"{what} {where}: second half with the copy minus without",
+            source=SU_TABLE,
+            stated=STATED_COPY[what][0],
+        )
+    )
+    copy_verdicts.append(
+        claims.decide(
+            f"04.copy-halves.{slug(what)}.{at}",
+            g_half,
+            ">",
+            claim=f"{what} {where}: repeated second minus first half",
+            source=SU_TABLE,
+            stated=STATED_COPY[what][1],
+        )
+    )
 
 # %% [markdown]
 # **Not reproduced: the model does not copy, neither $4L$ back at 8x nor $L/2$ back inside the training length.**

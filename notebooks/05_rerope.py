@@ -46,7 +46,9 @@ import sympy as sp
 import torch
 
 import rope_lib
-from rope_lib.report import setup_notebook
+from rope_lib.companion.plotting import savefig
+from rope_lib.companion.report import setup_notebook
+from rope_lib.companion.runtime import repo_root
 
 setup_notebook(profile, device, seed)
 
@@ -217,11 +219,11 @@ for name, ok in checks.items():
 # %%
 import numpy as np
 
-from rope_lib.evaluate import bootstrap_difference
-from rope_lib.experiments import references, run_experiment
-from rope_lib.experiments import rerope_eval as rx
-from rope_lib.report import Results, format_gap, markdown_table
-from rope_lib.verdicts import ClaimBook
+from rope_lib.companion.evaluate import bootstrap_difference
+from rope_lib.companion.experiments import references, run_experiment
+from rope_lib.companion.experiments import rerope_eval as rx
+from rope_lib.companion.report import Results, format_gap, markdown_table
+from rope_lib.companion.verdicts import ClaimBook
 
 results = Results(run_experiment("rerope", profile=profile, device=device, seed=seed))
 L, mults = results.train_length, results.mults
@@ -303,8 +305,16 @@ windows = [max(1, round(f * L)) for f in rx.WINDOW_FRACTIONS]
 table = []
 for frac, w in zip(rx.WINDOW_FRACTIONS, windows):
     su_p, su_l = references.SU_WINDOW_PLAIN.get(frac), references.SU_WINDOW_LOG_N.get(frac)
-    table.append([w, f"{frac:.3g}", rep_nonrep(window_rows, f"ReRoPE-w{w}", 8), su_cell(su_p),
-                  rep_nonrep(window_rows, f"ReRoPE-w{w}-log n", 8), su_cell(su_l)])
+    table.append(
+        [
+            w,
+            f"{frac:.3g}",
+            rep_nonrep(window_rows, f"ReRoPE-w{w}", 8),
+            su_cell(su_p),
+            rep_nonrep(window_rows, f"ReRoPE-w{w}-log n", 8),
+            su_cell(su_l),
+        ]
+    )
 markdown_table(["w", "w / L", "plain model", "Su (no log n)", "log-n model", "Su (log n)"], table)
 
 # %% [markdown]
@@ -471,12 +481,8 @@ for frac in (1 / 4, 1 / 2):
         f"w = {w}: largest relative position / L at 8x for k = "
         + ", ".join(f"{k:g}: {r:.2f}" for k, r in reach.items())
     )
-k8_drop = {
-    w: leak_rows.gap(f"Leaky ReRoPE-w{w}-k16-log n", f"Leaky ReRoPE-w{w}-k8-log n") for w in (L // 4, L // 2)
-}
-k_flat = {
-    w: leak_rows.gap(f"Leaky ReRoPE-w{w}-k64-log n", f"Leaky ReRoPE-w{w}-k16-log n") for w in (L // 4, L // 2)
-}
+k8_drop = {w: leak_rows.gap(f"Leaky ReRoPE-w{w}-k16-log n", f"Leaky ReRoPE-w{w}-k8-log n") for w in (L // 4, L // 2)}
+k_flat = {w: leak_rows.gap(f"Leaky ReRoPE-w{w}-k64-log n", f"Leaky ReRoPE-w{w}-k16-log n") for w in (L // 4, L // 2)}
 STATED_K8 = {L // 4: "not reproduced", L // 2: "consistent"}  # Su: (k = 16) - (k = 8) > 0, by window
 # Su: about 0 from k = 64 to k = 16; decided as the claim "(k = 64) - (k = 16) > 0", for which flat is "not reproduced"
 # (at w = L/4 the two machines differ: not reproduced here, reversed on the second one)
@@ -569,7 +575,7 @@ for a in (ax, ax_su):
     a.axhline(0, color="0.5", lw=0.8)
 ax.set_ylim(-0.2, 30)  # room for the legend and for Su's RoPE (+7.36 at 8k)
 fig.suptitle("Longer context, lower loss? (below 0: lower loss on the same bytes than with context L)")
-rope_lib.savefig(fig, "05_longer_context_loss", profile=profile, exact=False)
+savefig(fig, "05_longer_context_loss", profile=profile, exact=False)
 plt.show()
 
 # %% [markdown]
@@ -721,7 +727,7 @@ for pair in leaky16.values():
 # %%
 import json
 
-bench = json.loads((rope_lib.repo_root() / "results" / "bench" / "rerope_cpu.json").read_text())
+bench = json.loads((repo_root() / "results" / "bench" / "rerope_cpu.json").read_text())
 by = {}
 for r in bench["rows"]:
     by.setdefault(r["method"], {})[r["n"]] = r
@@ -742,7 +748,7 @@ for ax, ylabel in ((ax_t, "forward time (s)"), (ax_m, "peak memory above baselin
     ax.set_ylabel(ylabel)
 ax_t.legend(fontsize=7)
 fig.suptitle(f"ReRoPE prefill cost on CPU ({bench['threads']} threads, torch {bench['torch']})")
-rope_lib.savefig(fig, "05_rerope_cost", profile=profile)
+savefig(fig, "05_rerope_cost", profile=profile)
 plt.show()
 
 # %% tags=["nbval-check-output"]

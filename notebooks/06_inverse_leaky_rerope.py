@@ -63,10 +63,11 @@ import torch
 from matplotlib.colors import Normalize
 
 import rope_lib
-from rope_lib.evaluate import bootstrap_difference
-from rope_lib.experiments import harness, references, run_experiment
-from rope_lib.experiments import inverse_leaky as il
-from rope_lib.report import (
+from rope_lib.companion.evaluate import bootstrap_difference
+from rope_lib.companion.experiments import harness, references, run_experiment
+from rope_lib.companion.experiments import inverse_leaky as il
+from rope_lib.companion.plotting import savefig
+from rope_lib.companion.report import (
     Results,
     fmt,
     fmt_spread,
@@ -75,8 +76,8 @@ from rope_lib.report import (
     seeds_agreeing,
     setup_notebook,
 )
+from rope_lib.companion.verdicts import ClaimBook, tier
 from rope_lib.rerope import rerope_attention, rerope_attention_reference
-from rope_lib.verdicts import ClaimBook, tier
 
 setup_notebook(profile, device, seed)
 model_cfg, model_log_n_cfg, train_cfg, eval_cfg = harness.settings(profile, seed)
@@ -94,8 +95,10 @@ print(
     "log n trained"
 )
 print(f"InvLeaky models trained in this profile: {[il.row_label(v, w, s_scale) for v in variants]}")
-print(f"budget: {train_cfg.steps} steps x {train_cfg.batch_size} x {L} bytes, as each model of notebook 04; "
-      f"training seeds {harness.training_seeds(profile, seed)}")
+print(
+    f"budget: {train_cfg.steps} steps x {train_cfg.batch_size} x {L} bytes, as each model of notebook 04; "
+    f"training seeds {harness.training_seeds(profile, seed)}"
+)
 
 # %% [markdown]
 # **Which $s$.** Su tunes $s$ to his test length: his table is at 8x, with $s = 8$, $k = 1/16$ (and base $8b$ in the
@@ -166,8 +169,9 @@ sp.Eq(sp.Symbol("R - sL"), sp.factor(R - ss * LL))
 
 # %% tags=["nbval-check-output"]
 T = il.trained_relative_positions(L, w, k_leak)
-assert np.array_equal(T, np.array([float(p_out.subs({r: x, ww: w, kk: sp.Rational(1, 2 * s_scale)})) if x >= w else x
-                                   for x in range(L)]))  # the library's positions = the formula
+assert np.array_equal(
+    T, np.array([float(p_out.subs({r: x, ww: w, kk: sp.Rational(1, 2 * s_scale)})) if x >= w else x for x in range(L)])
+)  # the library's positions = the formula
 test_r = np.arange(s_scale * L)
 assert test_r.max() <= T.max()  # claim 1
 exact = np.isin(test_r, T)
@@ -180,18 +184,26 @@ assert beyond.any() and not (np.arange(m_max_here.floor() * L) > T.max()).any() 
 for LL_, s_ in [(L_, s_) for L_ in range(4, 1025) for s_ in (1, 2, 4, 8, 16, 32)]:
     assert il.trained_relative_positions(LL_, il.invleaky_window(LL_), il.invleaky_leak(s_)).max() >= s_ * LL_ - 1
 R_su = il.trained_relative_positions(512, 128, il.invleaky_leak(8)).max()
-print(f"this profile: trained range R = {T.max():.0f} >= largest relative position at sL: {s_scale * L - 1} "
-      f"({s_scale}L - 1); m_max = {float(m_max_here):.3f}")
-print(f"at sL: relative positions trained exactly: {exact.sum()} of {test_r.size} ({100 * exact.mean():.1f}%); "
-      f"the rest at most {gap.max():.0f} positions from a trained one")
+print(
+    f"this profile: trained range R = {T.max():.0f} >= largest relative position at sL: {s_scale * L - 1} "
+    f"({s_scale}L - 1); m_max = {float(m_max_here):.3f}"
+)
+print(
+    f"at sL: relative positions trained exactly: {exact.sum()} of {test_r.size} ({100 * exact.mean():.1f}%); "
+    f"the rest at most {gap.max():.0f} positions from a trained one"
+)
 n_long = max(mults) * L
 pairs_beyond = (n_long - longest_r[beyond]).sum() / (n_long * (n_long + 1) / 2)
-print(f"at {max(mults)}L: relative positions beyond R: {beyond.sum()} of {n_long} ({T.max():.0f} < r <= {n_long - 1}); "
-      f"{100 * pairs_beyond:.1f}% of all causal (query, key) pairs, up to {100 * beyond.mean():.0f}% of the last "
-      "query's keys")
+print(
+    f"at {max(mults)}L: relative positions beyond R: {beyond.sum()} of {n_long} ({T.max():.0f} < r <= {n_long - 1}); "
+    f"{100 * pairs_beyond:.1f}% of all causal (query, key) pairs, up to {100 * beyond.mean():.0f}% of the last "
+    "query's keys"
+)
 print(f"Su (L = 512, s = 8, w = 128, k = 1/16): R = {R_su:.0f} >= {8 * 512 - 1}")
-print(f"trained positions inside [w, L): {[int(x) for x in T if w <= x < L]} - even at 1x, plain RoPE meets "
-      f"{L - w - int(((T >= w) & (T < L)).sum())} of the {L - w} positions in [w, L) only by interpolation")
+print(
+    f"trained positions inside [w, L): {[int(x) for x in T if w <= x < L]} - even at 1x, plain RoPE meets "
+    f"{L - w - int(((T >= w) & (T < L)).sum())} of the {L - w} positions in [w, L) only by interpolation"
+)
 
 # %% [markdown]
 # **(ours)** The last line matters at our scale: the trained positions beyond the window are spaced $2s = 16$ apart,
@@ -237,6 +249,7 @@ assert (
     == 0
 )
 sp.Eq(sp.Symbol(r"\lambda^{\prime}_{i}") / sp.Symbol("lambda_i"), ss ** (2 * i_ / dd))
+
 
 # %% tags=["nbval-check-output"]
 def pair_counts(b_: float, d_: int, L_: int, s_: int) -> dict:
@@ -305,8 +318,10 @@ got_blockwise = rerope_attention(q, kx, v, inv, window=w, leaky_k=k_leak)
 got_reference = rerope_attention_reference(q, kx, v, inv, window=w, leaky_k=k_leak)
 err_b, err_r = (got_blockwise - want).abs().max().item(), (got_reference - want).abs().max().item()
 assert err_b < 1e-12 and err_r < 1e-12, (err_b, err_r)
-print(f"Leaky ReRoPE with k = 1/{round(1 / k_leak)}, w = {w}, n = {n_chk}, float64: max |blockwise - definition| = "
-      f"{err_b:.1e}, max |reference - definition| = {err_r:.1e}")
+print(
+    f"Leaky ReRoPE with k = 1/{round(1 / k_leak)}, w = {w}, n = {n_chk}, float64: max |blockwise - definition| = "
+    f"{err_b:.1e}, max |reference - definition| = {err_r:.1e}"
+)
 
 # %% [markdown]
 # ## 3. The experiment
@@ -315,7 +330,7 @@ print(f"Leaky ReRoPE with k = 1/{round(1 / k_leak)}, w = {w}, n = {n_chk}, float
 # checkpoint cache; notebook 04's models are cache hits), evaluates every row at 2x-16x on notebook 04's nested test
 # windows through the same `evaluate_rows`, scores the training length on 256 extra windows per seed (claim (c)),
 # times the training step once (section 7) and writes `results/<profile>/inverse_leaky.json`. Without Jupyter:
-# `python -m rope_lib.experiments inverse_leaky --profile smoke`.
+# `python -m rope_lib.companion.experiments inverse_leaky --profile smoke`.
 #
 # Rows: Baseline, NTK-fixed and YaRN (notebook 04's methods, each tuned to the test length) on the plain model and
 # on the log-n model; ReRoPE with $w = L/4 = 16$ on the log-n model (Su's w128 at $L = 512$); and the InvLeaky model
@@ -357,8 +372,10 @@ training = results.by_seed("training")
 for variant in training[0]:
     loss = np.array([t[variant]["val_loss"] for t in training])
     val_acc = 100 * np.array([t[variant]["val_acc"] for t in training])
-    print(f"model {variant:9s}: validation loss {fmt_spread(loss.mean(), loss.std(ddof=1), 3)} nats/byte, accuracy "
-          f"{fmt_spread(val_acc.mean(), val_acc.std(ddof=1))}% at L (plain RoPE; mean ± sd over seeds)")
+    print(
+        f"model {variant:9s}: validation loss {fmt_spread(loss.mean(), loss.std(ddof=1), 3)} nats/byte, accuracy "
+        f"{fmt_spread(val_acc.mean(), val_acc.std(ddof=1))}% at L (plain RoPE; mean ± sd over seeds)"
+    )
 
 # %% [markdown]
 # ## 4. Reproduced table beside Su's
@@ -431,19 +448,31 @@ for v in IL:
                 wide_sample(v, kind), wide_sample("log_n", kind), seed=seed
             )
 
-label = {"invleaky": f"{main} (plain RoPE)", "invleaky (training scheme)": f"{main} (Leaky, as trained)",
-         "log_n": "log-n model", "plain": "plain model", "invleaky_b": f"{IL.get('invleaky_b', '')} (plain RoPE)"}
+label = {
+    "invleaky": f"{main} (plain RoPE)",
+    "invleaky (training scheme)": f"{main} (Leaky, as trained)",
+    "log_n": "log-n model",
+    "plain": "plain model",
+    "invleaky_b": f"{IL.get('invleaky_b', '')} (plain RoPE)",
+}
 table = []
 for (a, b, kind, mult), g in gaps.items():
     where = f"{mult}x" if mult != "L" else f"L, {n_wide} windows"
-    table.append([f"{where}, {kind.replace('_', '-')}", f"{label.get(a, a)} − {label.get(b, b)}", format_gap(g),
-                  seeds_agreeing(g, ">").split()[0], tier(g["by_seed"], ">")])
+    table.append(
+        [
+            f"{where}, {kind.replace('_', '-')}",
+            f"{label.get(a, a)} − {label.get(b, b)}",
+            format_gap(g),
+            seeds_agreeing(g, ">").split()[0],
+            tier(g["by_seed"], ">"),
+        ]
+    )
 markdown_table(["where", "difference", "points [95% interval]", "seeds > 0", "seed-level tier (> 0)"], table)
 
 # %% [markdown]
 # ## 6. Claims
 #
-# Each claim is decided on the training-seed level (`rope_lib.verdicts`): one estimate per seed and a Student-t 95%
+# Each claim is decided on the training-seed level (`rope_lib.companion.verdicts`): one estimate per seed and a Student-t 95%
 # interval over the three, "reproduced" when the interval lies on the claimed side of the threshold (0 unless a margin
 # is stated), "consistent" when every seed does but the interval reaches across it, "reversed" when it lies on the other
 # side, "not reproduced" otherwise; each line also prints the bootstrap interval over seeds and test files, as a
@@ -626,6 +655,7 @@ for kind in ("non_repeated", "repeated"):
 #   includes zero; Baseline-log n's grows too (−4.3, then −6.5), **reproduced**: −2.24 ([−3.61, −0.879]), though it
 #   never had a trained range to leave.
 
+
 # %%
 def drop(row: str, kind: str = "non_repeated") -> np.ndarray:
     """Per-window accuracy at 16x minus at 8x (%), shape (seeds, windows): the nested windows pair the two."""
@@ -680,8 +710,10 @@ for kind in ("non_repeated", "repeated"):
     for key, row in (("invleaky", main), ("baseline-log-n", "Baseline-log n")):
         ps = {m: rows.per_sample(row, kind, m) for m in (4, 8, 16)}
         g_acc = bootstrap_difference(ps[16] - ps[8], ps[8] - ps[4], groups=files, seed=seed)
-        print(f"{slug(kind)} {row}: change 4x -> 8x {(ps[8] - ps[4]).mean():+.1f}, "
-              f"8x -> 16x {(ps[16] - ps[8]).mean():+.1f} points")
+        print(
+            f"{slug(kind)} {row}: change 4x -> 8x {(ps[8] - ps[4]).mean():+.1f}, "
+            f"8x -> 16x {(ps[16] - ps[8]).mean():+.1f} points"
+        )
         v = claims.decide(
             f"06.beyond-r.second-doubling.{slug(kind)}.{key}",
             g_acc,
@@ -698,15 +730,17 @@ for kind in ("non_repeated", "repeated"):
 # The same model (notebook 04's log-n configuration) trained with Leaky ReRoPE and with plain RoPE, in the same run
 # (first seed only: it measures the code and the machine, not the seed): after a warm-up, four windows of five
 # training steps per scheme, interleaved (rope, leaky, leaky, rope, ...), each the real training step of
-# `rope_lib.train.train` (forward, backward, clipping, AdamW). We print the ratio only, rounded: it depends on the
+# `rope_lib.companion.train.train` (forward, backward, clipping, AdamW). We print the ratio only, rounded: it depends on the
 # machine and its load (other processes sharing the CPU inflate it).
 
 # %%
 o = results.runs[0]["training_overhead"]
 su_ratio = references.SU_TRAINING_SECONDS["leaky"] / references.SU_TRAINING_SECONDS["rope"]
-print(f"training step, Leaky ReRoPE / plain RoPE: about {o['ratio']:.1f}x on {o['device']} (ratio of totals; median of "
-      f"the {len(o['s_per_step']['rope'])} rounds' ratios {o['ratio_median_of_rounds']:.1f}x; "
-      f"{o['steps_per_scheme']} steps each; Su: 350/330 = {su_ratio:.2f}x)")
+print(
+    f"training step, Leaky ReRoPE / plain RoPE: about {o['ratio']:.1f}x on {o['device']} (ratio of totals; median of "
+    f"the {len(o['s_per_step']['rope'])} rounds' ratios {o['ratio_median_of_rounds']:.1f}x; "
+    f"{o['steps_per_scheme']} steps each; Su: 350/330 = {su_ratio:.2f}x)"
+)
 
 # %% [markdown]
 # The ratio of the totals is sensitive to a single slow window when other processes share the CPU; the median of the
@@ -728,6 +762,7 @@ print(f"training step, Leaky ReRoPE / plain RoPE: about {o['ratio']:.1f}x on {o[
 # relative positions: up to $R = 12L$ every inference position lies inside the trained range (densely trained inside
 # the window, every 16th beyond it); the red part of the 16x range lies beyond it.
 
+
 # %%
 def rel_map(n: int, step: int, f) -> np.ndarray:
     idx = np.arange(0, n, step)
@@ -747,8 +782,9 @@ leaky_map = rel_map(L, 1, lambda rr: np.where(rr < w, rr, w + (rr - w) / k_leak)
 step = max(1, n_inf // 128)  # the 16L x 16L map shown every `step` positions
 rope_map = rel_map(n_inf, step, lambda rr: rr)
 ax_t.imshow(leaky_map, cmap="viridis", norm=norm, extent=(-0.5, L - 0.5, L - 0.5, -0.5), interpolation="nearest")
-im = ax_i.imshow(rope_map, cmap="viridis", norm=norm, extent=(-0.5, n_inf - 0.5, n_inf - 0.5, -0.5),
-                 interpolation="nearest")
+im = ax_i.imshow(
+    rope_map, cmap="viridis", norm=norm, extent=(-0.5, n_inf - 0.5, n_inf - 0.5, -0.5), interpolation="nearest"
+)
 ax_i.plot([0, n_inf - 1 - R_max], [R_max, n_inf - 1], color="w", ls="--", lw=1)
 ax_i.text(40, R_max + 120, "i - j = R", color="w", fontsize=8)
 ax_t.set_title(f"training: Leaky ReRoPE\nL = {L}, w = {w}, k = 1/{round(1 / k_leak)}")
@@ -769,7 +805,7 @@ ax_n.set_ylim(-0.7, 1.9)
 ax_n.set_xlim(-20, max(R_max, n_inf) * 1.04)
 ax_n.set_xlabel("relative position")
 ax_n.grid(False)
-rope_lib.savefig(fig, "06_relative_positions", profile=profile, exact=True)
+savefig(fig, "06_relative_positions", profile=profile, exact=True)
 plt.show()
 
 # %% [markdown]
@@ -780,9 +816,14 @@ plt.show()
 # %%
 xs = [1, *mults]
 styles = {
-    "Baseline": ("C8", "-"), "NTK-fixed": ("C2", "-"), "YaRN": ("C3", "-"),
-    "Baseline-log n": ("C8", "--"), "NTK-fixed-log n": ("C2", "--"), "YaRN-log n": ("C3", "--"),
-    RR: ("C0", "-"), **{IL[v]: (c, "-") for v, c in zip(IL, ("C1", "C4"))},
+    "Baseline": ("C8", "-"),
+    "NTK-fixed": ("C2", "-"),
+    "YaRN": ("C3", "-"),
+    "Baseline-log n": ("C8", "--"),
+    "NTK-fixed-log n": ("C2", "--"),
+    "YaRN-log n": ("C3", "--"),
+    RR: ("C0", "-"),
+    **{IL[v]: (c, "-") for v, c in zip(IL, ("C1", "C4"))},
 }
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
 for ax, kind in zip(axes, ("non_repeated", "repeated")):
@@ -802,12 +843,13 @@ axes[1].legend(fontsize=7, ncol=2, loc="lower left")
 fig.suptitle(
     f"Train at L = {L}; InvLeaky ReRoPE (trained Leaky, k = 1/{round(1 / k_leak)}) runs plain RoPE at every length"
 )
-rope_lib.savefig(fig, "06_accuracy_vs_length", profile=profile, exact=False)
+savefig(fig, "06_accuracy_vs_length", profile=profile, exact=False)
 plt.show()
 
 # %% [markdown]
 # Loss against position at 8x (non-repeated, bins of $L/2$ bytes; mean over seeds, band min to max): where the
 # InvLeaky model loses to ReRoPE.
+
 
 # %%
 def plot_position_loss(mult: int, name: str) -> None:
@@ -824,7 +866,7 @@ def plot_position_loss(mult: int, name: str) -> None:
     ax.set_ylabel("next-byte loss (nats)")
     ax.set_title(f"Loss by position at {mult}x = {mult * L} bytes (training length {L} marked)")
     ax.legend(fontsize=7)
-    rope_lib.savefig(fig, name, profile=profile, exact=False)
+    savefig(fig, name, profile=profile, exact=False)
     plt.show()
 
 

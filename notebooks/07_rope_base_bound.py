@@ -49,7 +49,8 @@ from rope_lib.base_bound import (
     max_context_length,
     rope_bias_sum,
 )
-from rope_lib.report import setup_notebook
+from rope_lib.companion.plotting import savefig, use_style
+from rope_lib.companion.report import setup_notebook
 
 setup_notebook(profile, device, seed)  # analytic notebook: float64 on the CPU whatever the device
 torch.set_num_threads(1)  # the searches are many small products: extra threads only add overhead
@@ -219,10 +220,32 @@ for base, (pmin, full_L) in partial_min.items():
 # "1k" is 1024 and the distances are $m = 0..L-1$, as in Su's code (`bmin(1024 * 128)`, `f(np.arange(L), b)`).
 
 # %%
-PAPER = {1: 4.3e3, 2: 1.6e4, 4: 2.7e4, 8: 8.4e4, 16: 3.1e5, 32: 6.4e5, 64: 2.1e6, 128: 7.8e6, 256: 3.6e7,
-         512: 6.4e7, 1024: 5.1e8}  # Men et al. Table 2
-SU = {1: 4.3e3, 2: 1.2e4, 4: 2.7e4, 8: 8.4e4, 16: 2.3e5, 32: 6.3e5, 64: 2.1e6, 128: 4.9e6, 256: 2.4e7,
-      512: 5.8e7, 1024: 6.5e7}  # kexue.fm/archives/10122, recomputed with a finer grid
+PAPER = {
+    1: 4.3e3,
+    2: 1.6e4,
+    4: 2.7e4,
+    8: 8.4e4,
+    16: 3.1e5,
+    32: 6.4e5,
+    64: 2.1e6,
+    128: 7.8e6,
+    256: 3.6e7,
+    512: 6.4e7,
+    1024: 5.1e8,
+}  # Men et al. Table 2
+SU = {
+    1: 4.3e3,
+    2: 1.2e4,
+    4: 2.7e4,
+    8: 8.4e4,
+    16: 2.3e5,
+    32: 6.3e5,
+    64: 2.1e6,
+    128: 4.9e6,
+    256: 2.4e7,
+    512: 5.8e7,
+    1024: 6.5e7,
+}  # kexue.fm/archives/10122, recomputed with a finer grid
 
 
 def two(v):
@@ -290,19 +313,24 @@ for kk in PAPER:
 # bound against $L$.
 
 # %%
-rope_lib.use_style()
+use_style()
 fig, ax = plt.subplots(figsize=(7.0, 4.2))
 m_plot = np.unique(np.round(np.logspace(0, 6.3, 2500)).astype(np.int64))
 for base, color in ((1e4, "#0072B2"), (8.4e4, "#009E73"), (5e5, "#D55E00"), (5e6, "#CC79A7")):
-    ax.plot(m_plot, rope_bias_sum(m_plot, base, D), color=color, linewidth=0.8,
-            label=f"b = {base:.1e}: B_m >= 0 up to m = {max_context_length(base, D) - 1}")
+    ax.plot(
+        m_plot,
+        rope_bias_sum(m_plot, base, D),
+        color=color,
+        linewidth=0.8,
+        label=f"b = {base:.1e}: B_m >= 0 up to m = {max_context_length(base, D) - 1}",
+    )
 ax.axhline(0, color="0.3", linewidth=0.8)
 ax.set_xscale("log")
 ax.set_xlabel("relative distance m")
 ax.set_ylabel(r"$B_m = \sum_i \cos(m\theta_i)$")
 ax.set_title(f"d = {D}: the sum turns negative later for a larger base")
 ax.legend(loc="lower left")
-rope_lib.savefig(fig, "07_bias_sum", profile=profile, exact=True)
+savefig(fig, "07_bias_sum", profile=profile, exact=True)
 plt.show()
 
 # %%
@@ -318,7 +346,7 @@ ax.set_xlabel("context length L")
 ax.set_ylabel("smallest base b with B_m >= 0 on m < L")
 ax.set_title(f"d = {D}")
 ax.legend(loc="upper left")
-rope_lib.savefig(fig, "07_base_bound", profile=profile, exact=True)
+savefig(fig, "07_base_bound", profile=profile, exact=True)
 plt.show()
 
 # %% [markdown]
@@ -345,8 +373,13 @@ bound_for = {L_: ours[L_ // 1024] for _, _, L_, _ in MODELS}  # every context he
 keeps = {base: max_context_length(base, D) for _, base, _, _ in MODELS}
 above = {name: base >= bound_for[L_] for name, base, L_, _ in MODELS}
 holds = {name: keeps[base] >= L_ for name, base, L_, _ in MODELS}
-assert [n for n, ok in above.items() if not ok] == ["Llama-7B", "Llama2-7B", "Baichuan2-7B", "Mistral-7B-v0.1",
-                                                    "Llama-3.1-8B"]
+assert [n for n, ok in above.items() if not ok] == [
+    "Llama-7B",
+    "Llama2-7B",
+    "Baichuan2-7B",
+    "Mistral-7B-v0.1",
+    "Llama-3.1-8B",
+]
 assert [n for n, ok in holds.items() if ok] == ["Llama3-8B"]  # B_m >= 0 on the whole context: only Llama 3
 assert above["Mistral-7B-v0.2"] and keeps[1e6] == 27115 < 32768  # above the bound, yet B_m < 0 at m = 27115
 assert round(5e5 / bound_for[8192]) == 6 and keeps[5e5] == 18438
@@ -368,13 +401,13 @@ for name, base, L_, note in MODELS:
 #
 # ### The small LM of this companion's experiments
 #
-# The smoke model (`rope_lib.experiments.harness`, `PROFILE_SETTINGS["smoke"]["model"]`) has head dim 32 and
+# The smoke model (`rope_lib.companion.experiments.harness`, `PROFILE_SETTINGS["smoke"]["model"]`) has head dim 32 and
 # trains at $L = 64$ with base 1e4. Its bound, and how far a few bases keep $B_m \ge 0$ at $d = 32$. **(ours)** The
 # model's base is 30 times its bound and keeps $B_m \ge 0$ beyond $4L$ but not to $8L$: the longer test lengths
 # of the extrapolation experiments reach distances where $B_m < 0$.
 
 # %%
-from rope_lib.experiments.harness import PROFILE_SETTINGS  # noqa: E402
+from rope_lib.companion.experiments.harness import PROFILE_SETTINGS  # noqa: E402
 
 SMOKE = PROFILE_SETTINGS["smoke"]["model"]
 d_lm, L_lm, b_lm = SMOKE["head_dim"], SMOKE["train_length"], SMOKE["rope_base"]
@@ -393,10 +426,10 @@ for base, keep in lm_keeps.items():
 # ## 5. Retrieval against the base, trained: the paper's claim at our scale
 #
 # The claim is about retrieval: below the bound a model keeps a good loss but loses long-range retrieval. We test it
-# with passkey retrieval (`rope_lib.data.make_passkey_set`, `rope_lib.evaluate.passkey_hits`): $L$ bytes of test
+# with passkey retrieval (`rope_lib.companion.data.make_passkey_set`, `rope_lib.companion.evaluate.passkey_hits`): $L$ bytes of test
 # text with one key byte (one of 16 symbols that never occur in the text) inserted $m$ bytes before a question byte
 # at the end; the answer is the key, greedy, exact (chance 1/16). Per training seed and per base
-# (`python -m rope_lib.experiments base_bound`; `rope_lib.experiments.base_bound`):
+# (`python -m rope_lib.companion.experiments base_bound`; `rope_lib.companion.experiments.base_bound`):
 #
 # * a **text model**: notebook 04's plain model with only the base changed (same data, steps, schedule; the base-1e4
 #   one *is* notebook 04's). Its loss at $L$ is the "perplexity" side of the claim. It never saw a key.
@@ -412,11 +445,11 @@ for base, keep in lm_keeps.items():
 # %%
 from IPython.display import display  # noqa: E402
 
-from rope_lib.evaluate import bootstrap_difference  # noqa: E402
-from rope_lib.experiments import base_bound as bb  # noqa: E402
-from rope_lib.experiments import harness, run_experiment  # noqa: E402
-from rope_lib.report import Results, fmt_spread, markdown_table  # noqa: E402
-from rope_lib.verdicts import NOT_DECIDED, ClaimBook  # noqa: E402
+from rope_lib.companion.evaluate import bootstrap_difference  # noqa: E402
+from rope_lib.companion.experiments import base_bound as bb  # noqa: E402
+from rope_lib.companion.experiments import harness, run_experiment  # noqa: E402
+from rope_lib.companion.report import Results, fmt_spread, markdown_table  # noqa: E402
+from rope_lib.companion.verdicts import NOT_DECIDED, ClaimBook  # noqa: E402
 
 results = Results(run_experiment("base_bound", profile=profile, device=device, seed=seed))  # the profile's threads
 claims = ClaimBook("07", profile)  # every claim of this section is decided and recorded through it
@@ -458,12 +491,35 @@ table = []
 for base in BASES:
     keeps = results.runs[0]["bases"][base]["keeps_bias_sum_nonnegative_to"]
     ret = hits(base, "retrieval")
-    table.append([base, f"m < {keeps}", by_seed(text_loss(base, "text")), by_seed(text_loss(base, "retrieval")),
-                  by_seed(hits(base, "text")), by_seed(ret[:, DIST <= L_LM // 4]), by_seed(ret[:, FAR])])
-print(f"L = {L_LM}, d = {D_LM}, bound {bb_cfg['bound']:.0f}; mean ± sd over {len(results.seeds)} seeds "
-      f"(passkey: {ret.shape[-1]} samples per distance and seed)")
-display(markdown_table(["base", "B_m >= 0 for", "loss at L: text model", "retrieval model", "passkey: text model",
-                        "retrieval, m <= L/4", f"retrieval, m >= {L_LM // 2}"], table))
+    table.append(
+        [
+            base,
+            f"m < {keeps}",
+            by_seed(text_loss(base, "text")),
+            by_seed(text_loss(base, "retrieval")),
+            by_seed(hits(base, "text")),
+            by_seed(ret[:, DIST <= L_LM // 4]),
+            by_seed(ret[:, FAR]),
+        ]
+    )
+print(
+    f"L = {L_LM}, d = {D_LM}, bound {bb_cfg['bound']:.0f}; mean ± sd over {len(results.seeds)} seeds "
+    f"(passkey: {ret.shape[-1]} samples per distance and seed)"
+)
+display(
+    markdown_table(
+        [
+            "base",
+            "B_m >= 0 for",
+            "loss at L: text model",
+            "retrieval model",
+            "passkey: text model",
+            "retrieval, m <= L/4",
+            f"retrieval, m >= {L_LM // 2}",
+        ],
+        table,
+    )
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(7.0, 4.0))
@@ -481,7 +537,7 @@ ax.set_xlabel("key distance m (bytes before the question)")
 ax.set_ylabel("passkey accuracy (retrieval model)")
 ax.set_title(f"L = {L_LM}, d = {D_LM}: seeds thin, mean thick")
 ax.legend(loc="lower left")
-rope_lib.savefig(fig, "07_passkey_by_base", profile=profile, exact=False)
+savefig(fig, "07_passkey_by_base", profile=profile, exact=False)
 plt.show()
 
 # %% [markdown]
@@ -504,27 +560,63 @@ loss_low_high = loss_gap(text_loss(LOW, "text"), text_loss(HIGH, "text"))
 margins = {"2%": math.log(1.02), "5%": math.log(1.05)}  # perplexity ratio -> nats/byte
 far_gap = passkey_gap(hits(HIGH, "retrieval")[:, FAR].mean(1), hits(LOW, "retrieval")[:, FAR].mean(1))
 far_acc = {base: 100 * hits(base, "retrieval")[:, FAR].mean() for base in (LOW, HIGH)}
-cost_gap = loss_gap(text_loss(LOW, "retrieval") - text_loss(LOW, "text"),
-                    text_loss(HIGH, "retrieval") - text_loss(HIGH, "text"))
+cost_gap = loss_gap(
+    text_loss(LOW, "retrieval") - text_loss(LOW, "text"), text_loss(HIGH, "retrieval") - text_loss(HIGH, "text")
+)
 LOSS_QUANTITY = "text loss gap at L (nats/byte)"
 SOURCE = "Men et al., arXiv:2405.14591 (the paper)"
-v_within5 = claims.decide("07.loss-within-5pct", loss_low_high, "<", threshold=margins["5%"],
-                          claim=f"1. text loss at L, base {LOW} - base {HIGH}, within 5% perplexity",
-                          source=SOURCE, quantity=LOSS_QUANTITY, stated="consistent")
-v_within2 = claims.decide("07.loss-within-2pct", loss_low_high, "<", threshold=margins["2%"],
-                          claim=f"1. text loss at L, base {LOW} - base {HIGH}, within 2% perplexity",
-                          source=SOURCE, quantity=LOSS_QUANTITY, stated="not reproduced")
-print(f"2. passkey at m >= {L_LM // 2} (retrieval models): base {HIGH} {far_acc[HIGH]:.1f}%, "
-      f"base {LOW} {far_acc[LOW]:.1f}%")
-v_far_sign = claims.decide("07.far-retrieval-falls", far_gap, ">",
-                           claim=f"2. passkey at m >= {L_LM // 2}, base {HIGH} - base {LOW}, falls",
-                           source=SOURCE, quantity="passkey accuracy gap (fraction)", stated="consistent")
-v_far_fall = claims.decide("07.far-retrieval-falls-5pt", far_gap, ">", threshold=RETRIEVAL_MARGIN,
-                           claim=f"2. passkey at m >= {L_LM // 2}, base {HIGH} - base {LOW}, falls by >= 5 points",
-                           source=SOURCE, quantity="passkey accuracy gap (fraction)", stated="reversed")
-v_cost = claims.decide("07.retrieval-cost-below-bound", cost_gap, ">",
-                       claim=f"3. text-loss cost of retrieval training, base {LOW} - base {HIGH}",
-                       source="ours", quantity="loss change (nats/byte)", stated="reproduced")
+v_within5 = claims.decide(
+    "07.loss-within-5pct",
+    loss_low_high,
+    "<",
+    threshold=margins["5%"],
+    claim=f"1. text loss at L, base {LOW} - base {HIGH}, within 5% perplexity",
+    source=SOURCE,
+    quantity=LOSS_QUANTITY,
+    stated="consistent",
+)
+v_within2 = claims.decide(
+    "07.loss-within-2pct",
+    loss_low_high,
+    "<",
+    threshold=margins["2%"],
+    claim=f"1. text loss at L, base {LOW} - base {HIGH}, within 2% perplexity",
+    source=SOURCE,
+    quantity=LOSS_QUANTITY,
+    stated="not reproduced",
+)
+print(
+    f"2. passkey at m >= {L_LM // 2} (retrieval models): base {HIGH} {far_acc[HIGH]:.1f}%, "
+    f"base {LOW} {far_acc[LOW]:.1f}%"
+)
+v_far_sign = claims.decide(
+    "07.far-retrieval-falls",
+    far_gap,
+    ">",
+    claim=f"2. passkey at m >= {L_LM // 2}, base {HIGH} - base {LOW}, falls",
+    source=SOURCE,
+    quantity="passkey accuracy gap (fraction)",
+    stated="consistent",
+)
+v_far_fall = claims.decide(
+    "07.far-retrieval-falls-5pt",
+    far_gap,
+    ">",
+    threshold=RETRIEVAL_MARGIN,
+    claim=f"2. passkey at m >= {L_LM // 2}, base {HIGH} - base {LOW}, falls by >= 5 points",
+    source=SOURCE,
+    quantity="passkey accuracy gap (fraction)",
+    stated="reversed",
+)
+v_cost = claims.decide(
+    "07.retrieval-cost-below-bound",
+    cost_gap,
+    ">",
+    claim=f"3. text-loss cost of retrieval training, base {LOW} - base {HIGH}",
+    source="ours",
+    quantity="loss change (nats/byte)",
+    stated="reproduced",
+)
 
 # %% [markdown]
 # **Claim 1: consistent with a 5% margin, not reproduced with 2%.** The base-10 text model's loss is +0.02
@@ -589,7 +681,7 @@ axes[0].set_yticks(range(len(FRACS)), [f"{f:.2g}" for f in FRACS])
 axes[0].set_ylabel("key distance / (L' - 2)")
 fig.colorbar(im, ax=axes, shrink=0.85, label="passkey accuracy")
 fig.suptitle(f"base-1e4 retrieval model trained at L = {L_LM} (chance 1/16)", y=1.02)
-rope_lib.savefig(fig, "07_passkey_heatmap", profile=profile, exact=False)
+savefig(fig, "07_passkey_heatmap", profile=profile, exact=False)
 plt.show()
 
 # %% [markdown]
@@ -603,14 +695,22 @@ TOP = max(H_MULTS)
 far_half = [i for i, f in enumerate(FRACS) if f >= 0.5]
 far_keys = {m: heat_hits(m, TOP)[:, far_half].mean(1) for m in H_METHODS}  # (seeds, samples)
 claim4 = {m: passkey_gap(far_keys[m], far_keys["Baseline"]) for m in H_METHODS if m != "Baseline"}
-print(f"{TOP}x, key in the far half: Baseline retrieves {100 * far_keys['Baseline'].mean():.0f}% "
-      f"(per seed {', '.join(f'{100 * v:.0f}%' for v in far_keys['Baseline'].mean(1))})")
+print(
+    f"{TOP}x, key in the far half: Baseline retrieves {100 * far_keys['Baseline'].mean():.0f}% "
+    f"(per seed {', '.join(f'{100 * v:.0f}%' for v in far_keys['Baseline'].mean(1))})"
+)
 # NTK-aware: reproduced here, consistent on the second machine
 STATED4 = {"NTK-aware": "not decided", "YaRN": "reproduced", "Dynamic YaRN": "reproduced", "ReRoPE": "reproduced"}
 claim4_v = {
-    m: claims.decide(f"07.far-passkey.{m.lower().replace(' ', '-')}-vs-baseline.{TOP}x", g, ">",
-                     claim=f"{m} - Baseline, passkey at {TOP}x, key in the far half", source="ours",
-                     quantity="passkey accuracy gap (fraction)", stated=STATED4[m])
+    m: claims.decide(
+        f"07.far-passkey.{m.lower().replace(' ', '-')}-vs-baseline.{TOP}x",
+        g,
+        ">",
+        claim=f"{m} - Baseline, passkey at {TOP}x, key in the far half",
+        source="ours",
+        quantity="passkey accuracy gap (fraction)",
+        stated=STATED4[m],
+    )
     for m, g in claim4.items()
 }
 

@@ -42,7 +42,8 @@ import sympy as sp
 import torch
 
 import rope_lib
-from rope_lib.report import setup_notebook
+from rope_lib.companion.plotting import savefig, use_style
+from rope_lib.companion.report import setup_notebook
 from rope_lib.score_bounds import (
     attention_score,
     bound_ratio,
@@ -167,8 +168,14 @@ print(f"  closed form, d / (32 ln c) + 1/8                   = {closed_sum / 8:.
 # %%
 t = sp.symbols("t", real=True)
 term = sp.cos((t - s) * th)  # one term of a(t) for h_j = exp(-i s theta_j), s playing s*
-assert sp.simplify(term.subs(t, s) - (term.subs(t, s - sp.Rational(1, 2)) + term.subs(t, s + sp.Rational(1, 2))) / 2
-                   - (1 - sp.cos(th / 2))) == 0
+assert (
+    sp.simplify(
+        term.subs(t, s)
+        - (term.subs(t, s - sp.Rational(1, 2)) + term.subs(t, s + sp.Rational(1, 2))) / 2
+        - (1 - sp.cos(th / 2))
+    )
+    == 0
+)
 
 S_STAR = 1000.5  # any s* gives the same numbers: the score only depends on s - s*
 h_aligned = np.exp(-1j * S_STAR * THETA)
@@ -233,7 +240,7 @@ ratios = {
 assert ratios[("min B, s < 2L", "paper")] > paper_ratio > ratios[("min B, s < 200000", "paper")] > 300
 
 # %% tags=["nbval-check-output"]
-print(f"min B(s)/d: s < 2L = {2 * L}: {B[:2 * L].min() / D:.3f};  s < 200000: {B.min() / D:.3f} (at s = {B.argmin()})")
+print(f"min B(s)/d: s < 2L = {2 * L}: {B[: 2 * L].min() / D:.3f};  s < 200000: {B.min() / D:.3f} (at s = {B.argmin()})")
 print(f"first s with B(s) < d: {first_below};  share of s < 200000 with B(s) < d: {np.mean(B < D):.1%}")
 print(f"{'extrapolation side':22s} {'vs Eq. 7 (paper)':>17s} {'vs S_2/8 (proof)':>17s}")
 for premise in ("B(s) >= d (PI)", "min B, s < 2L", "min B, s < 200000"):
@@ -250,15 +257,29 @@ for premise in ("B(s) >= d (PI)", "min B, s < 2L", "min B, s < 200000"):
 # The aligned case against both bounds, and $B(s)/d$ (PI's Fig. 5, here to $4L$):
 
 # %%
-rope_lib.use_style()
+use_style()
 fig, (ax_l, ax_r) = plt.subplots(1, 2, figsize=(11.0, 4.0))
 grid = np.linspace(S_STAR - 0.5, S_STAR + 0.5, 201)
-ax_l.plot(grid - S_STAR, np.abs(interpolation_error(h_aligned, grid, S_STAR - 0.5, S_STAR + 0.5, C)),
-          color="k", label=r"$|a(s) - a_\mathrm{linear}(s)|$, aligned $h$")
-ax_l.plot(grid - S_STAR, interpolation_bound(1.0, grid, S_STAR - 0.5, S_STAR + 0.5, D, C), "--",
-          color="#D55E00", label=r"PI Eq. 5: $d(s-s_1)(s_2-s)/(8\ln c)$")
-ax_l.plot(grid - S_STAR, interpolation_bound(1.0, grid, S_STAR - 0.5, S_STAR + 0.5, D, C, form="sum"), ":",
-          color="#0072B2", label=r"proof's bound: $S_2(s-s_1)(s_2-s)/2$")
+ax_l.plot(
+    grid - S_STAR,
+    np.abs(interpolation_error(h_aligned, grid, S_STAR - 0.5, S_STAR + 0.5, C)),
+    color="k",
+    label=r"$|a(s) - a_\mathrm{linear}(s)|$, aligned $h$",
+)
+ax_l.plot(
+    grid - S_STAR,
+    interpolation_bound(1.0, grid, S_STAR - 0.5, S_STAR + 0.5, D, C),
+    "--",
+    color="#D55E00",
+    label=r"PI Eq. 5: $d(s-s_1)(s_2-s)/(8\ln c)$",
+)
+ax_l.plot(
+    grid - S_STAR,
+    interpolation_bound(1.0, grid, S_STAR - 0.5, S_STAR + 0.5, D, C, form="sum"),
+    ":",
+    color="#0072B2",
+    label=r"proof's bound: $S_2(s-s_1)(s_2-s)/2$",
+)
 ax_l.set_xlabel(r"$s - s^*$ (between the grid points $s^* \pm 1/2$)")
 ax_l.set_ylabel(r"per unit $\max_j |h_j|$")
 ax_l.set_title(f"d = {D}, c = 1e4: the printed bound is exceeded")
@@ -272,7 +293,7 @@ ax_r.set_xlabel("relative position s")
 ax_r.set_ylabel("B(s) / d")
 ax_r.set_title(f"RoFormer's sum: B(s) < d from s = {first_below}")
 ax_r.legend(loc="upper right")
-rope_lib.savefig(fig, "08_interpolation_bound", profile=profile, exact=True)
+savefig(fig, "08_interpolation_bound", profile=profile, exact=True)
 plt.show()
 
 # %% [markdown]
@@ -311,19 +332,21 @@ for y_target in targets:
     h = fit_attention_score(y_target, D, C)
     h_ridge = fit_attention_score(y_target, D, C, ridge=RIDGE)
     k = np.arange(L - 1.0)
-    fits.append({
-        "h": h,
-        "inside": np.abs(attention_score(h, pos_in, C)).max(),
-        "beyond": np.abs(attention_score(h, pos_out, C)).max(),
-        "half": np.abs(attention_score(h, pos_half, C)).max(),
-        "rms": float(np.sqrt(np.mean((attention_score(h, pos_in, C) - y_target) ** 2))),
-        "chord_err": np.abs(interpolation_error(h, pos_half, k, k + 1, C)),
-        "chord_bound": interpolation_bound(np.abs(h).max(), pos_half, k, k + 1, D, C, form="sum"),
-        "chord_bound_eq5": interpolation_bound(np.abs(h).max(), pos_half, k, k + 1, D, C),
-        "ridge_inside": np.abs(attention_score(h_ridge, pos_in, C)).max(),
-        "ridge_beyond": np.abs(attention_score(h_ridge, pos_out, C)).max(),
-        "h_ridge": h_ridge,
-    })
+    fits.append(
+        {
+            "h": h,
+            "inside": np.abs(attention_score(h, pos_in, C)).max(),
+            "beyond": np.abs(attention_score(h, pos_out, C)).max(),
+            "half": np.abs(attention_score(h, pos_half, C)).max(),
+            "rms": float(np.sqrt(np.mean((attention_score(h, pos_in, C) - y_target) ** 2))),
+            "chord_err": np.abs(interpolation_error(h, pos_half, k, k + 1, C)),
+            "chord_bound": interpolation_bound(np.abs(h).max(), pos_half, k, k + 1, D, C, form="sum"),
+            "chord_bound_eq5": interpolation_bound(np.abs(h).max(), pos_half, k, k + 1, D, C),
+            "ridge_inside": np.abs(attention_score(h_ridge, pos_in, C)).max(),
+            "ridge_beyond": np.abs(attention_score(h_ridge, pos_out, C)).max(),
+            "h_ridge": h_ridge,
+        }
+    )
 blowup = np.array([fi["beyond"] / fi["inside"] for fi in fits])
 half_vs_in = np.array([fi["half"] / fi["inside"] for fi in fits])
 ridge_blowup = np.array([fi["ridge_beyond"] / fi["ridge_inside"] for fi in fits])
@@ -346,14 +369,20 @@ assert ridge_blowup.max() < 5
 # %%
 f0 = fits[0]
 print(f"basis [0, L) x (d real columns): condition number ~1e{round(math.log10(cond))}")
-print(f"{N_TARGETS} targets; fitted |a| inside [0, L): {min(fi['inside'] for fi in fits):.2f} .. "
-      f"{max(fi['inside'] for fi in fits):.2f}; rms residual {np.mean([fi['rms'] for fi in fits]):.2f} (targets: 1)")
-print(f"max |a| on [L, 2L) / max |a| on [0, L): 1e{math.log10(blowup.min()):.0f} .. 1e{math.log10(blowup.max()):.0f}"
-      f" (median 1e{math.log10(np.median(blowup)):.0f})")
+print(
+    f"{N_TARGETS} targets; fitted |a| inside [0, L): {min(fi['inside'] for fi in fits):.2f} .. "
+    f"{max(fi['inside'] for fi in fits):.2f}; rms residual {np.mean([fi['rms'] for fi in fits]):.2f} (targets: 1)"
+)
+print(
+    f"max |a| on [L, 2L) / max |a| on [0, L): 1e{math.log10(blowup.min()):.0f} .. 1e{math.log10(blowup.max()):.0f}"
+    f" (median 1e{math.log10(np.median(blowup)):.0f})"
+)
 print(f"max |a| at half-integers / max |a| at integers: {half_vs_in.min():.2f} .. {half_vs_in.max():.2f}")
-print(f"largest |a - a_linear| at a half-integer: {max(fi['chord_err'].max() for fi in fits):.3f};"
-      f" its bound (proof's form): >= {min(fi['chord_bound'].min() for fi in fits):.1e} (max|h| >= "
-      f"{min(np.abs(fi['h']).max() for fi in fits):.0e})")
+print(
+    f"largest |a - a_linear| at a half-integer: {max(fi['chord_err'].max() for fi in fits):.3f};"
+    f" its bound (proof's form): >= {min(fi['chord_bound'].min() for fi in fits):.1e} (max|h| >= "
+    f"{min(np.abs(fi['h']).max() for fi in fits):.0e})"
+)
 print(f"with the ridge: max |a| on [L, 2L) / on [0, L): {ridge_blowup.min():.2f} .. {ridge_blowup.max():.2f}")
 
 # %% [markdown]
@@ -382,8 +411,9 @@ ax1.set_title(f"fit on [0, L), d = {D}, L = {L}")
 ax1.legend(loc="lower right")
 s_all = np.arange(2 * L)
 ax2.plot(s_all, np.abs(attention_score(f0["h"], s_all, C)), color="#D55E00", linewidth=0.8, label="least squares")
-ax2.plot(s_all, np.abs(attention_score(f0["h_ridge"], s_all, C)), color="#009E73", linewidth=0.8,
-         label=f"ridge {RIDGE:g}")
+ax2.plot(
+    s_all, np.abs(attention_score(f0["h_ridge"], s_all, C)), color="#009E73", linewidth=0.8, label=f"ridge {RIDGE:g}"
+)
 ax2.axvline(L, color="k", linestyle="--", linewidth=0.6)
 ax2.set_yscale("log")
 ax2.set_xlabel("relative position s")
@@ -397,7 +427,7 @@ ax3.plot(s_fine, attention_score(f0["h"], s_fine, C), color="#D55E00", linewidth
 ax3.plot(np.arange(25, 76), attention_score(f0["h"], np.arange(25, 76), C), "o", color="k", markersize=2.5)
 ax3.set_xlabel("relative position s (dotted: integers)")
 ax3.set_title("interpolation: steps of 1/8")
-rope_lib.savefig(fig, "08_fig2_fit", profile=profile, exact=False)
+savefig(fig, "08_fig2_fit", profile=profile, exact=False)
 plt.show()
 
 # %% [markdown]
@@ -420,7 +450,7 @@ plt.show()
 # scheme, at $L$, $L'$ and $2L'$ on the seed's own 21 non-repeated test windows of notebook 04 (loss in nats per
 # byte over every prediction of the window); step 0 is the pre-trained model under the method's scheme, notebook
 # 04's zero-shot row at 4x. The models are trained once by `make models` (the checkpoint cache); the same run
-# without Jupyter: `python -m rope_lib.experiments finetune --profile smoke`. Each claim is decided on the training-seed
+# without Jupyter: `python -m rope_lib.companion.experiments finetune --profile smoke`. Each claim is decided on the training-seed
 # level, as in the other chapters: each seed gives one estimate (its mean over its windows), and the Student-t 95%
 # interval over the seeds makes the claim "reproduced" (on the claimed side), "consistent" (across it, every seed on
 # the claimed side), "reversed" (on the other side) or "not reproduced"; the bootstrap interval over seeds and test
@@ -429,9 +459,9 @@ plt.show()
 # %%
 from IPython.display import display
 
-from rope_lib.experiments import harness, run_experiment
-from rope_lib.report import Results, fmt_spread, format_gap, markdown_table
-from rope_lib.verdicts import NOT_DECIDED, ClaimBook
+from rope_lib.companion.experiments import harness, run_experiment
+from rope_lib.companion.report import Results, fmt_spread, format_gap, markdown_table
+from rope_lib.companion.verdicts import NOT_DECIDED, ClaimBook
 
 results = Results(run_experiment("finetune", profile=profile, device=device, seed=seed))  # the profile's threads
 rows = results.rows
@@ -465,11 +495,15 @@ gap_of = rows.difference  # a - b per window, bootstrapped over seeds and test f
 
 
 # %%
-print(f"L = {L_TRAIN} -> L' = {EXTEND * L_TRAIN}; {ft_cfg['steps']} steps x {ft_cfg['batch_size']} x "
-      f"{EXTEND * L_TRAIN} bytes, lr {ft_cfg['lr_fraction']:.3f} x pre-training's, snapshots {ft_cfg['snapshots']}")
+print(
+    f"L = {L_TRAIN} -> L' = {EXTEND * L_TRAIN}; {ft_cfg['steps']} steps x {ft_cfg['batch_size']} x "
+    f"{EXTEND * L_TRAIN} bytes, lr {ft_cfg['lr_fraction']:.3f} x pre-training's, snapshots {ft_cfg['snapshots']}"
+)
 for label, mult in LENGTHS.items():
-    table = [[m, *(fmt_spread(loss_by_seed(m, t, mult).mean(), loss_by_seed(m, t, mult).std(ddof=1), 3) for t in STEPS)]
-             for m in FT_METHODS]
+    table = [
+        [m, *(fmt_spread(loss_by_seed(m, t, mult).mean(), loss_by_seed(m, t, mult).std(ddof=1), 3) for t in STEPS)]
+        for m in FT_METHODS
+    ]
     print(f"\nloss at {label} = {mult * L_TRAIN} bytes (nats/byte, mean ± sd over {rows.n_seeds} seeds)")
     display(markdown_table(["method", *(f"{t} steps" for t in STEPS)], table))
 
@@ -484,14 +518,28 @@ for label, mult in LENGTHS.items():
 STATED_VS_EXTRAPOLATION = {10: "reversed", 25: "not reproduced", 50: "not reproduced", 100: "consistent"}
 claim1 = []
 for t in STEPS[1:]:
-    claim1.append(claims.decide(
-        f"08.pi-vs-extrapolation.{t}steps", rows.loss_gap(f"PI @ {t}", "Direct @ 0", mult=EXTEND), "<",
-        claim=f"PI after {t} steps - pre-trained with plain RoPE, loss at L'", source=f"{PI_SOURCE}, Table 3",
-        quantity=LOSS_GAP, stated=STATED_VS_EXTRAPOLATION.get(t, NOT_DECIDED)))
-    claim1.append(claims.decide(
-        f"08.pi-vs-own-window.{t}steps", gap_of(last_l("PI", t, EXTEND), last_l("Direct", 0, 1)), "<",
-        claim=f"PI after {t} steps at L' - pre-trained at L, loss on the last L bytes",
-        source=f"{PI_SOURCE}, Table 3", quantity=LOSS_GAP, stated="reversed"))
+    claim1.append(
+        claims.decide(
+            f"08.pi-vs-extrapolation.{t}steps",
+            rows.loss_gap(f"PI @ {t}", "Direct @ 0", mult=EXTEND),
+            "<",
+            claim=f"PI after {t} steps - pre-trained with plain RoPE, loss at L'",
+            source=f"{PI_SOURCE}, Table 3",
+            quantity=LOSS_GAP,
+            stated=STATED_VS_EXTRAPOLATION.get(t, NOT_DECIDED),
+        )
+    )
+    claim1.append(
+        claims.decide(
+            f"08.pi-vs-own-window.{t}steps",
+            gap_of(last_l("PI", t, EXTEND), last_l("Direct", 0, 1)),
+            "<",
+            claim=f"PI after {t} steps at L' - pre-trained at L, loss on the last L bytes",
+            source=f"{PI_SOURCE}, Table 3",
+            quantity=LOSS_GAP,
+            stated="reversed",
+        )
+    )
 
 # %% [markdown]
 # **Claim 1, against extrapolation: consistent after 100 steps, not reproduced after 25 and 50, reversed after 10.**
@@ -519,11 +567,17 @@ for v in claim1:
 claim2 = []
 for t in STEPS:
     for label in ("L'", "2L'"):
-        claim2.append(claims.decide(
-            f"08.direct-vs-pi.at-{AT[label]}.{t}steps",
-            rows.loss_gap(f"Direct @ {t}", f"PI @ {t}", mult=LENGTHS[label]), ">",
-            claim=f"Direct - PI after {t} steps, loss at {label}", source=f"{PI_SOURCE}, Table 4",
-            quantity=LOSS_GAP, stated="reversed"))
+        claim2.append(
+            claims.decide(
+                f"08.direct-vs-pi.at-{AT[label]}.{t}steps",
+                rows.loss_gap(f"Direct @ {t}", f"PI @ {t}", mult=LENGTHS[label]),
+                ">",
+                claim=f"Direct - PI after {t} steps, loss at {label}",
+                source=f"{PI_SOURCE}, Table 4",
+                quantity=LOSS_GAP,
+                stated="reversed",
+            )
+        )
 
 # %% [markdown]
 # **Reversed at every budget.** Fine-tuning with plain positions is *better* than PI at $L'$ and at $2L'$ after
@@ -549,12 +603,26 @@ for v in claim2:
 # %%
 claim3 = []
 for t in STEPS:
-    claim3.append(claims.decide(
-        f"08.yarn-vs-pi.at-lp.{t}steps", rows.loss_gap(f"YaRN @ {t}", f"PI @ {t}", mult=EXTEND), "<",
-        claim=f"YaRN - PI after {t} steps, loss at L'", source=YARN_SOURCE, quantity=LOSS_GAP, stated="reproduced"))
+    claim3.append(
+        claims.decide(
+            f"08.yarn-vs-pi.at-lp.{t}steps",
+            rows.loss_gap(f"YaRN @ {t}", f"PI @ {t}", mult=EXTEND),
+            "<",
+            claim=f"YaRN - PI after {t} steps, loss at L'",
+            source=YARN_SOURCE,
+            quantity=LOSS_GAP,
+            stated="reproduced",
+        )
+    )
 beyond = claims.decide(
-    f"08.yarn-vs-pi.at-2lp.{FINAL}steps", rows.loss_gap(f"YaRN @ {FINAL}", f"PI @ {FINAL}", mult=2 * EXTEND), "<",
-    claim=f"YaRN - PI after {FINAL} steps, loss at 2L'", source=YARN_SOURCE, quantity=LOSS_GAP, stated="reproduced")
+    f"08.yarn-vs-pi.at-2lp.{FINAL}steps",
+    rows.loss_gap(f"YaRN @ {FINAL}", f"PI @ {FINAL}", mult=2 * EXTEND),
+    "<",
+    claim=f"YaRN - PI after {FINAL} steps, loss at 2L'",
+    source=YARN_SOURCE,
+    quantity=LOSS_GAP,
+    stated="reproduced",
+)
 
 # %% [markdown]
 # **Reproduced.** YaRN is below PI at $L'$ after every number of steps, on every seed (−0.91 at step 0, −0.45
@@ -575,16 +643,34 @@ assert beyond.holds, beyond
 # %%
 cost_gap = rows.loss_gap(f"PI @ {FINAL}", "Direct @ 0", mult=1)
 cost = claims.decide(
-    "08.pi-cost-at-l", cost_gap, ">", claim=f"PI after {FINAL} steps - pre-trained, loss at L",
-    source=f"{PI_SOURCE}, proof-pile at the original window", quantity=LOSS_GAP, stated="reproduced")
+    "08.pi-cost-at-l",
+    cost_gap,
+    ">",
+    claim=f"PI after {FINAL} steps - pre-trained, loss at L",
+    source=f"{PI_SOURCE}, proof-pile at the original window",
+    quantity=LOSS_GAP,
+    stated="reproduced",
+)
 cost_vs_direct = claims.decide(
-    "08.pi-cost-at-l.vs-direct", rows.loss_gap(f"PI @ {FINAL}", f"Direct @ {FINAL}", mult=1), ">",
-    claim=f"PI - Direct, both after {FINAL} steps, loss at L", source="ours", quantity=LOSS_GAP, stated="reproduced")
+    "08.pi-cost-at-l.vs-direct",
+    rows.loss_gap(f"PI @ {FINAL}", f"Direct @ {FINAL}", mult=1),
+    ">",
+    claim=f"PI - Direct, both after {FINAL} steps, loss at L",
+    source="ours",
+    quantity=LOSS_GAP,
+    stated="reproduced",
+)
 # PI's "a little" is under 0.01 nats (+0.01 to +0.05 on a perplexity near 7); the margin allows five times that
 cost_little = claims.decide(
-    "08.pi-cost-at-l.little", cost_gap, "<", threshold=0.05,
+    "08.pi-cost-at-l.little",
+    cost_gap,
+    "<",
+    threshold=0.05,
     claim=f"PI after {FINAL} steps - pre-trained, loss at L, within PI's 'a little'",
-    source=f"{PI_SOURCE}, proof-pile at the original window", quantity=LOSS_GAP, stated="reversed")
+    source=f"{PI_SOURCE}, proof-pile at the original window",
+    quantity=LOSS_GAP,
+    stated="reversed",
+)
 direct_cost = rows.loss_gap(f"Direct @ {FINAL}", "Direct @ 0", mult=1)
 print(f"at L: Direct fine-tuned - pre-trained {format_gap(direct_cost)} nats/byte (fine-tuning's own cost)")
 
@@ -601,15 +687,22 @@ assert cost_little.holds, cost_little  # far above PI's "little" (under 0.01 nat
 
 # %% [markdown]
 # **Claim 5 (PI Table 4): the effective window by passkey retrieval.** Accuracy of retrieving a key at distances
-# $L'/16$ to $L' - 2$ in samples of $L'$ bytes (`rope_lib.data.make_passkey_set`), for the pre-trained model and after
+# $L'/16$ to $L' - 2$ in samples of $L'$ bytes (`rope_lib.companion.data.make_passkey_set`), for the pre-trained model and after
 # the last step.
 
 # %%
 pk = results.config["eval"]["passkey"]
-passkey = np.array([[np.mean([np.mean(run[f"{m} @ {t}"]["passkey"][str(k)]) for run in rows.runs])
-                     for k in pk["distances"]] for m in FT_METHODS for t in (0, FINAL)])
-print(f"passkey accuracy at L' = {pk['length']}, distances {pk['distances']}, {pk['samples']} samples each, "
-      f"chance {pk['chance']:.4f}: max over methods, steps, distances and seeds = {passkey.max():.3f}")
+passkey = np.array(
+    [
+        [np.mean([np.mean(run[f"{m} @ {t}"]["passkey"][str(k)]) for run in rows.runs]) for k in pk["distances"]]
+        for m in FT_METHODS
+        for t in (0, FINAL)
+    ]
+)
+print(
+    f"passkey accuracy at L' = {pk['length']}, distances {pk['distances']}, {pk['samples']} samples each, "
+    f"chance {pk['chance']:.4f}: max over methods, steps, distances and seeds = {passkey.max():.3f}"
+)
 
 # %% [markdown]
 # **Not measurable here.** No model retrieves any key at any distance - not at chance, at zero: these models were
@@ -634,16 +727,32 @@ for m in FT_METHODS:
     b = gap_of(last_l(m, FINAL, 2 * EXTEND), last_l(m, FINAL, EXTEND))
     used[m] = (a, b)
     used_verdicts[m] = (
-        claims.decide(f"08.context-used.{m.lower()}.lp-vs-l", a, "<",
-                      claim=f"{m} after {FINAL} steps, last L bytes: loss at L' - at L", source="ours",
-                      quantity=LOSS_GAP, stated="reproduced"),
-        claims.decide(f"08.context-used.{m.lower()}.2lp-vs-lp", b, ">",
-                      claim=f"{m} after {FINAL} steps, last L bytes: loss at 2L' - at L'", source="ours",
-                      quantity=LOSS_GAP, stated=STATED_BEYOND.get(m, NOT_DECIDED)),
+        claims.decide(
+            f"08.context-used.{m.lower()}.lp-vs-l",
+            a,
+            "<",
+            claim=f"{m} after {FINAL} steps, last L bytes: loss at L' - at L",
+            source="ours",
+            quantity=LOSS_GAP,
+            stated="reproduced",
+        ),
+        claims.decide(
+            f"08.context-used.{m.lower()}.2lp-vs-lp",
+            b,
+            ">",
+            claim=f"{m} after {FINAL} steps, last L bytes: loss at 2L' - at L'",
+            source="ours",
+            quantity=LOSS_GAP,
+            stated=STATED_BEYOND.get(m, NOT_DECIDED),
+        ),
     )
-markdown_table(["method (after the last step)", "last L bytes: L' - L", "tier", "last L bytes: 2L' - L'", "tier"],
-               [[m, format_gap(a), used_verdicts[m][0].tier, format_gap(b), used_verdicts[m][1].tier]
-                for m, (a, b) in used.items()])
+markdown_table(
+    ["method (after the last step)", "last L bytes: L' - L", "tier", "last L bytes: 2L' - L'", "tier"],
+    [
+        [m, format_gap(a), used_verdicts[m][0].tier, format_gap(b), used_verdicts[m][1].tier]
+        for m, (a, b) in used.items()
+    ],
+)
 
 # %% [markdown]
 # **Up to $L'$: reproduced for all four.** Every fine-tuned model uses the context up to $L'$: the loss on the same
@@ -679,5 +788,5 @@ for ax, (label, mult) in zip(axes, LENGTHS.items()):
 axes[0].set_ylabel("loss (nats/byte)")
 axes[0].legend()
 fig.suptitle(f"Fine-tuned at L' = {EXTEND * L_TRAIN} from L = {L_TRAIN} ({rows.n_seeds} seeds)")
-rope_lib.savefig(fig, "08_finetune_loss_vs_steps", profile=profile, exact=False)
+savefig(fig, "08_finetune_loss_vs_steps", profile=profile, exact=False)
 plt.show()

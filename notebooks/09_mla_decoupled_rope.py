@@ -51,6 +51,8 @@ import sympy as sp
 import torch
 
 import rope_lib
+from rope_lib.companion.plotting import savefig
+from rope_lib.companion.report import setup_notebook
 from rope_lib.mla import (
     MLAConfig,
     MLAWeights,
@@ -63,7 +65,6 @@ from rope_lib.mla import (
     mla_decode_cost,
     weights_from_deepseek_v3,
 )
-from rope_lib.report import setup_notebook
 
 setup_notebook(profile, device, seed)  # analytic notebook: float64 on the CPU whatever the device
 torch.set_num_threads(1)  # every tensor here is tiny: extra threads only add overhead (and jitter on shared CPUs)
@@ -77,8 +78,15 @@ MODELS = {
     "DeepSeek-V3 (MLA)": dict(kind="mla", n_layers=61, kv_lora_rank=512, rope_head_dim=64),
 }
 # DeepSeek-V2's MLA layer (§3.1.2): D = 5120, 128 heads, d_c = 512, d_c' = 1536, d_n = d_v = 128, d_r = 64
-DEEPSEEK_V2 = MLAConfig(hidden_size=5120, n_heads=128, kv_lora_rank=512, qk_nope_head_dim=128, qk_rope_head_dim=64,
-                        v_head_dim=128, q_lora_rank=1536)
+DEEPSEEK_V2 = MLAConfig(
+    hidden_size=5120,
+    n_heads=128,
+    kv_lora_rank=512,
+    qk_nope_head_dim=128,
+    qk_rope_head_dim=64,
+    v_head_dim=128,
+    q_lora_rank=1536,
+)
 PUBLISHED = dict(mla_elements=576, gqa_groups=2.25, mha_elements=32768)  # DeepSeek-V2 Table 1 / kexue.fm 10091
 
 # %% [markdown]
@@ -102,21 +110,27 @@ assert kv_cache_elements("gqa", n_heads=128, head_dim=128, n_kv_heads=1) == kv_c
 mha_over_mla = per_layer["DeepSeek-V2 as MHA"] / mla_elems
 assert round(mha_over_mla, 1) == 56.9
 # whole-model cache at 128K tokens, bf16 (quoted in the summary): 64, 40 and 8.4 GiB
-gib_128k = {name: kv_cache_bytes(per_layer[name], n_layers=m["n_layers"], context_length=2**17) / 2**30
-            for name, m in MODELS.items()}
+gib_128k = {
+    name: kv_cache_bytes(per_layer[name], n_layers=m["n_layers"], context_length=2**17) / 2**30
+    for name, m in MODELS.items()
+}
 assert (gib_128k["LLaMA-2-7B (MHA)"], gib_128k["LLaMA-2-70B (GQA)"]) == (64, 40)
 assert round(gib_128k["DeepSeek-V2 (MLA)"], 1) == 8.4
 
 # %% tags=["nbval-check-output"]
 CONTEXTS = (4096, 32768, 131072)
-print(f"{'model':20s} {'elements/token/layer':>21s} {'GQA groups':>11s} {'KiB/token (bf16)':>17s}"
-      + "".join(f"{'GiB @ ' + str(n // 1024) + 'K':>12s}" for n in CONTEXTS))
+print(
+    f"{'model':20s} {'elements/token/layer':>21s} {'GQA groups':>11s} {'KiB/token (bf16)':>17s}"
+    + "".join(f"{'GiB @ ' + str(n // 1024) + 'K':>12s}" for n in CONTEXTS)
+)
 for name, m in MODELS.items():
     e = per_layer[name]
     per_token = kv_cache_bytes(e, n_layers=m["n_layers"], context_length=1)
     gib = [kv_cache_bytes(e, n_layers=m["n_layers"], context_length=n) / 2**30 for n in CONTEXTS]
-    print(f"{name:20s} {e:21d} {gqa_equivalent_groups(e, 128):11.2f} {per_token / 1024:17.1f}"
-          + "".join(f"{g:12.2f}" for g in gib))
+    print(
+        f"{name:20s} {e:21d} {gqa_equivalent_groups(e, 128):11.2f} {per_token / 1024:17.1f}"
+        + "".join(f"{g:12.2f}" for g in gib)
+    )
 print(f"DeepSeek-V2: MLA caches {mha_over_mla:.1f}x less than MHA with the same 128 heads")
 
 # %% [markdown]
@@ -143,7 +157,7 @@ ax.set_xlabel("context length (tokens)")
 ax.set_ylabel("KV cache, all layers, bf16 (GiB)")
 ax.set_title("KV cache per sequence (batch 1)")
 ax.legend(loc="upper left")
-rope_lib.savefig(fig, "09_kv_cache_vs_context", profile=profile, exact=True)
+savefig(fig, "09_kv_cache_vs_context", profile=profile, exact=True)
 plt.show()
 
 # %% [markdown]
@@ -157,6 +171,7 @@ plt.show()
 # **Without RoPE** the score of head $h$ folds into one matrix per head (absorption):
 # $q_t k_i^\top = x_t W_q (c_i W_{uk})^\top = x_t\,(W_q W_{uk}^\top)\,c_i^\top$, and
 # $W_q W_{uk}^\top$ maps $x_t$ straight into the $d_c$-dimensional latent space.
+
 
 # %%
 def sym_matrix(name, rows, cols):
@@ -265,8 +280,9 @@ print("decoupled RoPE: score = absorbed part + rope part, cache (c_i, k_r,i) hea
 # of the whole sequence and for token-by-token decoding from the latent cache:
 
 # %%
-SMALL = MLAConfig(hidden_size=128, n_heads=8, kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16,
-                  v_head_dim=32, q_lora_rank=96)
+SMALL = MLAConfig(
+    hidden_size=128, n_heads=8, kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32, q_lora_rank=96
+)
 N_TOK = 48
 weights = MLAWeights.random(SMALL, seed=seed)
 gen = torch.Generator().manual_seed(seed)
@@ -289,8 +305,10 @@ assert cache[0].shape == (1, N_TOK, 64) and cache[1].shape == (1, N_TOK, 16)  # 
 print(f"float64, {N_TOK} tokens, {SMALL.n_heads} heads, d_c = {SMALL.kv_lora_rank}, d_r = {SMALL.qk_rope_head_dim}:")
 print(f"  training form vs absorbed prefill : {'<= 1e-10' if err_prefill <= 1e-10 else 'FAIL'}")
 print(f"  training form vs absorbed decode  : {'<= 1e-10' if err_decode <= 1e-10 else 'FAIL'}")
-print(f"  cache per token: training {SMALL.cache_elements('training')} elements, absorbed "
-      f"{SMALL.cache_elements('absorbed')}")
+print(
+    f"  cache per token: training {SMALL.cache_elements('training')} elements, absorbed "
+    f"{SMALL.cache_elements('absorbed')}"
+)
 
 # %% [markdown]
 # **Su's caveat:** absorption is exact in infinite precision only. In bf16 the two forms round different
@@ -334,8 +352,10 @@ for name, v in bf16_gap.items():
 # %% tags=["nbval-check-output"]
 forms = ("training", "training_latent_cache", "absorbed")
 costs = {(f, n): mla_decode_cost(DEEPSEEK_V2, n, f) for f in forms for n in CONTEXTS}
-print(f"{'form':22s} {'elements/token':>15s} {'FLOPs/cached token':>19s} {'FLOP per cached byte':>21s}"
-      + "".join(f"{'MiB, GFLOP @ ' + str(n // 1024) + 'K':>21s}" for n in CONTEXTS))
+print(
+    f"{'form':22s} {'elements/token':>15s} {'FLOPs/cached token':>19s} {'FLOP per cached byte':>21s}"
+    + "".join(f"{'MiB, GFLOP @ ' + str(n // 1024) + 'K':>21s}" for n in CONTEXTS)
+)
 for f in forms:
     c0 = costs[(f, CONTEXTS[0])]
     intensity = c0["flops_per_cached_token"] / (2 * c0["cache_elements_per_token"])
@@ -349,8 +369,10 @@ tr, lat, ab = (costs[(f, CONTEXTS[-1])] for f in forms)
 cache_ratio = tr["cache_bytes"] / ab["cache_bytes"]
 flop_ratio = ab["flops_per_cached_token"] / tr["flops_per_cached_token"]
 assert round(cache_ratio, 1) == 71.1 and round(flop_ratio, 1) == 3.4
-intensity = {f: costs[(f, CONTEXTS[-1])]["flops_per_cached_token"] / costs[(f, CONTEXTS[-1])]["cache_bytes"]
-             * CONTEXTS[-1] for f in forms}  # FLOPs per byte of cache read
+intensity = {
+    f: costs[(f, CONTEXTS[-1])]["flops_per_cached_token"] / costs[(f, CONTEXTS[-1])]["cache_bytes"] * CONTEXTS[-1]
+    for f in forms
+}  # FLOPs per byte of cache read
 assert round(intensity["absorbed"]) == 242 and intensity["training"] == 1.0
 assert lat["flops"] > 10 * max(ab["flops"], tr["flops"])  # re-expanding every latent at every step: worst of both
 # Su (10091): at decode MLA is MQA with one shared 576-dim key and a 512-dim value (the latent itself)
@@ -392,12 +414,27 @@ def rms_norm_float64(self, hidden):
 
 parity = {}
 for q_lora_rank in (None, 12):
-    rope_parameters = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
-                       "original_max_position_embeddings": 16, "mscale": 1.0, "mscale_all_dim": 0.8}
+    rope_parameters = {
+        "rope_type": "yarn",
+        "rope_theta": 10000.0,
+        "factor": 4.0,
+        "original_max_position_embeddings": 16,
+        "mscale": 1.0,
+        "mscale_all_dim": 0.8,
+    }
     config = DeepseekV3Config(
-        hidden_size=32, num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=q_lora_rank,
-        qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=6, max_position_embeddings=64,
-        rope_parameters=rope_parameters, rope_interleave=True, attn_implementation="eager",
+        hidden_size=32,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        kv_lora_rank=16,
+        q_lora_rank=q_lora_rank,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=8,
+        v_head_dim=6,
+        max_position_embeddings=64,
+        rope_parameters=rope_parameters,
+        rope_interleave=True,
+        attn_implementation="eager",
     )
     torch.manual_seed(seed)
     attn = DeepseekV3Attention(config, layer_idx=0).double().eval()

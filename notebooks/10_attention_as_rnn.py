@@ -41,17 +41,15 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 
-import rope_lib
-from rope_lib.recurrent import (
+from rope_lib.companion.decoders import (
     greedy_decode_cached,
     greedy_decode_recompute,
-    kv_cache_size,
-    recurrent_attention,
     recurrent_block_evaluations,
     recurrent_state_numbers,
-    rnn_state_size,
 )
-from rope_lib.report import setup_notebook
+from rope_lib.companion.plotting import savefig
+from rope_lib.companion.report import setup_notebook
+from rope_lib.recurrent import kv_cache_size, recurrent_attention, rnn_state_size
 
 setup_notebook(profile, device, seed)  # the small LM decodes one token at a time: the CPU, whatever the device
 torch.set_num_threads(1)  # every tensor here is tiny: extra threads only add overhead (and jitter on shared CPUs)
@@ -168,8 +166,8 @@ assert 168 < math.log10(recurrent_block_evaluations(80, 4095)) < 169  # the 10^1
 # rounding.
 
 # %%
-from rope_lib.data import load_corpus, make_test_set
-from rope_lib.experiments.harness import train_models
+from rope_lib.companion.data import load_corpus, make_test_set
+from rope_lib.companion.experiments.harness import train_models
 
 model, meta = train_models(profile, torch.device("cpu"), seed, progress=False)["plain"]
 cfg = model.cfg
@@ -193,8 +191,10 @@ assert recurrent_gap < 1e-4 * float(short_cached.logits.abs().max()), recurrent_
 print(f"prompt ({L} bytes): {bytes(prompt.tolist()).decode('utf-8', 'replace')!r}")
 print(f"greedy continuation ({n_new} bytes): {bytes(cached.tokens.tolist()).decode('utf-8', 'replace')!r}")
 print(f"forward vs cached: identical tokens; max |logit diff| {forward_gap:.1e}")
-print(f"recurrent vs cached ({n_short} tokens after {short_prompt.numel()}): identical tokens; max |logit diff| "
-      f"{recurrent_gap:.1e}")
+print(
+    f"recurrent vs cached ({n_short} tokens after {short_prompt.numel()}): identical tokens; max |logit diff| "
+    f"{recurrent_gap:.1e}"
+)
 
 # %% [markdown]
 # (The continuation is what a small byte model trained for a few CPU minutes makes of sympy source; what matters
@@ -219,8 +219,10 @@ assert forward.state_numbers == [0] * n_new
 assert (per_position, state_const) == (1024, 1568)  # the numbers quoted in the text
 
 # %% tags=["nbval-check-output"]
-print(f"KV cache: {per_position} numbers per position ({4 * per_position} bytes in float32); "
-      f"{cached.state_numbers[-1]} numbers at position {positions[-1]}")
+print(
+    f"KV cache: {per_position} numbers per position ({4 * per_position} bytes in float32); "
+    f"{cached.state_numbers[-1]} numbers at position {positions[-1]}"
+)
 print(f"recurrent state: {state_const} numbers ({4 * state_const} bytes) at every position from {cfg.n_layers - 1} on")
 print(f"the cache outgrows the recurrent state from position {math.ceil(state_const / per_position) - 1} on")
 
@@ -229,6 +231,7 @@ print(f"the cache outgrows the recurrent state from position {math.ceil(state_co
 # count; the first cached token, which includes the prefill, is left out). The work of a cached step grows only
 # through its attention over the cache, that of a forward step with the whole prefix, that of a recurrent step like
 # its block count $\binom{t+4}{3}$; the claims are asserted below the figure.
+
 
 # %%
 def running_median_ms(seconds, width=9):
@@ -253,7 +256,7 @@ ax_m.set_xlabel("position of the query")
 ax_m.set_ylabel("state kept (bytes, float32)")
 ax_m.legend(fontsize=7)
 fig.suptitle(f"Greedy decoding of the smoke LM ({cfg.n_layers} layers, d = {cfg.d_model}); forward keeps no state")
-rope_lib.savefig(fig, "10_decoding_cost", profile=profile, exact=False)
+savefig(fig, "10_decoding_cost", profile=profile, exact=False)
 plt.show()
 
 # %% [markdown]
@@ -262,6 +265,7 @@ plt.show()
 # ratios below (medians of 32 steps, 2 for the recurrent decoder) are printed as measurements only: on a shared
 # machine they are not stable enough to decide anything - in one CI run the cached step's growth (1.6x) exceeded
 # the forward's (1.5x). Timing comparisons belong in benchmarks, not in claim cells.
+
 
 # %%
 def median_ms(seconds, lo, hi):

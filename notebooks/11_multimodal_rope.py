@@ -46,7 +46,8 @@ import torch
 
 import rope_lib
 from rope_lib import multimodal as mm
-from rope_lib.report import setup_notebook
+from rope_lib.companion.plotting import savefig
+from rope_lib.companion.report import setup_notebook
 
 setup_notebook(profile, device, seed)  # analytic notebook: float64 on the CPU whatever the device
 torch.set_num_threads(1)  # every tensor here is tiny
@@ -58,6 +59,7 @@ gen = torch.Generator().manual_seed(seed)
 # RoPE-1D rotates pair $i$ by $m\theta_i$. RoPE-2D gives each pair an axis and rotates it by that axis'
 # position. One pair first: rotating $u$ by $\alpha$ and $v$ by $\beta$ leaves the dot product
 # $u^\top R_{\beta-\alpha} v$, so a score depends on each pair's angle *difference* only:
+
 
 # %%
 def rot(a):
@@ -245,9 +247,10 @@ for prefix in (1, 6, 250):
         by_offset.setdefault((rj - ri, cj - ci), []).append(sc[prefix + i, prefix + j].item())
     # (b) last text token before the image against the first after it
     before, after = prefix - 1, prefix + H * W
-    one_d = rope_lib.apply_rope(qv[None], torch.tensor([0]), rope_lib.inv_freq(64)) @ rope_lib.apply_rope(
-        kv[None], torch.tensor([(W + 1) * (H + 1)]), rope_lib.inv_freq(64)
-    ).T
+    one_d = (
+        rope_lib.apply_rope(qv[None], torch.tensor([0]), rope_lib.inv_freq(64))
+        @ rope_lib.apply_rope(kv[None], torch.tensor([(W + 1) * (H + 1)]), rope_lib.inv_freq(64)).T
+    )
     assert torch.isclose(sc[before, after], one_d[0, 0], rtol=1e-12, atol=1e-12)
 spread = max(max(v_) - min(v_) for v_ in by_offset.values())
 distinct = len({round(v_[0], 6) for v_ in by_offset.values()})
@@ -277,11 +280,16 @@ stand_in.get_vision_position_ids = lambda *a, **k: qwen.Qwen2VLModel.get_vision_
 def transformers_ids(layout):
     kinds = mm.mrope_token_kinds(layout)
     types_ = torch.tensor([[{"text": 0, "image": 1, "video": 2}[k_] for k_ in kinds]])
-    grids = {kind: [[1, *it[1:]] if kind == "image" else list(it[1:]) for it in layout if it[0] == kind]
-             for kind in ("image", "video")}
+    grids = {
+        kind: [[1, *it[1:]] if kind == "image" else list(it[1:]) for it in layout if it[0] == kind]
+        for kind in ("image", "video")
+    }
     ids, _ = qwen.Qwen2VLModel.get_rope_index(
-        stand_in, torch.zeros_like(types_), types_, *(torch.tensor(grids[k_]) if grids[k_] else None
-                                                       for k_ in ("image", "video")))
+        stand_in,
+        torch.zeros_like(types_),
+        types_,
+        *(torch.tensor(grids[k_]) if grids[k_] else None for k_ in ("image", "video")),
+    )
     return ids[:, 0].T
 
 
@@ -296,8 +304,12 @@ mrope_cases = {
 for name, layout in mrope_cases.items():
     assert torch.equal(mm.mrope_position_ids(layout), transformers_ids(layout)), name
 
-cfg = Qwen2VLTextConfig(hidden_size=128, num_attention_heads=2, head_dim=64,
-                        rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [8, 12, 12]})
+cfg = Qwen2VLTextConfig(
+    hidden_size=128,
+    num_attention_heads=2,
+    head_dim=64,
+    rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [8, 12, 12]},
+)
 rotary = qwen.Qwen2VLRotaryEmbedding(cfg)
 ids = mm.mrope_position_ids(mrope_cases["mixed"])
 qh = torch.randn(1, 2, len(ids), 64, generator=gen)
@@ -319,8 +331,10 @@ print(f"M-RoPE rotation = transformers' rotary embedding + rotation: {'< 1e-4' i
 # %%
 text_ids = mm.mrope_position_ids([("text", 40)])
 for section in ((8, 12, 12), (32, 0, 0), (2, 15, 15)):
-    assert torch.equal(mm.apply_mrope(xq[:, :1].expand(3, 40, 64), text_ids, rope_lib.inv_freq(64), section),
-                       rope_lib.apply_rope(xq[:, :1].expand(3, 40, 64), torch.arange(40), rope_lib.inv_freq(64)))
+    assert torch.equal(
+        mm.apply_mrope(xq[:, :1].expand(3, 40, 64), text_ids, rope_lib.inv_freq(64), section),
+        rope_lib.apply_rope(xq[:, :1].expand(3, 40, 64), torch.arange(40), rope_lib.inv_freq(64)),
+    )
 m_offsets: dict[tuple[int, int], list[float]] = {}
 for prefix in (1, 9):
     img = mm.mrope_position_ids([("text", prefix), ("image", 2 * H, 2 * W)])[prefix:]
@@ -414,7 +428,7 @@ axes[0].set_ylabel("second axis (y / width)")
 axes[0].legend(loc="upper left", fontsize=8)
 fig.suptitle("3 text tokens, a 3 x 4 image, 3 text tokens: positions under three schemes")
 fig.tight_layout()
-rope_lib.savefig(fig, "11_multimodal_positions", profile=profile)
+savefig(fig, "11_multimodal_positions", profile=profile)
 plt.show()
 
 # %% [markdown]

@@ -51,12 +51,14 @@ from transformers.utils import logging as hf_logging
 
 import rope_lib
 from rope_lib import hf
-from rope_lib.data import load_corpus
-from rope_lib.experiments import harness, run_experiment
-from rope_lib.experiments.harness import rerope_scheme
-from rope_lib.model import dynamic_block_edges
-from rope_lib.report import Results, markdown_table, setup_notebook
-from rope_lib.utils import torch_threads
+from rope_lib.companion.data import load_corpus
+from rope_lib.companion.experiments import harness, run_experiment
+from rope_lib.companion.experiments.harness import rerope_scheme
+from rope_lib.companion.export import export_llama
+from rope_lib.companion.model import dynamic_block_edges
+from rope_lib.companion.plotting import savefig
+from rope_lib.companion.report import Results, markdown_table, setup_notebook
+from rope_lib.companion.runtime import pick_device, torch_threads
 
 setup_notebook(profile, device, seed)
 hf_logging.set_verbosity_error()  # transformers warns about Phi-3's missing factor; that case is the point here
@@ -64,7 +66,7 @@ hf_logging.set_verbosity_error()  # transformers warns about Phi-3's missing fac
 model_cfg, _, _, eval_cfg = harness.settings(profile, seed)
 L, base, d = model_cfg.train_length, model_cfg.rope_base, model_cfg.head_dim
 MULT = 8  # the column re-scored: 8x the training length, non-repeated test set
-dev = rope_lib.pick_device(device)
+dev = pick_device(device)
 
 # %% [markdown]
 # ## 1. A config object in: LongRoPE without `factor`
@@ -132,7 +134,7 @@ with torch_threads(eval_cfg["num_threads"]):
     lm = harness.train_models(profile, dev, seed, corpus=corpus, progress=False)["plain"][0].eval()
 
 export_dir = tempfile.TemporaryDirectory()
-path = hf.export_llama(lm, Path(export_dir.name) / "rope-companion-04-plain")
+path = export_llama(lm, Path(export_dir.name) / "rope-companion-04-plain")
 llama = LlamaForCausalLM.from_pretrained(path).to(dev).eval()
 print(sorted(p.name for p in path.iterdir()))
 
@@ -149,11 +151,12 @@ print(f"max |logit difference| on {probe.shape[1]} bytes: < 1e-4")
 # Seed 0's own test windows, drawn as the experiment drew them (`harness.make_test_sets` with the run's settings:
 # part 0 of the three training seeds' disjoint parts), and the rows' own schemes: every static method tuned to
 # $s = 8$, Dynamic YaRN evaluated as a decoder with a cache of un-rotated keys (8 query blocks per doubling of the
-# length; `rope_lib.model`), ReRoPE with $w = L/2$ (notebook 05). Through transformers, a row is one
+# length; `rope_lib.companion.model`), ReRoPE with $w = L/2$ (notebook 05). Through transformers, a row is one
 # `hf.apply(llama, rope_parameters, ...)`, a forward, and `hf.remove`. Dynamic YaRN's blocks are fed one after the
 # other through transformers' own KV cache: `apply` made the rotary module the identity, so the cache holds raw keys,
 # and the registered attention function rotates the queries and all cached keys with the frequencies for the current
 # length - exactly the decoder that notebook 04's row describes.
+
 
 # %%
 def stored(name: str) -> Results:
@@ -169,7 +172,12 @@ assert extrapolation.seeds[0] == seed and extrapolation.seed == seed and rerope.
 
 with torch_threads(eval_cfg["num_threads"]):
     tests, files = harness.make_test_sets(
-        corpus, L, tuple(extrapolation.mults), eval_cfg["n_samples"], extrapolation.seed, part=0,
+        corpus,
+        L,
+        tuple(extrapolation.mults),
+        eval_cfg["n_samples"],
+        extrapolation.seed,
+        part=0,
         parts=len(extrapolation.seeds),
     )
 assert files == extrapolation.files[0] == rerope.files[0]  # the very windows seed 0 was scored on
@@ -229,8 +237,9 @@ for name, (_, want) in ROWS.items():
     gap = np.abs(rescored[name] - want).max()
     assert gap < 1e-3, (name, gap)
     table.append((name, f"{want.mean():.2f}", f"{rescored[name].mean():.2f}", f"{gap:.1e}"))
-markdown_table(["row (8x, non-repeated, seed 0)", "rope_lib (stored) %", "transformers %", "max |per-window diff|"],
-               table)
+markdown_table(
+    ["row (8x, non-repeated, seed 0)", "rope_lib (stored) %", "transformers %", "max |per-window diff|"], table
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(5.2, 4.2))
@@ -238,10 +247,15 @@ for name, (_, want) in ROWS.items():
     ax.scatter(want, rescored[name], s=14, label=name)
 lims = [min(min(v) for v in rescored.values()) - 2, max(max(v) for v in rescored.values()) + 2]
 ax.plot(lims, lims, color="0.6", lw=0.8, zorder=0)
-ax.set(xlim=lims, ylim=lims, xlabel="rope_lib's own model (stored, %)", ylabel="transformers + rope_lib.hf (%)",
-       title=f"Per-window accuracy at {MULT}L, seed {seed}")
+ax.set(
+    xlim=lims,
+    ylim=lims,
+    xlabel="rope_lib's own model (stored, %)",
+    ylabel="transformers + rope_lib.hf (%)",
+    title=f"Per-window accuracy at {MULT}L, seed {seed}",
+)
 ax.legend(fontsize=7, loc="upper left")
-rope_lib.savefig(fig, "12_rescored_windows", profile=profile, exact=False)
+savefig(fig, "12_rescored_windows", profile=profile, exact=False)
 plt.show()
 
 # %% [markdown]
@@ -260,8 +274,14 @@ NEW = 3 * L
 
 @torch.no_grad()
 def greedy(model) -> list[int]:
-    out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=NEW, do_sample=False,
-                         use_cache=True, pad_token_id=0)
+    out = model.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=NEW,
+        do_sample=False,
+        use_cache=True,
+        pad_token_id=0,
+    )
     return out[0, prompt.shape[1] :].tolist()
 
 

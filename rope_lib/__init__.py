@@ -1,4 +1,4 @@
-"""rope_lib: RoPE and context-length extension, implemented once.
+"""rope_lib: RoPE and context-length extension, implemented once (needs torch and numpy only).
 
 The public names below are stable (see the README); each lives in the one module that owns its idea.
 """
@@ -9,8 +9,7 @@ from .decoding import RawKVCache, dynamic_rope_step, stale_cache_error
 # --- MLA, attention as a recurrence, multimodal positions (rope_lib/mla.py, recurrent.py, multimodal.py) ---
 from .mla import MLAConfig, kv_cache_bytes, kv_cache_elements, mla_attention, mla_attention_absorbed
 from .multimodal import apply_mrope, apply_rope_2d, mrope_position_ids, rope_tie_positions
-from .plotting import savefig, use_style
-from .recurrent import greedy_decode_cached, greedy_decode_recompute, recurrent_attention, rnn_state_size
+from .recurrent import recurrent_attention, rnn_state_size
 
 # --- ReRoPE / Leaky ReRoPE (rope_lib/rerope.py) ---
 from .rerope import (
@@ -51,16 +50,15 @@ from .score_bounds import (
     interpolation_bound,
     interpolation_error,
 )
-from .utils import PROFILES, cache_dir, check_profile, figures_dir, pick_device, repo_root, results_dir, seed_everything
 
-# --- small LM experiment stack (data/model/train/evaluate) are imported as submodules ---
+# The companion's machinery (corpus, small LM, training, experiments, report, plotting) is the subpackage
+# rope_lib.companion; it imports this library, never the other way, and is not imported here.
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LAYOUTS",
     "MLAConfig",
-    "PROFILES",
     "ROPE_TYPES",
     "RawKVCache",
     "TRANSFORMERS_ROPE_TYPES",
@@ -71,19 +69,14 @@ __all__ = [
     "attention_score",
     "base_lower_bound",
     "bound_ratio",
-    "cache_dir",
-    "check_profile",
     "convert_layout",
     "default_frequencies",
     "dynamic_ntk_frequencies",
     "dynamic_rope_step",
     "dynamic_yarn_frequencies",
     "extrapolation_sum",
-    "figures_dir",
     "fit_attention_score",
     "frequencies",
-    "greedy_decode_cached",
-    "greedy_decode_recompute",
     "interpolation_bound",
     "interpolation_error",
     "inv_freq",
@@ -102,22 +95,16 @@ __all__ = [
     "ntk_fixed_frequencies",
     "ntk_frequencies",
     "ntk_mixed_frequencies",
-    "pick_device",
     "recurrent_attention",
-    "repo_root",
     "rerope_attention",
     "rerope_attention_flex",
     "rerope_attention_reference",
     "rerope_decode_step",
     "rerope_relative_position",
-    "results_dir",
     "rnn_state_size",
     "rope_bias_sum",
     "rope_tie_positions",
-    "savefig",
-    "seed_everything",
     "stale_cache_error",
-    "use_style",
     "yarn_correction_range",
     "yarn_frequencies",
 ]

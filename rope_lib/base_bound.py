@@ -287,4 +287,3 @@ def base_lower_bound_on_grid(context_length: int, bases, head_dim: int = 128) ->
         raise ValueError("bases must hold at least one number > 1, got none")
     found = _smallest_feasible(np.asarray(values, dtype=np.float64), L - 1, d, [])
     return None if found is None else values[found]
-

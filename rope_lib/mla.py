@@ -62,10 +62,19 @@ def kv_cache_elements(
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    given = {"n_heads": n_heads, "head_dim": head_dim, "n_kv_heads": n_kv_heads, "kv_lora_rank": kv_lora_rank,
-             "rope_head_dim": rope_head_dim}
-    required = {"mha": ("n_heads", "head_dim"), "mqa": ("head_dim",), "gqa": ("n_heads", "head_dim", "n_kv_heads"),
-                "mla": ("kv_lora_rank", "rope_head_dim")}[kind]
+    given = {
+        "n_heads": n_heads,
+        "head_dim": head_dim,
+        "n_kv_heads": n_kv_heads,
+        "kv_lora_rank": kv_lora_rank,
+        "rope_head_dim": rope_head_dim,
+    }
+    required = {
+        "mha": ("n_heads", "head_dim"),
+        "mqa": ("head_dim",),
+        "gqa": ("n_heads", "head_dim", "n_kv_heads"),
+        "mla": ("kv_lora_rank", "rope_head_dim"),
+    }[kind]
     for name, value in given.items():
         if value is None:
             if name in required:
@@ -174,15 +183,23 @@ class MLAWeights:
         """The sizes, read off the shapes (and checked for consistency)."""
         h, d_c, d_nope = self.w_uk.shape
         cfg = MLAConfig(
-            hidden_size=self.w_dkv.shape[0], n_heads=h, kv_lora_rank=d_c, qk_nope_head_dim=d_nope,
-            qk_rope_head_dim=self.w_kr.shape[1], v_head_dim=self.w_uv.shape[2],
+            hidden_size=self.w_dkv.shape[0],
+            n_heads=h,
+            kv_lora_rank=d_c,
+            qk_nope_head_dim=d_nope,
+            qk_rope_head_dim=self.w_kr.shape[1],
+            v_head_dim=self.w_uv.shape[2],
             q_lora_rank=None if self.w_dq is None else self.w_dq.shape[1],
         )
         r = cfg.hidden_size if cfg.q_lora_rank is None else cfg.q_lora_rank
         D = cfg.hidden_size
         expected = {
-            "w_q": (r, h, cfg.qk_head_dim), "w_dkv": (D, d_c), "w_kr": (D, cfg.qk_rope_head_dim),
-            "w_uk": (h, d_c, d_nope), "w_uv": (h, d_c, cfg.v_head_dim), "w_o": (h, cfg.v_head_dim, D),
+            "w_q": (r, h, cfg.qk_head_dim),
+            "w_dkv": (D, d_c),
+            "w_kr": (D, cfg.qk_rope_head_dim),
+            "w_uk": (h, d_c, d_nope),
+            "w_uv": (h, d_c, cfg.v_head_dim),
+            "w_o": (h, cfg.v_head_dim, D),
         }
         if self.w_dq is not None:
             expected["w_dq"] = (D, r)
@@ -275,8 +292,10 @@ def deepseek_softmax_scale(qk_head_dim: int, rope_parameters: dict | None = None
     scale = _checks.positive_int("qk_head_dim", qk_head_dim) ** -0.5
     params = rope_parameters or {}
     if params.get("rope_type", "default") != "default" and params.get("mscale_all_dim"):
-        m = yarn_mscale(_checks.finite_number("factor", params.get("factor"), at_least=1.0),
-                        _checks.finite_number("mscale_all_dim", params["mscale_all_dim"], at_least=0.0))
+        m = yarn_mscale(
+            _checks.finite_number("factor", params.get("factor"), at_least=1.0),
+            _checks.finite_number("mscale_all_dim", params["mscale_all_dim"], at_least=0.0),
+        )
         scale *= m * m
     return scale
 

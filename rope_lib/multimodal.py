@@ -74,9 +74,7 @@ def apply_rope_axes(
     n_pairs = inv_freq.shape[0]
     positions = torch.as_tensor(positions, device=x.device)
     if positions.dim() < 2 or positions.shape[-2] != x.shape[-2]:
-        raise ValueError(
-            f"positions must have shape (..., seq={x.shape[-2]}, n_axes), got {tuple(positions.shape)}"
-        )
+        raise ValueError(f"positions must have shape (..., seq={x.shape[-2]}, n_axes), got {tuple(positions.shape)}")
     n_axes = positions.shape[-1]
     pair_axes = torch.as_tensor(pair_axes)
     if pair_axes.shape != (n_pairs,) or pair_axes.is_floating_point() or pair_axes.is_complex():
@@ -288,9 +286,7 @@ def _mrope_items(layout: Any, spatial_merge_size: int) -> list[tuple[str, tuple[
     return items
 
 
-def mrope_position_ids(
-    layout: Sequence[tuple], *, spatial_merge_size: int = 2, advance: str = "hw"
-) -> torch.Tensor:
+def mrope_position_ids(layout: Sequence[tuple], *, spatial_merge_size: int = 2, advance: str = "hw") -> torch.Tensor:
     """Qwen2-VL's M-RoPE position ids (temporal, height, width) of every token of ``layout``, shape (N, 3) int64.
 
     ``layout``: items ``("text", n)``, ``("image", h, w)`` and ``("video", t, h, w)``, where (t, h, w) is the

@@ -83,6 +83,9 @@ from ._checks import compute_dtype
 from .decoding import RawKVCache
 from .rope import apply_rope
 
+# the attention a position method runs in: plain softmax over RoPE-rotated q, k, or ReRoPE's (Leaky) windowed one
+ATTENTIONS: tuple[str, ...] = ("sdpa", "rerope")
+
 # Block sizes of the blockwise path, chosen by measurement (``benchmarks/rerope_bench.py --tune`` on 2 CPU
 # threads): larger query blocks mean fewer Python-level steps, and among the block sizes that were equally fast we
 # keep the smallest, so one score tile stays small (256 x 512 fp32 is 0.5 MiB per batch and head).

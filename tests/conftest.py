@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rope_lib.data import load_corpus
-from rope_lib.experiments import harness as hx
+from rope_lib.companion.data import load_corpus
+from rope_lib.companion.experiments import harness as hx
 
 # Small enough to train a few steps in a unit test; same keys as hx.PROFILE_SETTINGS["smoke"].
 TINY_PROFILE = {

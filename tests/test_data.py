@@ -1,4 +1,4 @@
-"""rope_lib.data: the pinned sympy corpus, its split by file, the checksum, own folders, Su's two test sets."""
+"""rope_lib.companion.data: the pinned sympy corpus, its split by file, the checksum, own folders, Su's two test sets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rope_lib import data
+from rope_lib.companion import data
 
 
 def test_split_is_by_file_disjoint_and_deterministic(corpus):
@@ -103,7 +103,7 @@ def test_train_batch(corpus):
 
 
 def test_training_overlap_finds_verbatim_pieces_only():
-    from rope_lib.data import Corpus, training_overlap
+    from rope_lib.companion.data import Corpus, training_overlap
 
     rng = np.random.default_rng(0)
     shared = rng.integers(1, 256, 8, dtype=np.uint8)

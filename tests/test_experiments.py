@@ -1,4 +1,4 @@
-"""rope_lib.experiments: registry, CLI errors, and the extrapolation JSON (on a tiny profile)."""
+"""rope_lib.companion.experiments: registry, CLI errors, and the extrapolation JSON (on a tiny profile)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from rope_lib.experiments import EXPERIMENTS, REGISTRY, run_experiment, write_json
-from rope_lib.experiments import __main__ as cli
-from rope_lib.experiments import extrapolation as ex
-from rope_lib.experiments import harness as hx
+from rope_lib.companion.experiments import EXPERIMENTS, REGISTRY, run_experiment, write_json
+from rope_lib.companion.experiments import __main__ as cli
+from rope_lib.companion.experiments import extrapolation as ex
+from rope_lib.companion.experiments import harness as hx
 
 
 def test_registry():
@@ -78,7 +78,7 @@ def test_cli_list_and_help_show_every_experiments_names(capsys):
 def test_every_declared_list_option_is_a_keyword_of_run():
     import inspect
 
-    from rope_lib.experiments import LIST_OPTIONS
+    from rope_lib.companion.experiments import LIST_OPTIONS
 
     for name, opts in LIST_OPTIONS.items():
         params = inspect.signature(REGISTRY[name]).parameters
@@ -148,7 +148,7 @@ def test_write_json_is_atomic(tmp_path):
 
 
 def test_rerope_json(tiny_profile, monkeypatch):
-    from rope_lib.experiments import rerope_eval as rx
+    from rope_lib.companion.experiments import rerope_eval as rx
 
     monkeypatch.setattr(rx, "SWEEP_MULT", 4)  # the tiny profile tests 2x and 4x only
     r = run_experiment("rerope", device="cpu", progress=False)
@@ -172,8 +172,8 @@ def test_rerope_json(tiny_profile, monkeypatch):
 
 def test_base_bound_json_and_models(tiny_profile, monkeypatch, corpus):
     from rope_lib.base_bound import max_context_length
-    from rope_lib.experiments import base_bound as bb
-    from rope_lib.train import config_key
+    from rope_lib.companion.experiments import base_bound as bb
+    from rope_lib.companion.train import config_key
 
     monkeypatch.setitem(bb.SETTINGS, "smoke", {"bases": (10.0, 1e4), "steps": 4, "curriculum": ((2, 3),)})
     configs = bb.retrieval_configs("smoke", 0)
@@ -212,10 +212,10 @@ def test_full_profile_code_path_at_toy_size(tiny_profile, monkeypatch):
     """
     import torch
 
-    from rope_lib.experiments import base_bound as bb
-    from rope_lib.experiments import finetune as ft
-    from rope_lib.experiments import inverse_leaky as il
-    from rope_lib.experiments import rerope_eval as rx
+    from rope_lib.companion.experiments import base_bound as bb
+    from rope_lib.companion.experiments import finetune as ft
+    from rope_lib.companion.experiments import inverse_leaky as il
+    from rope_lib.companion.experiments import rerope_eval as rx
 
     toy_full = {**hx.PROFILE_SETTINGS["smoke"], "num_threads": None}  # the tiny profile, as conftest installs it
     toy_full["train"] = {**toy_full["train"], "compile": True}  # as in the full profile (compiles on CUDA only)
@@ -240,7 +240,7 @@ def test_full_profile_code_path_at_toy_size(tiny_profile, monkeypatch):
 
 
 def test_evaluations_are_cached_exactly_and_keyed_by_what_they_depend_on(tiny_profile):
-    from rope_lib.model import PositionScheme
+    from rope_lib.companion.model import PositionScheme
 
     with hx.prepare("smoke", "cpu", 0, progress=False) as h:
         sets = h.at_train_length()

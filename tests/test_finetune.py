@@ -1,4 +1,4 @@
-"""Fine-tuning in rope_lib.train (length, init_from, snapshots) and the finetune experiment's configs."""
+"""Fine-tuning in rope_lib.companion.train (length, init_from, snapshots) and the finetune experiment's configs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from rope_lib.model import ModelConfig, PositionScheme
-from rope_lib.train import TrainConfig, config_key, load_snapshot, snapshot_path, train
+from rope_lib.companion.model import ModelConfig, PositionScheme
+from rope_lib.companion.train import TrainConfig, config_key, load_snapshot, snapshot_path, train
 
 MODEL = ModelConfig(d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=48, train_length=16)
 PRE = TrainConfig(steps=4, batch_size=4, lr=3e-3, warmup_steps=1, save_every=4, num_threads=1)
@@ -91,7 +91,10 @@ def test_snapshots_are_shorter_runs_and_resume_is_exact(cache, corpus):
     assert not _same(_weights(load_snapshot(MODEL, cfg, corpus, 4)), _weights(short))
     folder = snapshot_path(MODEL, cfg, corpus, 2).parent
     assert sorted(p.name for p in folder.iterdir()) == [
-        "config.json", "final.pt", "snapshot_0000002.pt", "snapshot_0000004.pt"
+        "config.json",
+        "final.pt",
+        "snapshot_0000002.pt",
+        "snapshot_0000004.pt",
     ]
 
 
@@ -111,7 +114,7 @@ def test_finetune_errors(cache, corpus):
 
 
 def test_experiment_configs_are_fair():
-    from rope_lib.experiments import finetune as ft
+    from rope_lib.companion.experiments import finetune as ft
 
     configs = ft.finetune_configs("smoke", 0)
     assert list(configs) == [f"ft-{m}" for m in ft.METHODS]

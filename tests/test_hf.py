@@ -360,7 +360,8 @@ def test_dict_input_unchanged_and_needs_head_dim():
 # rope_lib.hf.apply / remove on tiny random models
 
 from rope_lib import hf  # noqa: E402
-from rope_lib.model import ModelConfig, PositionScheme, RoPELM  # noqa: E402
+from rope_lib.companion.export import export_llama, llama_config_dict  # noqa: E402
+from rope_lib.companion.model import ModelConfig, PositionScheme, RoPELM  # noqa: E402
 
 VOCAB, T = 128, 48  # T > every L below, so the scaling methods act
 
@@ -548,7 +549,7 @@ def exported(tmp_path_factory):
     from transformers import LlamaForCausalLM
 
     lm = our_lm()
-    path = hf.export_llama(lm, tmp_path_factory.mktemp("export") / "tiny-llama")
+    path = export_llama(lm, tmp_path_factory.mktemp("export") / "tiny-llama")
     return lm, LlamaForCausalLM.from_pretrained(path).eval()
 
 
@@ -564,8 +565,8 @@ def test_export_round_trip(exported, tmp_path):
     )
     # re-export over an existing folder replaces it whole; no temporary is left behind
     path = tmp_path / "again"
-    hf.export_llama(lm, path)
-    hf.export_llama(our_lm(seed=1), path)
+    export_llama(lm, path)
+    export_llama(our_lm(seed=1), path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]
     assert {p.name for p in path.iterdir()} >= {"config.json", "model.safetensors"}
 
@@ -575,9 +576,9 @@ def test_export_refuses_what_llama_cannot_express():
         torch.manual_seed(0)
         lm = RoPELM(ModelConfig(vocab_size=VOCAB, d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=32, **change))
         with pytest.raises(ValueError, match=next(iter(change))):
-            hf.llama_config_dict(lm)
+            llama_config_dict(lm)
     with pytest.raises(ValueError, match="RoPELM"):
-        hf.export_llama(torch.nn.Linear(2, 2), "unused")
+        export_llama(torch.nn.Linear(2, 2), "unused")
 
 
 @pytest.mark.parametrize("name", list(SCHEMES))
@@ -670,7 +671,7 @@ def test_multilayer_dynamic_decode_equals_rope_lib_decoder_evaluation(exported, 
     """With several layers a decoder's earlier hidden states were computed at earlier lengths, so no cache equals a
     full recompute; the raw-key cache gives exactly what rope_lib's PositionScheme(dynamic_blocks=m) evaluates
     (blocks of the decoder, edges ceil(L 2^(j/m)); m = 10^6 is one token per step)."""
-    from rope_lib.model import dynamic_block_edges
+    from rope_lib.companion.model import dynamic_block_edges
 
     lm, llama = exported
     x = ids(n=T)

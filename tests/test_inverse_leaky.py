@@ -1,4 +1,4 @@
-"""rope_lib.experiments.inverse_leaky: Su's InvLeaky ReRoPE recipe, coverage of the test range, the JSON.
+"""rope_lib.companion.experiments.inverse_leaky: Su's InvLeaky ReRoPE recipe, coverage of the test range, the JSON.
 
 The JSON test runs on the tiny profile."""
 
@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from rope_lib.experiments import EXPERIMENTS, REGISTRY, run_experiment
-from rope_lib.experiments import harness as hx
-from rope_lib.experiments import inverse_leaky as il
-from rope_lib.model import PositionScheme
+from rope_lib.companion.experiments import EXPERIMENTS, REGISTRY, run_experiment
+from rope_lib.companion.experiments import harness as hx
+from rope_lib.companion.experiments import inverse_leaky as il
+from rope_lib.companion.model import PositionScheme
 
 
 @pytest.fixture()

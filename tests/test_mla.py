@@ -281,13 +281,26 @@ def _deepseek(q_lora_rank, interleave, seed=0):
     from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3Attention, DeepseekV3RotaryEmbedding
 
     rope_parameters = {  # YaRN with DeepSeek's two mscales: cos/sin get mscale ratio, the logits mscale_all_dim^2
-        "rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 16,
-        "mscale": 1.0, "mscale_all_dim": 0.8,
+        "rope_type": "yarn",
+        "rope_theta": 10000.0,
+        "factor": 4.0,
+        "original_max_position_embeddings": 16,
+        "mscale": 1.0,
+        "mscale_all_dim": 0.8,
     }
     config = DeepseekV3Config(
-        hidden_size=32, num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=q_lora_rank,
-        qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=6, max_position_embeddings=64,
-        rope_parameters=rope_parameters, rope_interleave=interleave, attn_implementation="eager",
+        hidden_size=32,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        kv_lora_rank=16,
+        q_lora_rank=q_lora_rank,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=8,
+        v_head_dim=6,
+        max_position_embeddings=64,
+        rope_parameters=rope_parameters,
+        rope_interleave=interleave,
+        attn_implementation="eager",
     )
     torch.manual_seed(seed)
     attn = DeepseekV3Attention(config, layer_idx=0).double().eval()

@@ -1,4 +1,4 @@
-"""rope_lib.model: shapes, causality, RoPE parity with apply_rope, position schemes switched at evaluation time."""
+"""rope_lib.companion.model: shapes, causality, RoPE parity with apply_rope, position schemes switched at evaluation time."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rope_lib import apply_rope, inv_freq
-from rope_lib.model import (
+from rope_lib.companion.model import (
     ROPE,
     ModelConfig,
     PositionScheme,

@@ -35,8 +35,10 @@ def reference_rope_axes(x, positions, theta, axis_of_pair, layout="half_split"):
     x = x.to(torch.float64)
     d = 2 * len(theta)
     rot, rest = x[..., :d], x[..., d:]
-    z = torch.complex(rot[..., : d // 2], rot[..., d // 2 :]) if layout == "half_split" else torch.complex(
-        rot[..., 0::2], rot[..., 1::2]
+    z = (
+        torch.complex(rot[..., : d // 2], rot[..., d // 2 :])
+        if layout == "half_split"
+        else torch.complex(rot[..., 0::2], rot[..., 1::2])
     )
     p = torch.as_tensor(positions, dtype=torch.float64)
     angle = torch.stack([p[..., a] * float(th) for a, th in zip(axis_of_pair, theta.tolist())], dim=-1)
@@ -77,7 +79,7 @@ def test_rope_2d_score_depends_only_on_the_2d_offset():
     def score(pq, pk):
         return (apply_rope_2d(q, torch.tensor([pq]), theta) * apply_rope_2d(k, torch.tensor([pk]), theta)).sum().item()
 
-    for (pq, pk) in [((3, 5), (10, 1)), ((1000, 2), (1007, -2)), ((-4, 60), (3, 56))]:
+    for pq, pk in [((3, 5), (10, 1)), ((1000, 2), (1007, -2)), ((-4, 60), (3, 56))]:
         shifted = score((0, 0), (pk[0] - pq[0], pk[1] - pq[1]))
         assert math.isclose(score(pq, pk), shifted, rel_tol=1e-9, abs_tol=1e-9)
     # and it is not blind to either axis: moving k along x alone, or y alone, changes the score

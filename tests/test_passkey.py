@@ -1,4 +1,4 @@
-"""Passkey retrieval: the sample layout (rope_lib.data), the training mixture, and the scorer (rope_lib.evaluate)."""
+"""Passkey retrieval: the sample layout (rope_lib.companion.data), the training mixture, and the scorer (rope_lib.companion.evaluate)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from rope_lib import data
-from rope_lib.evaluate import passkey_accuracy, passkey_hits
-from rope_lib.model import ModelConfig
-from rope_lib.train import TrainConfig, config_key, train
+from rope_lib.companion import data
+from rope_lib.companion.evaluate import passkey_accuracy, passkey_hits
+from rope_lib.companion.model import ModelConfig
+from rope_lib.companion.train import TrainConfig, config_key, train
 
 MODEL = ModelConfig(d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=48, train_length=16)
 

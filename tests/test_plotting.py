@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import rope_lib  # noqa: E402
-from rope_lib import plotting  # noqa: E402
+from rope_lib.companion import plotting  # noqa: E402
 
 PERTURBATIONS = (0.0, 1e-15, -1e-15, 3e-16)
 
@@ -85,7 +85,7 @@ def test_savefig_quantizes_and_writes_identical_files(tmp_path, monkeypatch):
         for name, r in _ratio_curves().items():
             ax.plot(np.arange(r.size), r * (1 + eps), label=name)
         ax.set_yscale("log")
-        files[folder] = {p.name: p.read_bytes() for p in rope_lib.savefig(fig, "ratio")}
+        files[folder] = {p.name: p.read_bytes() for p in plotting.savefig(fig, "ratio")}
         plt.close(fig)
     assert files["a"] == files["b"]
     assert sorted(files["a"]) == ["ratio.pdf", "ratio.png", "ratio.svg"]

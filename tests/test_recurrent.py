@@ -9,16 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rope_lib.model import ModelConfig, RoPELM
-from rope_lib.recurrent import (
+from rope_lib.companion.decoders import (
     greedy_decode_cached,
     greedy_decode_recompute,
-    kv_cache_size,
-    recurrent_attention,
     recurrent_block_evaluations,
     recurrent_state_numbers,
-    rnn_state_size,
 )
+from rope_lib.companion.model import ModelConfig, RoPELM
+from rope_lib.recurrent import kv_cache_size, recurrent_attention, rnn_state_size
 
 torch.set_num_threads(1)  # tiny tensors
 
@@ -167,7 +165,7 @@ def test_decoders_refuse_bad_arguments():
         greedy_decode_recompute(model, good, 0)
     with pytest.raises(ValueError, match="method must be one of"):
         greedy_decode_recompute(model, good, 1, method="cached")
-    with pytest.raises(ValueError, match="model must be a rope_lib.model.RoPELM"):
+    with pytest.raises(ValueError, match="model must be a rope_lib.companion.model.RoPELM"):
         greedy_decode_cached(torch.nn.Linear(2, 2), good, 1)
     log_n = RoPELM(ModelConfig(d_model=8, n_layers=1, n_heads=1, head_dim=8, d_ff=8, train_log_n=True))
     with pytest.raises(ValueError, match="train_log_n must be False"):

@@ -1,13 +1,13 @@
-"""rope_lib.report: the notebooks' results reader, on a small hand-made results dict whose answers are known."""
+"""rope_lib.companion.report: the notebooks' results reader, on a small hand-made results dict whose answers are known."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rope_lib.evaluate import bootstrap_difference
-from rope_lib.experiments import write_json
-from rope_lib.report import (
+from rope_lib.companion.evaluate import bootstrap_difference
+from rope_lib.companion.experiments import write_json
+from rope_lib.companion.report import (
     Results,
     Rows,
     fmt,

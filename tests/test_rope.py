@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import ulps_close
 
-import rope_lib
 from rope_lib import apply_rope, convert_layout, inv_freq
+from rope_lib.companion import plotting, runtime
 
 
 def reference_rope(x: torch.Tensor, positions, theta: torch.Tensor, layout: str = "half_split") -> torch.Tensor:
@@ -176,18 +176,18 @@ def test_bad_input_raises_naming_the_argument(call, match):
 
 
 def test_paths_and_profiles(tmp_path, monkeypatch):
-    assert (rope_lib.repo_root() / "pyproject.toml").is_file()
+    assert (runtime.repo_root() / "pyproject.toml").is_file()
     monkeypatch.setenv("ROPE_FIGURES_DIR", str(tmp_path))
-    assert rope_lib.figures_dir("full") == tmp_path / "full"
-    assert rope_lib.figures_dir("medium") == tmp_path / "medium" and rope_lib.figures_dir("smoke") == tmp_path
+    assert runtime.figures_dir("full") == tmp_path / "full"
+    assert runtime.figures_dir("medium") == tmp_path / "medium" and runtime.figures_dir("smoke") == tmp_path
     with pytest.raises(ValueError, match="profile"):
-        rope_lib.figures_dir("large")
+        runtime.figures_dir("large")
     with pytest.raises(ValueError, match="device"):
-        rope_lib.pick_device("tpu:0")
-    assert rope_lib.pick_device("cpu").type == "cpu"
+        runtime.pick_device("tpu:0")
+    assert runtime.pick_device("cpu").type == "cpu"
     assert (
-        rope_lib.pick_device("auto")
-        == rope_lib.pick_device(None)
+        runtime.pick_device("auto")
+        == runtime.pick_device(None)
         == torch.device("cuda" if torch.cuda.is_available() else "cpu")
     )
 
@@ -200,13 +200,13 @@ def test_savefig_is_deterministic(tmp_path, monkeypatch):
 
     monkeypatch.setenv("ROPE_FIGURES_DIR", str(tmp_path))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
-    rope_lib.use_style()
+    plotting.use_style()
 
     def draw():
         fig, ax = plt.subplots()
         ax.plot([0, 1, 2], [1, 0, 2], label="a")
         ax.legend()
-        paths = rope_lib.savefig(fig, "t", exact=False)
+        paths = plotting.savefig(fig, "t", exact=False)
         plt.close(fig)
         return {p.suffix: p.read_bytes() for p in paths}
 
@@ -216,4 +216,4 @@ def test_savefig_is_deterministic(tmp_path, monkeypatch):
     assert "t.png" in (tmp_path / "inexact.txt").read_text()
     assert not list(tmp_path.glob(".*.tmp"))
     with pytest.raises(ValueError, match="name"):
-        rope_lib.savefig(plt.figure(), "../escape")
+        plotting.savefig(plt.figure(), "../escape")

@@ -49,8 +49,14 @@ def random_h(rng, d: int) -> np.ndarray:
 
 
 def test_public_names():
-    for name in ("attention_score", "bound_ratio", "extrapolation_sum", "fit_attention_score",
-                 "interpolation_bound", "interpolation_error"):
+    for name in (
+        "attention_score",
+        "bound_ratio",
+        "extrapolation_sum",
+        "fit_attention_score",
+        "interpolation_bound",
+        "interpolation_error",
+    ):
         assert getattr(rope_lib, name) is getattr(rope_lib.score_bounds, name)
 
 
@@ -115,8 +121,10 @@ def test_interpolation_error_is_the_gap_to_the_chord():
     h = random_h(rng, 16)
     s1, s2, s = 4.0, 6.0, np.array([4.0, 4.5, 5.2, 6.0])
     lam = (s - s1) / (s2 - s1)
-    want = [loop_score(h, x, 100.0) - ((1 - t) * loop_score(h, s1, 100.0) + t * loop_score(h, s2, 100.0))
-            for x, t in zip(s, lam)]
+    want = [
+        loop_score(h, x, 100.0) - ((1 - t) * loop_score(h, s1, 100.0) + t * loop_score(h, s2, 100.0))
+        for x, t in zip(s, lam)
+    ]
     np.testing.assert_allclose(interpolation_error(h, s, s1, s2, 100.0), want, atol=1e-12)
     assert interpolation_error(h, s, s1, s2, 100.0)[[0, -1]] == pytest.approx([0, 0], abs=1e-12)  # exact at the ends
 
@@ -154,8 +162,11 @@ def test_extrapolation_sum_matches_definition(d, base):
     np.testing.assert_allclose(extrapolation_sum(s, d, base), [loop_b(x, d, base) for x in s], rtol=1e-12)
     assert extrapolation_sum(0.0, d, base) == pytest.approx((d // 2) * (d // 2 + 1) / 2)  # |A_k(0)| = k
     big = np.arange(20_000.0)  # more than one block
-    np.testing.assert_allclose(extrapolation_sum(big, d, base)[[0, 9000, 19_999]],
-                               [loop_b(x, d, base) for x in (0.0, 9000.0, 19_999.0)], rtol=1e-11)
+    np.testing.assert_allclose(
+        extrapolation_sum(big, d, base)[[0, 9000, 19_999]],
+        [loop_b(x, d, base) for x in (0.0, 9000.0, 19_999.0)],
+        rtol=1e-11,
+    )
 
 
 def test_bound_ratio():

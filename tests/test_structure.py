@@ -11,7 +11,7 @@ import pytest
 
 import rope_lib
 from rope_lib import _checks
-from rope_lib.model import PositionScheme
+from rope_lib.companion.model import PositionScheme
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "rope_lib"
@@ -69,10 +69,10 @@ def test_import_graph_has_no_cycle():
 @pytest.mark.parametrize(
     "low, high",
     [
-        ("rope_lib.evaluate", "rope_lib.train"),  # evaluation needs no trainer
+        ("rope_lib.companion.evaluate", "rope_lib.companion.train"),  # evaluation needs no trainer
         ("rope_lib.scaling", "rope_lib.decoding"),  # decoding builds on the frequencies, not the other way
         ("rope_lib.rope", "rope_lib.scaling"),
-        ("rope_lib._checks", "rope_lib.utils"),
+        ("rope_lib._checks", "rope_lib.companion.runtime"),
     ],
 )
 def test_lower_modules_do_not_import_higher_ones(low, high):
@@ -80,12 +80,16 @@ def test_lower_modules_do_not_import_higher_ones(low, high):
 
 
 def test_no_experiment_imports_another():
-    shared = {"rope_lib.experiments.common", "rope_lib.experiments.harness", "rope_lib.experiments.references"}
-    experiments = [n for n in MODULES if n.startswith("rope_lib.experiments.") and n not in shared]
+    shared = {
+        "rope_lib.companion.experiments.common",
+        "rope_lib.companion.experiments.harness",
+        "rope_lib.companion.experiments.references",
+    }
+    experiments = [n for n in MODULES if n.startswith("rope_lib.companion.experiments.") and n not in shared]
     experiments = [n for n in experiments if not n.endswith("__main__")]
     assert len(experiments) >= 3
     for name in experiments:
-        siblings = {m for m in GRAPH[name] if m.startswith("rope_lib.experiments.")} - shared
+        siblings = {m for m in GRAPH[name] if m.startswith("rope_lib.companion.experiments.")} - shared
         assert not siblings, f"{name} imports {siblings}: shared pieces belong in the harness"
 
 

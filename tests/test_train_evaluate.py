@@ -1,4 +1,4 @@
-"""rope_lib.train (checkpoint cache, resume, schedule) and rope_lib.evaluate (metrics, bootstrap)."""
+"""rope_lib.companion.train (checkpoint cache, resume, schedule) and rope_lib.companion.evaluate (metrics, bootstrap)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from rope_lib.data import make_test_set
-from rope_lib.evaluate import bootstrap_difference, last_window_loss, token_metrics
-from rope_lib.model import ModelConfig, PositionScheme
-from rope_lib.train import TrainConfig, config_key, lr_at, train
+from rope_lib.companion.data import make_test_set
+from rope_lib.companion.evaluate import bootstrap_difference, last_window_loss, token_metrics
+from rope_lib.companion.model import ModelConfig, PositionScheme
+from rope_lib.companion.train import TrainConfig, config_key, lr_at, train
 
 MODEL = ModelConfig(d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=48, train_length=16)
 TRAIN = TrainConfig(steps=6, batch_size=4, lr=3e-3, warmup_steps=2, save_every=2, num_threads=1)

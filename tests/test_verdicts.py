@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from rope_lib import verdicts as V
-from rope_lib.utils import repo_root
+from rope_lib.companion import verdicts as V
+from rope_lib.companion.runtime import repo_root
 
 # Two-sided 95% critical values of Student's t (0.975 quantiles), as tabulated in Abramowitz & Stegun, Table 26.10.
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 10: 2.228, 30: 2.042}
@@ -27,8 +27,10 @@ def test_t_quantile_tends_to_the_normal_and_is_monotone():
     # the CDF's closed form against a numerical integral of the density (df = 3 and 4: odd and even series)
     for df in (3, 4):
         t = np.linspace(0, V.t_quantile(0.975, df), 200001)
-        dens = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2)) * (1 + t**2 / df) ** (
-            -(df + 1) / 2
+        dens = (
+            math.gamma((df + 1) / 2)
+            / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+            * (1 + t**2 / df) ** (-(df + 1) / 2)
         )
         assert 2 * np.trapezoid(dens, t) == pytest.approx(0.95, abs=1e-8)
 
@@ -142,8 +144,13 @@ def test_compare_flags_every_machine_dependent_statement():
 def test_main_exits_non_zero_on_a_problem(tmp_path, capsys):
     for name, tier in (("one", "reproduced"), ("two", "consistent")):
         book = V.ClaimBook("99", out=tmp_path / name)
-        book.decide("99.a", {"by_seed": [3.0, 3.1, 2.9] if tier == "reproduced" else [1.0, 2.0, 3.0]}, claim="A",
-                    stated="reproduced", quiet=True)
+        book.decide(
+            "99.a",
+            {"by_seed": [3.0, 3.1, 2.9] if tier == "reproduced" else [1.0, 2.0, 3.0]},
+            claim="A",
+            stated="reproduced",
+            quiet=True,
+        )
     assert V.main([str(tmp_path / "one" / "verdicts"), str(tmp_path / "one" / "verdicts")]) == 0
     assert V.main([str(tmp_path / "one" / "verdicts"), str(tmp_path / "two" / "verdicts")]) == 1
     assert "PROBLEM 99.a" in capsys.readouterr().out
@@ -180,7 +187,7 @@ def test_summary_counts_stated_verdicts_and_lists_the_undecided():
 
 
 def test_readme_shows_the_committed_summary():
-    """The README's verdict summary is generated (`python -m rope_lib.verdicts ... --summary`), never hand-edited."""
+    """The README's verdict summary is generated (`python -m rope_lib.companion.verdicts ... --summary`), never hand-edited."""
     readme = (repo_root() / "README.md").read_text(encoding="utf-8")
     start, end = V.README_START, V.README_END
     assert start in readme and end in readme, "README.md lacks the verdicts block"

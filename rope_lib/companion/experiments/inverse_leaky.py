@@ -12,7 +12,7 @@ This experiment (notebook 06) trains the InvLeaky model(s) with the *same* model
 budget and seed as notebook 04's log-n-trained model (Su's InvLeaky rows are "-log n"), evaluates them with plain
 RoPE on the same nested test samples, and re-evaluates beside them the notebook-04 rows (Baseline, NTK-fixed, YaRN,
 on both models) and ReRoPE with w = L/4 on the log-n model, all through the harness
-(:mod:`rope_lib.experiments.harness`), so every per-sample accuracy is paired with every other. It also times the
+(:mod:`rope_lib.companion.experiments.harness`), so every per-sample accuracy is paired with every other. It also times the
 training step of Leaky ReRoPE against plain RoPE on the same model, interleaved in one run
 (:func:`measure_training_overhead`).
 
@@ -30,10 +30,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .. import _checks
+from ... import _checks
+from ...rerope import rerope_relative_position
 from ..data import TEST_SETS, make_test_set
 from ..model import ModelConfig, PositionScheme
-from ..rerope import rerope_relative_position
 from ..train import TrainConfig, train
 from .common import check_names, register
 from .harness import Harness, finish, fixed_scheme, method_rows, rerope_scheme, run_seeds, settings
@@ -117,7 +117,7 @@ def measure_training_overhead(
 ) -> dict:
     """Seconds per training step of ``leaky`` vs plain RoPE on the same model, interleaved in one run.
 
-    Each window is a fresh, uncached run of :func:`rope_lib.train.train` (``use_cache=False``,
+    Each window is a fresh, uncached run of :func:`rope_lib.companion.train.train` (``use_cache=False``,
     ``max_steps_this_call``): the real training step (forward, backward, clipping, AdamW), timed by ``train``'s own
     clock around its loop. torch.compile is switched off for the windows (a compile would dominate a few steps);
     everything else (batch, amp, threads) is the training configuration's. Returns per-window seconds per step for

@@ -12,7 +12,7 @@ interval over those estimates:
 
 A notebook states each verdict next to its claim (``stated``): one of the tiers above when the committed run and the
 emulated second machine (``make second-machine``) agree, ``not decided`` when they do not. :class:`ClaimBook` prints
-one line per claim and records it in ``results/<profile>/verdicts/<notebook>.json``; ``python -m rope_lib.verdicts``
+one line per claim and records it in ``results/<profile>/verdicts/<notebook>.json``; ``python -m rope_lib.companion.verdicts``
 compares two such folders claim by claim.
 """
 
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import atomic_write, finite_number, non_empty_text, positive_int
+from .._checks import atomic_write, finite_number, non_empty_text, positive_int
 from .experiments.common import write_json
-from .utils import results_dir
+from .runtime import results_dir
 
 TIERS = ("reproduced", "consistent", "not reproduced", "reversed")
 NOT_DECIDED = "not decided"
@@ -159,7 +159,7 @@ class ClaimBook:
     ) -> Verdict:
         """Decide the claim "``gap`` ``direction`` ``threshold``" on its per-seed estimates (``gap["by_seed"]``).
 
-        ``gap``: a dict from :meth:`rope_lib.report.Rows.gap` / ``bootstrap_difference`` (its bootstrap interval
+        ``gap``: a dict from :meth:`rope_lib.companion.report.Rows.gap` / ``bootstrap_difference`` (its bootstrap interval
         ``lo``/``hi`` is recorded beside the seed-level one) or any ``{"by_seed": [...]}``. ``stated``: the verdict
         the notebook's text gives, one of :data:`STATED`. ``threshold`` states a margin (e.g. "no worse than one
         point": ``">"`` with ``threshold=-1``). Prints the claim's line unless ``quiet``; returns the
@@ -278,7 +278,7 @@ def write_summary(path: Path, block: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rope_lib.verdicts",
+        prog="python -m rope_lib.companion.verdicts",
         description="Compare the verdict records of two runs (e.g. the committed one and an emulated second machine).",
     )
     parser.add_argument("committed", type=Path, help="verdicts folder of the committed run (results/smoke/verdicts)")

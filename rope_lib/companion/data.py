@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _checks
+from .. import _checks
 
 SYMPY_VERSION = "1.14.0"
 # sha256 of the assembled default corpus (see `_digest`): every *.py file under the sympy package, sorted by

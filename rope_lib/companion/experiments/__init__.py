@@ -2,12 +2,12 @@
 
 Use from Python (notebooks)::
 
-    from rope_lib.experiments import run_experiment
+    from rope_lib.companion.experiments import run_experiment
     results = run_experiment("extrapolation", profile="smoke")
 
 or from a shell, without Jupyter::
 
-    python -m rope_lib.experiments extrapolation --profile smoke --out results/smoke
+    python -m rope_lib.companion.experiments extrapolation --profile smoke --out results/smoke
 
 A new experiment is a module with a function decorated by ``@register("name")`` taking
 ``(profile, device, seed, out, **options)`` and returning its results dict; import it below.

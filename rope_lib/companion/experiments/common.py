@@ -14,15 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import atomic_write
-from ..utils import check_profile, pick_device, repo_root, results_dir
+from ..._checks import atomic_write
+from ..runtime import check_profile, pick_device, repo_root, results_dir
 
 # name -> function(profile, device, seed, out, **options) -> results dict (it also writes out/<name>.json)
 REGISTRY: dict[str, Callable[..., dict]] = {}
 # name -> {list option ("methods", "variants"): the names it accepts}: what the CLI offers and checks per experiment.
 LIST_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {}
 # name -> function(profile, seed) -> {variant: (model config, training config)}: the models an experiment trains
-# beyond the two every experiment shares (``python -m rope_lib.experiments train`` trains them all up front).
+# beyond the two every experiment shares (``python -m rope_lib.companion.experiments train`` trains them all up front).
 EXTRA_MODELS: dict[str, Callable[[str, int], dict]] = {}
 
 

@@ -1,4 +1,4 @@
-"""Training loop for :class:`rope_lib.model.RoPELM`, with a checkpoint cache shared by notebooks and the CLI.
+"""Training loop for :class:`rope_lib.companion.model.RoPELM`, with a checkpoint cache shared by notebooks and the CLI.
 
 A trained model is stored under ``rope_lib.cache_dir() / "checkpoints" / <key>`` where the key hashes everything
 that determines the result: the model config, the training config (including the training position scheme) and
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import _checks
+from .. import _checks
 from .data import (
     PASSKEY_FORMAT,
     PASSKEY_QUERY,
@@ -39,7 +39,7 @@ from .data import (
     train_batch,
 )
 from .model import ModelConfig, PositionScheme, RoPELM
-from .utils import autocast, cache_dir, pick_device, torch_threads
+from .runtime import autocast, cache_dir, pick_device, torch_threads
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout or the training loop's semantics change
 
@@ -63,7 +63,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model on CUDA (ignored on CPU)
     save_every: int = 200  # checkpoint period in steps (not part of the cache key)
     num_threads: int | None = None  # torch threads during training (None: leave as is; not part of the key)
-    # Fraction of training sequences that carry a passkey (rope_lib.data.passkey_batch): retrieval models. 0 (plain
+    # Fraction of training sequences that carry a passkey (rope_lib.companion.data.passkey_batch): retrieval models. 0 (plain
     # text) leaves the cache key of every text-only model as it was before this field existed.
     passkey_fraction: float = 0.0
     # Fine-tuning (notebook 08). Each field below enters the cache key only when set, so every pre-training key is
@@ -308,7 +308,7 @@ def train(
 
     Args:
         model_cfg, train_cfg: what to train; their hash (with the corpus checksum) is the cache key.
-        corpus: training data (default: :func:`rope_lib.data.load_corpus`, the pinned sympy sources).
+        corpus: training data (default: :func:`rope_lib.companion.data.load_corpus`, the pinned sympy sources).
         device: None -> cuda when present, else cpu.
         progress: tqdm bar (``tqdm.auto``; silenced by ``TQDM_DISABLE=1``).
         use_cache: False trains from scratch in a temporary run and writes nothing to the cache.

@@ -6,7 +6,7 @@ keeps a good loss but loses long-range retrieval. Here, per training seed and pe
 
 * a **text model**: the notebook-04 plain model with only ``rope_base`` changed (same data, steps, schedule; at
   base 1e4 it *is* notebook 04's model). Its loss at L on the seed's own test windows is the "perplexity" side.
-* a **retrieval model**: the text model fine-tuned on passkey rows (:func:`rope_lib.data.passkey_batch`, 100% of
+* a **retrieval model**: the text model fine-tuned on passkey rows (:func:`rope_lib.companion.data.passkey_batch`, 100% of
   the rows; the filler around the key is still text, so it keeps being a language model) with the recipe of
   :data:`RETRIEVAL`: QUERY's and the key symbols' embedding rows re-drawn (pre-training leaves them collapsed onto
   one vector), the answer byte's cross-entropy weighted up, short key distances first. Its passkey accuracy at every
@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..base_bound import base_lower_bound, max_context_length
+from ...base_bound import base_lower_bound, max_context_length
 from ..data import load_corpus, make_passkey_set
 from ..evaluate import passkey_hits
 from ..model import ModelConfig, PositionScheme
+from ..runtime import check_profile
 from ..train import TrainConfig, config_key
-from ..utils import check_profile
 from .common import register
 from .harness import Harness, finish, rerope_scheme, run_seeds, scheme_for, shared_models
 

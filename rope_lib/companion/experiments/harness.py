@@ -11,7 +11,7 @@ An experiment's ``run()`` is::
 Seeds: a run started with ``seed`` trains and evaluates the profile's ``seeds`` training seeds (seed, seed + 1,
 ...), each on its own part of the test windows drawn with ``seed`` (no window shared between seeds; in smoke one
 window per test file), so a finding is decided over training noise and test-text noise together
-(:meth:`rope_lib.report.Rows.gap`). ``python -m rope_lib.experiments train`` trains every model up front.
+(:meth:`rope_lib.companion.report.Rows.gap`). ``python -m rope_lib.companion.experiments train`` trains every model up front.
 
 Two models are trained per profile and seed with plain RoPE at length L, one without and one with log n in
 training (``ModelConfig.train_log_n``; Su's "-log n" rows); an experiment can train more (``extra_models``).
@@ -20,7 +20,7 @@ Scale rule: every static method is tuned to the test length, s = L'/L, as in Su'
 k = 8). The dynamic methods (Dynamic NTK, Dynamic YaRN) choose their scale from the length each token sees,
 s = max(1, n/L), evaluated as a decoder with a cache of un-rotated keys would (``PositionScheme.dynamic_blocks``).
 
-Test samples are nested (``rope_lib.data.make_test_set(max_length=...)``): every test length scores the last L'
+Test samples are nested (``rope_lib.companion.data.make_test_set(max_length=...)``): every test length scores the last L'
 bytes of the same windows, so the loss on the last L tokens, read at each length, is Su's "longer context, lower
 loss" curve (kexue.fm/archives/9948) at no extra cost.
 """
@@ -39,19 +39,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._checks import atomic_write
+from ..._checks import atomic_write
 from ..data import TEST_SETS, Corpus, load_corpus, make_test_set
 from ..evaluate import last_window_loss, token_metrics
 from ..model import ModelConfig, PositionScheme
+from ..runtime import cache_dir, check_profile, pick_device, torch_threads
 from ..train import TrainConfig, train
-from ..utils import cache_dir, check_profile, pick_device, torch_threads
 from .common import check_names, git_sha, output_path, package_versions, write_json
 
 # name -> factory(s, L, base, head_dim) -> PositionScheme. Names as in Su's tables (kexue.fm/archives/9706, 9859).
 MethodFactory = Callable[[float, int, float, int], PositionScheme]
 
 # Dynamic methods: 8 query blocks per doubling of the length, each rotated (with all earlier keys) for its block
-# end, so a query's scale is rounded up by less than 2^(1/8) - 1 = 9% (rope_lib.model, PositionScheme).
+# end, so a query's scale is rounded up by less than 2^(1/8) - 1 = 9% (rope_lib.companion.model, PositionScheme).
 DYNAMIC_BLOCKS = 8
 
 METHODS: dict[str, MethodFactory] = {
@@ -304,7 +304,7 @@ def _summary(m: dict, L: int, bin_size: int | None = None) -> dict:
 def _code_digest() -> str:
     # Every source file of rope_lib: a change anywhere in the library invalidates every cached evaluation.
     h = hashlib.sha256()
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # the rope_lib package: library and companion alike
     for path in sorted(root.rglob("*.py")):
         h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
@@ -421,14 +421,14 @@ def results_header(name: str, profile: str, seed: int, dev: torch.device) -> dic
         "profile": profile,
         "seed": seed,
         "device": str(dev),
-        # rope_lib.utils.autocast: bf16 matmuls on CUDA (rotation angles stay float64), float32 on the CPU
+        # rope_lib.companion.runtime.autocast: bf16 matmuls on CUDA (rotation angles stay float64), float32 on the CPU
         "compute_dtype": "bfloat16 autocast" if dev.type == "cuda" else "float32",
         "versions": package_versions(),
         "git_sha": git_sha(),
     }
 
 
-# The parts of rope_lib.train's meta worth keeping in a results file (the rest is cache bookkeeping).
+# The parts of rope_lib.companion.train's meta worth keeping in a results file (the rest is cache bookkeeping).
 _TRAINING_KEYS = ("key", "cache_hit", "steps", "tokens_seen", "n_parameters", "val_loss", "val_acc", "loss_curve")
 
 

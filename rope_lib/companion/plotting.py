@@ -31,8 +31,8 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.text import Annotation
 
-from ._checks import atomic_write
-from .utils import figures_dir
+from .._checks import atomic_write
+from .runtime import figures_dir
 
 STYLE = str(Path(__file__).with_name("paper.mplstyle"))
 FORMATS = ("svg", "pdf", "png")

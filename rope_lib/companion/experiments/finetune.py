@@ -12,7 +12,7 @@ scheme, tuned once to s = L'/L, at every length it is evaluated at: L, L' and 2L
 test window, on each seed's own non-repeated windows of notebook 04). Step 0 is the pre-trained model under the
 same scheme (notebook 04's zero-shot rows at 4x).
 
-The shared pieces (profiles, methods, test sets, evaluation) are :mod:`rope_lib.experiments.harness`'s.
+The shared pieces (profiles, methods, test sets, evaluation) are :mod:`rope_lib.companion.experiments.harness`'s.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from dataclasses import replace
 from ..data import load_corpus, make_passkey_set
 from ..evaluate import passkey_hits
 from ..model import ModelConfig
+from ..runtime import check_profile
 from ..train import TrainConfig, config_key, load_snapshot
-from ..utils import check_profile
 from .common import check_names, register
 from .harness import PROFILE_SETTINGS, Harness, finish, fixed_scheme, run_seeds, scheme_for, shared_models
 

@@ -7,7 +7,7 @@ per training seed) and answers the questions every table and claim cell asks: a 
 and test files, the loss by position, the loss on the last L bytes. Accuracies are in percent, gaps in points.
 
 The gaps' bootstrap intervals describe a difference; claims are decided on the training-seed level by
-:mod:`rope_lib.verdicts` (CONTRIBUTING.md), from the per-seed estimates every gap dict carries (``by_seed``).
+:mod:`rope_lib.companion.verdicts` (CONTRIBUTING.md), from the per-seed estimates every gap dict carries (``by_seed``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from .evaluate import bootstrap_difference
 from .experiments.common import load_results
 from .plotting import use_style
-from .utils import check_profile, pick_device, seed_everything
+from .runtime import check_profile, pick_device, seed_everything
 
 
 def setup_notebook(profile: str, device: str | None, seed: int) -> None:

@@ -40,14 +40,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _checks
-from .rerope import rerope_attention
-from .rope import angles
-from .scaling import USES_ORIGINAL_LENGTH, frequencies, log_n_scale
+from .. import _checks
+from ..rerope import ATTENTIONS, rerope_attention
+from ..rope import angles
+from ..scaling import USES_ORIGINAL_LENGTH, frequencies, log_n_scale
 
 NORMS: tuple[str, ...] = ("rmsnorm", "layernorm")
 MLPS: tuple[str, ...] = ("swiglu", "gelu")
-ATTENTIONS: tuple[str, ...] = ("sdpa", "rerope")
 DYNAMIC_TYPES: tuple[str, ...] = ("dynamic", "dynamic_yarn")
 
 

@@ -10,14 +10,14 @@ Scale rule: every static method is tuned to the test length, s = L'/L, as in Su'
 k = 8). The dynamic methods (Dynamic NTK, Dynamic YaRN) choose their scale from the length each token sees,
 s = max(1, n/L), evaluated as a decoder with a cache of un-rotated keys would (``PositionScheme.dynamic_blocks``):
 positions up to L are not scaled at all. (A plain forward over the whole sequence would use s = L'/L for every
-position and coincide with the static method; see :mod:`rope_lib.model`.)
+position and coincide with the static method; see :mod:`rope_lib.companion.model`.)
 
-Test samples are nested (``rope_lib.data.make_test_set(max_length=16L)``): every test length scores the last L'
+Test samples are nested (``rope_lib.companion.data.make_test_set(max_length=16L)``): every test length scores the last L'
 bytes of the same windows, so the loss on the last L tokens, read at each length, is Su's "longer context, lower
 loss" curve (kexue.fm/archives/9948) for free.
 
 The shared pieces (profiles, the method table, training, test sets, row evaluation) live in
-:mod:`rope_lib.experiments.harness`; Su's numbers in :mod:`rope_lib.experiments.references`.
+:mod:`rope_lib.companion.experiments.harness`; Su's numbers in :mod:`rope_lib.companion.experiments.references`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def run(
         seed: the first training seed (init, batch order; the profile's ``seeds`` run seed, seed + 1, ...) and the
             test-window seed.
         out: output folder (default ``rope_lib.results_dir(profile)``).
-        methods: subset of :data:`~rope_lib.experiments.harness.METHODS` (default all, in table order).
+        methods: subset of :data:`~rope_lib.companion.experiments.harness.METHODS` (default all, in table order).
         progress: tqdm bars (silenced by ``TQDM_DISABLE=1``).
     """
     methods = check_names("methods", list(METHODS) if methods is None else methods, METHODS)

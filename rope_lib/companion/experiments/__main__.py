@@ -1,4 +1,4 @@
-"""Command line: ``python -m rope_lib.experiments NAME --profile smoke|full [--out DIR] [--device D] [--seed N]``.
+"""Command line: ``python -m rope_lib.companion.experiments NAME --profile smoke|full [--out DIR] [--device D] [--seed N]``.
 
 ``NAME`` = ``train`` trains (or finds in the checkpoint cache) every model of every training seed that the
 experiments share, so that the notebooks which read them only evaluate.
@@ -14,7 +14,7 @@ import argparse
 import functools
 import sys
 
-from ..utils import PROFILES
+from ..runtime import PROFILES
 from . import EXTRA_MODELS, LIST_OPTIONS, REGISTRY, run_experiment
 from .common import check_names, output_path
 from .harness import train_all
@@ -43,7 +43,7 @@ def _split(value: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     option_names = sorted({opt for opts in LIST_OPTIONS.values() for opt in opts})
     parser = _OneLineParser(
-        prog="python -m rope_lib.experiments",
+        prog="python -m rope_lib.companion.experiments",
         description="Run an experiment and write <out>/<name>.json.",
         epilog=_catalogue(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
