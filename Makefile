@@ -156,6 +156,7 @@ second-machine: | $(STAMP)
 
 bench: | $(STAMP)
 	$(BIN)/python benchmarks/rerope_bench.py
+	$(BIN)/python benchmarks/hf_routes_bench.py
 
 clean:
 	rm -rf build notebooks/executed/*.tmp.ipynb

@@ -30,13 +30,12 @@
 # Interpolation*, arXiv:2306.15595. Su's data, code and hyper-parameters are unpublished, so we compare orderings
 # and gaps, not absolute accuracies.
 #
-# **Our setting.** A small byte-level decoder (`rope_lib.companion.model`) trained on the Python sources of the pinned sympy
-# release (`rope_lib.companion.data`: split by file, checksummed), at a short training length, then evaluated at 2x to 16x the
-# training length with every method, on the non-repeated set (the repeated set at 8x only, Su's column). Two
-# models are trained per training seed: one plain, one with log n in training. Every number below is over 3
-# training seeds, each scored on its own 21 test windows. The whole notebook runs on a 2-core CPU in minutes
-# (`profile="smoke"`; the models come from the checkpoint cache); `profile="full"` is the GPU version ($L = 512$,
-# test to 8192).
+# **Our setting.** A small byte-level decoder (`rope_lib.companion.model`) trained on the Python sources of the pinned
+# sympy release (`rope_lib.companion.data`: split by file, checksummed), at a short training length, then evaluated at
+# 2x to 16x the training length with every method, on the non-repeated set (the repeated set at 8x only, Su's column).
+# Two models are trained per training seed: one plain, one with log n in training. Every number below is over 3 training
+# seeds, each scored on its own 21 test windows. The whole notebook runs on a 2-core CPU in minutes (`profile="smoke"`;
+# the models come from the checkpoint cache); `profile="full"` is the GPU version ($L = 512$, test to 8192).
 #
 # *Remarks marked **(ours)** are this companion's, not the sources'.*
 
@@ -253,10 +252,10 @@ markdown_table(header, table)
 # interval comes from a two-stage bootstrap (`Rows.gap`, 2000 draws): training seeds drawn with replacement, then
 # each drawn seed's test files. The interval therefore covers both the noise of training (another seed gives
 # another model) and the choice of test text; it describes the gap. Claims are decided on the training-seed level
-# (`rope_lib.companion.verdicts`): each seed's mean difference over its own windows is one estimate, and the Student-t 95%
-# interval over the 3 seeds gives the tier: reproduced (the interval on the claimed side of zero), consistent (every
-# seed on that side, the interval reaching across zero), reversed (the interval on the other side) or not
-# reproduced. The last column gives that tier for the sign of the mean difference.
+# (`rope_lib.companion.verdicts`): each seed's mean difference over its own windows is one estimate, and the Student-t
+# 95% interval over the 3 seeds gives the tier: reproduced (the interval on the claimed side of zero), consistent (every
+# seed on that side, the interval reaching across zero), reversed (the interval on the other side) or not reproduced.
+# The last column gives that tier for the sign of the mean difference.
 
 # %%
 NTK_ROWS = ("NTK-old", "NTK-aware", "NTK-fixed", "NTK-mixed")

@@ -472,13 +472,13 @@ markdown_table(["where", "difference", "points [95% interval]", "seeds > 0", "se
 # %% [markdown]
 # ## 6. Claims
 #
-# Each claim is decided on the training-seed level (`rope_lib.companion.verdicts`): one estimate per seed and a Student-t 95%
-# interval over the three, "reproduced" when the interval lies on the claimed side of the threshold (0 unless a margin
-# is stated), "consistent" when every seed does but the interval reaches across it, "reversed" when it lies on the other
-# side, "not reproduced" otherwise; each line also prints the bootstrap interval over seeds and test files, as a
-# description. Claims (b) and (c) are claims of *no* loss ("within about 0.8 points", "49.38 vs 49.40"); we state them
-# as a gap with a one-point margin, InvLeaky − other > −1 point, and decide that gap by the same rule with −1 as the
-# threshold (a no-loss claim cannot be shown by an interval that merely includes zero).
+# Each claim is decided on the training-seed level (`rope_lib.companion.verdicts`): one estimate per seed and a
+# Student-t 95% interval over the three, "reproduced" when the interval lies on the claimed side of the threshold (0
+# unless a margin is stated), "consistent" when every seed does but the interval reaches across it, "reversed" when it
+# lies on the other side, "not reproduced" otherwise; each line also prints the bootstrap interval over seeds and test
+# files, as a description. Claims (b) and (c) are claims of *no* loss ("within about 0.8 points", "49.38 vs 49.40"); we
+# state them as a gap with a one-point margin, InvLeaky − other > −1 point, and decide that gap by the same rule with −1
+# as the threshold (a no-loss claim cannot be shown by an interval that merely includes zero).
 
 # %%
 MARGIN = 1.0  # points: "within about a point" (Su's own InvLeaky-vs-ReRoPE gap is 0.75 at 8x)
@@ -730,8 +730,8 @@ for kind in ("non_repeated", "repeated"):
 # The same model (notebook 04's log-n configuration) trained with Leaky ReRoPE and with plain RoPE, in the same run
 # (first seed only: it measures the code and the machine, not the seed): after a warm-up, four windows of five
 # training steps per scheme, interleaved (rope, leaky, leaky, rope, ...), each the real training step of
-# `rope_lib.companion.train.train` (forward, backward, clipping, AdamW). We print the ratio only, rounded: it depends on the
-# machine and its load (other processes sharing the CPU inflate it).
+# `rope_lib.companion.train.train` (forward, backward, clipping, AdamW). We print the ratio only, rounded: it depends on
+# the machine and its load (other processes sharing the CPU inflate it).
 
 # %%
 o = results.runs[0]["training_overhead"]

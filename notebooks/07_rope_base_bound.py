@@ -426,9 +426,9 @@ for base, keep in lm_keeps.items():
 # ## 5. Retrieval against the base, trained: the paper's claim at our scale
 #
 # The claim is about retrieval: below the bound a model keeps a good loss but loses long-range retrieval. We test it
-# with passkey retrieval (`rope_lib.companion.data.make_passkey_set`, `rope_lib.companion.evaluate.passkey_hits`): $L$ bytes of test
-# text with one key byte (one of 16 symbols that never occur in the text) inserted $m$ bytes before a question byte
-# at the end; the answer is the key, greedy, exact (chance 1/16). Per training seed and per base
+# with passkey retrieval (`rope_lib.companion.data.make_passkey_set`, `rope_lib.companion.evaluate.passkey_hits`): $L$
+# bytes of test text with one key byte (one of 16 symbols that never occur in the text) inserted $m$ bytes before a
+# question byte at the end; the answer is the key, greedy, exact (chance 1/16). Per training seed and per base
 # (`python -m rope_lib.companion.experiments base_bound`; `rope_lib.companion.experiments.base_bound`):
 #
 # * a **text model**: notebook 04's plain model with only the base changed (same data, steps, schedule; the base-1e4

@@ -450,11 +450,11 @@ plt.show()
 # scheme, at $L$, $L'$ and $2L'$ on the seed's own 21 non-repeated test windows of notebook 04 (loss in nats per
 # byte over every prediction of the window); step 0 is the pre-trained model under the method's scheme, notebook
 # 04's zero-shot row at 4x. The models are trained once by `make models` (the checkpoint cache); the same run
-# without Jupyter: `python -m rope_lib.companion.experiments finetune --profile smoke`. Each claim is decided on the training-seed
-# level, as in the other chapters: each seed gives one estimate (its mean over its windows), and the Student-t 95%
-# interval over the seeds makes the claim "reproduced" (on the claimed side), "consistent" (across it, every seed on
-# the claimed side), "reversed" (on the other side) or "not reproduced"; the bootstrap interval over seeds and test
-# files is printed beside it as a description of the gap.
+# without Jupyter: `python -m rope_lib.companion.experiments finetune --profile smoke`. Each claim is decided on the
+# training-seed level, as in the other chapters: each seed gives one estimate (its mean over its windows), and the
+# Student-t 95% interval over the seeds makes the claim "reproduced" (on the claimed side), "consistent" (across it,
+# every seed on the claimed side), "reversed" (on the other side) or "not reproduced"; the bootstrap interval over seeds
+# and test files is printed beside it as a description of the gap.
 
 # %%
 from IPython.display import display
@@ -687,8 +687,8 @@ assert cost_little.holds, cost_little  # far above PI's "little" (under 0.01 nat
 
 # %% [markdown]
 # **Claim 5 (PI Table 4): the effective window by passkey retrieval.** Accuracy of retrieving a key at distances
-# $L'/16$ to $L' - 2$ in samples of $L'$ bytes (`rope_lib.companion.data.make_passkey_set`), for the pre-trained model and after
-# the last step.
+# $L'/16$ to $L' - 2$ in samples of $L'$ bytes (`rope_lib.companion.data.make_passkey_set`), for the pre-trained model
+# and after the last step.
 
 # %%
 pk = results.config["eval"]["passkey"]

@@ -1,4 +1,4 @@
-"""rope_lib.companion.data: the pinned sympy corpus, its split by file, the checksum, own folders, Su's two test sets."""
+"""rope_lib.companion.data: the pinned sympy corpus, its split by file, the checksum, own folders, Su's test sets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""rope_lib.companion.model: shapes, causality, RoPE parity with apply_rope, position schemes switched at evaluation time."""
+"""rope_lib.companion.model: shapes, causality, RoPE parity with apply_rope, position schemes switched at evaluation."""
 
 from __future__ import annotations
 

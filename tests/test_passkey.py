@@ -1,4 +1,5 @@
-"""Passkey retrieval: the sample layout (rope_lib.companion.data), the training mixture, and the scorer (rope_lib.companion.evaluate)."""
+"""Passkey retrieval: the sample layout (rope_lib.companion.data), the training mixture, and the scorer
+(rope_lib.companion.evaluate)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""rope_lib.companion.report: the notebooks' results reader, on a small hand-made results dict whose answers are known."""
+"""rope_lib.companion.report: the notebooks' results reader, on a small hand-made results dict with known answers."""
 
 from __future__ import annotations
 

@@ -79,6 +79,27 @@ def test_lower_modules_do_not_import_higher_ones(low, high):
     assert high not in GRAPH[low], f"{low} imports {high}"
 
 
+LIBRARY = sorted(n for n in MODULES if not n.startswith("rope_lib.companion"))
+COMPANION = sorted(n for n in MODULES if n.startswith("rope_lib.companion"))
+
+
+def test_library_and_companion_are_separate_rooms():
+    """The library users import (torch and numpy) never reaches into the companion's machinery; the companion builds
+    on the library."""
+    assert len(LIBRARY) >= 12 and len(COMPANION) >= 12
+    for name in LIBRARY:
+        up = {m for m in GRAPH[name] if m.startswith("rope_lib.companion")}
+        assert not up, f"library module {name} imports the companion's {sorted(up)}"
+    assert any(m in LIBRARY for name in COMPANION for m in GRAPH[name])
+
+
+def test_top_level_names_are_library_names():
+    for name in rope_lib.__all__:
+        module = getattr(rope_lib, name).__module__ if callable(getattr(rope_lib, name)) else None
+        assert module is None or not module.startswith("rope_lib.companion"), f"rope_lib.{name} comes from {module}"
+    assert not {"repo_root", "results_dir", "savefig", "check_profile", "pick_device"} & set(rope_lib.__all__)
+
+
 def test_no_experiment_imports_another():
     shared = {
         "rope_lib.companion.experiments.common",

@@ -1,4 +1,5 @@
-"""rope_lib.companion.train (checkpoint cache, resume, schedule) and rope_lib.companion.evaluate (metrics, bootstrap)."""
+"""rope_lib.companion.train (checkpoint cache, resume, schedule) and rope_lib.companion.evaluate (metrics,
+bootstrap)."""
 
 from __future__ import annotations
 

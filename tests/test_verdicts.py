@@ -187,7 +187,8 @@ def test_summary_counts_stated_verdicts_and_lists_the_undecided():
 
 
 def test_readme_shows_the_committed_summary():
-    """The README's verdict summary is generated (`python -m rope_lib.companion.verdicts ... --summary`), never hand-edited."""
+    """The README's verdict summary is generated (`python -m rope_lib.companion.verdicts ... --summary`), never by
+    hand."""
     readme = (repo_root() / "README.md").read_text(encoding="utf-8")
     start, end = V.README_START, V.README_END
     assert start in readme and end in readme, "README.md lacks the verdicts block"

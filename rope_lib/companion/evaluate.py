@@ -3,10 +3,12 @@
 * :func:`token_metrics` - next-token loss and accuracy per position and per sample, batched by a token budget so
   a 16L evaluation fits in a few hundred MB (SDPA on CPU never materialises the T x T attention matrix).
 * :func:`last_window_loss` - Su's "longer context, lower loss" protocol (kexue.fm/archives/9948): the loss on the
-  same last L tokens while the context grows L, 2L, 4L...; with nested test sets (``rope_lib.companion.data.make_test_set``
-  with ``max_length``) it is read off the per-position losses of each test length, at no extra cost.
+  same last L tokens while the context grows L, 2L, 4L...; with nested test sets
+  (``rope_lib.companion.data.make_test_set`` with ``max_length``) it is read off the per-position losses of each test
+  length, at no extra cost.
 * :func:`passkey_hits` / :func:`passkey_accuracy` - passkey retrieval (samples from
-  :func:`rope_lib.companion.data.make_passkey_set`): does the greedy answer at the question equal the key inserted earlier.
+  :func:`rope_lib.companion.data.make_passkey_set`): does the greedy answer at the question equal the key inserted
+  earlier.
 * :func:`bootstrap_difference` - paired bootstrap over evaluation samples: a confidence interval for the accuracy
   difference of two methods scored on the same samples.
 """
@@ -149,8 +151,8 @@ def passkey_hits(
 ) -> np.ndarray:
     """1.0 where ``model``'s greedy answer to a passkey sample is its key, else 0.0 (chance: 1/16).
 
-    ``samples``: (..., T) from :func:`rope_lib.companion.data.make_passkey_set` (QUERY at T - 2, the key at T - 1). Returns a
-    float64 array of the leading shape.
+    ``samples``: (..., T) from :func:`rope_lib.companion.data.make_passkey_set` (QUERY at T - 2, the key at T - 1).
+    Returns a float64 array of the leading shape.
     """
     if samples.dim() < 2 or samples.shape[-1] < 3:
         raise ValueError(f"samples must have shape (..., T) with T >= 3, got {tuple(samples.shape)}")

@@ -63,8 +63,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model on CUDA (ignored on CPU)
     save_every: int = 200  # checkpoint period in steps (not part of the cache key)
     num_threads: int | None = None  # torch threads during training (None: leave as is; not part of the key)
-    # Fraction of training sequences that carry a passkey (rope_lib.companion.data.passkey_batch): retrieval models. 0 (plain
-    # text) leaves the cache key of every text-only model as it was before this field existed.
+    # Fraction of training sequences that carry a passkey (rope_lib.companion.data.passkey_batch): retrieval models. 0
+    # (plain text) leaves the cache key of every text-only model as it was before this field existed.
     passkey_fraction: float = 0.0
     # Fine-tuning (notebook 08). Each field below enters the cache key only when set, so every pre-training key is
     # unchanged. ``length``: sequence length of the training batches (None: the model's train_length, which stays

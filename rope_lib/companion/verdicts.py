@@ -12,8 +12,8 @@ interval over those estimates:
 
 A notebook states each verdict next to its claim (``stated``): one of the tiers above when the committed run and the
 emulated second machine (``make second-machine``) agree, ``not decided`` when they do not. :class:`ClaimBook` prints
-one line per claim and records it in ``results/<profile>/verdicts/<notebook>.json``; ``python -m rope_lib.companion.verdicts``
-compares two such folders claim by claim.
+one line per claim and records it in ``results/<profile>/verdicts/<notebook>.json``;
+``python -m rope_lib.companion.verdicts`` compares two such folders claim by claim.
 """
 
 from __future__ import annotations
@@ -159,11 +159,11 @@ class ClaimBook:
     ) -> Verdict:
         """Decide the claim "``gap`` ``direction`` ``threshold``" on its per-seed estimates (``gap["by_seed"]``).
 
-        ``gap``: a dict from :meth:`rope_lib.companion.report.Rows.gap` / ``bootstrap_difference`` (its bootstrap interval
-        ``lo``/``hi`` is recorded beside the seed-level one) or any ``{"by_seed": [...]}``. ``stated``: the verdict
-        the notebook's text gives, one of :data:`STATED`. ``threshold`` states a margin (e.g. "no worse than one
-        point": ``">"`` with ``threshold=-1``). Prints the claim's line unless ``quiet``; returns the
-        :class:`Verdict` (assert ``v.holds`` in the claim cell for a decided claim).
+        ``gap``: a dict from :meth:`rope_lib.companion.report.Rows.gap` / ``bootstrap_difference`` (its bootstrap
+        interval ``lo``/``hi`` is recorded beside the seed-level one) or any ``{"by_seed": [...]}``. ``stated``: the
+        verdict the notebook's text gives, one of :data:`STATED`. ``threshold`` states a margin (e.g. "no worse than one
+        point": ``">"`` with ``threshold=-1``). Prints the claim's line unless ``quiet``; returns the :class:`Verdict`
+        (assert ``v.holds`` in the claim cell for a decided claim).
         """
         non_empty_text("id", id)
         before = self.records.get(id)

@@ -1,4 +1,6 @@
-"""Command line: ``python -m rope_lib.companion.experiments NAME --profile smoke|full [--out DIR] [--device D] [--seed N]``.
+"""Command line of the experiments.
+
+``python -m rope_lib.companion.experiments NAME --profile smoke|full [--out DIR] [--device D] [--seed N]``.
 
 ``NAME`` = ``train`` trains (or finds in the checkpoint cache) every model of every training seed that the
 experiments share, so that the notebooks which read them only evaluate.

@@ -6,10 +6,10 @@ keeps a good loss but loses long-range retrieval. Here, per training seed and pe
 
 * a **text model**: the notebook-04 plain model with only ``rope_base`` changed (same data, steps, schedule; at
   base 1e4 it *is* notebook 04's model). Its loss at L on the seed's own test windows is the "perplexity" side.
-* a **retrieval model**: the text model fine-tuned on passkey rows (:func:`rope_lib.companion.data.passkey_batch`, 100% of
-  the rows; the filler around the key is still text, so it keeps being a language model) with the recipe of
-  :data:`RETRIEVAL`: QUERY's and the key symbols' embedding rows re-drawn (pre-training leaves them collapsed onto
-  one vector), the answer byte's cross-entropy weighted up, short key distances first. Its passkey accuracy at every
+* a **retrieval model**: the text model fine-tuned on passkey rows (:func:`rope_lib.companion.data.passkey_batch`, 100%
+  of the rows; the filler around the key is still text, so it keeps being a language model) with the recipe of
+  :data:`RETRIEVAL`: QUERY's and the key symbols' embedding rows re-drawn (pre-training leaves them collapsed onto one
+  vector), the answer byte's cross-entropy weighted up, short key distances first. Its passkey accuracy at every
   distance 1..L-2 is the retrieval side; its text loss at L shows what learning retrieval cost.
 
 On the retrieval model at notebook 04's base (1e4), passkey accuracy beyond L (1x-16x, key distance as a fraction of

@@ -12,8 +12,8 @@ s = max(1, n/L), evaluated as a decoder with a cache of un-rotated keys would (`
 positions up to L are not scaled at all. (A plain forward over the whole sequence would use s = L'/L for every
 position and coincide with the static method; see :mod:`rope_lib.companion.model`.)
 
-Test samples are nested (``rope_lib.companion.data.make_test_set(max_length=16L)``): every test length scores the last L'
-bytes of the same windows, so the loss on the last L tokens, read at each length, is Su's "longer context, lower
+Test samples are nested (``rope_lib.companion.data.make_test_set(max_length=16L)``): every test length scores the last
+L' bytes of the same windows, so the loss on the last L tokens, read at each length, is Su's "longer context, lower
 loss" curve (kexue.fm/archives/9948) for free.
 
 The shared pieces (profiles, the method table, training, test sets, row evaluation) live in

@@ -11,7 +11,8 @@ An experiment's ``run()`` is::
 Seeds: a run started with ``seed`` trains and evaluates the profile's ``seeds`` training seeds (seed, seed + 1,
 ...), each on its own part of the test windows drawn with ``seed`` (no window shared between seeds; in smoke one
 window per test file), so a finding is decided over training noise and test-text noise together
-(:meth:`rope_lib.companion.report.Rows.gap`). ``python -m rope_lib.companion.experiments train`` trains every model up front.
+(:meth:`rope_lib.companion.report.Rows.gap`). ``python -m rope_lib.companion.experiments train`` trains every model up
+front.
 
 Two models are trained per profile and seed with plain RoPE at length L, one without and one with log n in
 training (``ModelConfig.train_log_n``; Su's "-log n" rows); an experiment can train more (``extra_models``).
@@ -20,8 +21,8 @@ Scale rule: every static method is tuned to the test length, s = L'/L, as in Su'
 k = 8). The dynamic methods (Dynamic NTK, Dynamic YaRN) choose their scale from the length each token sees,
 s = max(1, n/L), evaluated as a decoder with a cache of un-rotated keys would (``PositionScheme.dynamic_blocks``).
 
-Test samples are nested (``rope_lib.companion.data.make_test_set(max_length=...)``): every test length scores the last L'
-bytes of the same windows, so the loss on the last L tokens, read at each length, is Su's "longer context, lower
+Test samples are nested (``rope_lib.companion.data.make_test_set(max_length=...)``): every test length scores the last
+L' bytes of the same windows, so the loss on the last L tokens, read at each length, is Su's "longer context, lower
 loss" curve (kexue.fm/archives/9948) at no extra cost.
 """
 

@@ -12,8 +12,8 @@ This experiment (notebook 06) trains the InvLeaky model(s) with the *same* model
 budget and seed as notebook 04's log-n-trained model (Su's InvLeaky rows are "-log n"), evaluates them with plain
 RoPE on the same nested test samples, and re-evaluates beside them the notebook-04 rows (Baseline, NTK-fixed, YaRN,
 on both models) and ReRoPE with w = L/4 on the log-n model, all through the harness
-(:mod:`rope_lib.companion.experiments.harness`), so every per-sample accuracy is paired with every other. It also times the
-training step of Leaky ReRoPE against plain RoPE on the same model, interleaved in one run
+(:mod:`rope_lib.companion.experiments.harness`), so every per-sample accuracy is paired with every other. It also times
+the training step of Leaky ReRoPE against plain RoPE on the same model, interleaved in one run
 (:func:`measure_training_overhead`).
 
 Scale rule: Su's 8x recipe, s = 8, k = 1/(2s) = 1/16 (his table is at 8x); the 16x column lies beyond the range
