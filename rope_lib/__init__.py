@@ -21,14 +21,14 @@ from .rerope import (
 )
 from .rope import LAYOUTS, angles, apply_rope, convert_layout, inv_freq, layout_permutation
 
+# --- transformers-style rope_parameters dicts and config objects into frequencies (rope_lib/rope_parameters.py) ---
+from .rope_parameters import ROPE_TYPES, TRANSFORMERS_ROPE_TYPES, frequencies
+
 # --- scaling methods (rope_lib/scaling.py) ---
 from .scaling import (
-    ROPE_TYPES,
-    TRANSFORMERS_ROPE_TYPES,
     default_frequencies,
     dynamic_ntk_frequencies,
     dynamic_yarn_frequencies,
-    frequencies,
     linear_frequencies,
     llama3_frequencies,
     log_n_scale,

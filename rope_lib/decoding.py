@@ -16,7 +16,7 @@ import torch
 
 from ._checks import positive_int
 from .rope import apply_rope
-from .scaling import frequencies
+from .rope_parameters import frequencies
 
 
 class RawKVCache:

@@ -1,4 +1,4 @@
-"""Every RoPE frequency-scaling method, one small function each, plus a reader for transformers configs.
+"""Every RoPE frequency-scaling method, one small function each.
 
 Notation (the companion's): theta_i = b^(-2i/d), i = 0..d/2-1, base b, *rotary* dim d, scale s, training
 (original) length L, current length n.  Every method returns ``(inv_freq, attention_factor)``:
@@ -10,12 +10,15 @@ Notation (the companion's): theta_i = b^(-2i/d), i = 0..d/2-1, base b, *rotary* 
 ``d`` is the rotary dim, ``head_dim * partial_rotary_factor``: the frequencies are spread over the rotated
 features only (transformers does the same; computing them over head_dim is a known bug class).
 
-Methods (``ROPE_TYPES``), with the source of each formula:
+This module takes plain arguments and reads no config. :mod:`rope_lib.rope_parameters` reads transformers-style
+``rope_parameters`` dicts and config objects and calls the method its ``rope_type`` names (``rope_lib.frequencies``);
+the methods, by that name, with the source of each formula:
 
 =================  ==================================================================================
 ``default``        theta_i (Su, RoFormer)
 ``linear``         Positional Interpolation, theta_i / s (Chen et al. 2023, arXiv 2306.15595)
-``ntk``            NTK-aware "old": base b * s^(d/(d-2)) (bloc97; Su, kexue.fm/archives/9675)
+``ntk``            NTK-aware: base b * s^(d/(d-2)) (bloc97; Su, kexue.fm/archives/9675). Not Su's
+                   "NTK-RoPE-old" row (archives/9706), which scales the base by s itself: base b * s
 ``ntk_fixed``      Su's fixed NTK: theta_m = 1/(lambda (beta lambda)^(m-1)), beta=b^(2/d), lambda=s^(2/d)
                    (kexue.fm/archives/9706), i.e. theta_i * s^(-2(i+1)/d)
 ``ntk_mixed``      Su's mixed radix: theta_i * exp(-a (i+1)^p), a (d/2)^p = ln s (archives/9706);
@@ -40,12 +43,16 @@ Llama 3's rule is the published ramp with (alpha, beta) = (low_freq_factor, high
 Length-dependent methods (``dynamic``, ``dynamic_yarn``, ``longrope``) read ``seq_len``; their keys must be cached
 *un-rotated* to decode exactly: :func:`rope_lib.decoding.dynamic_rope_step` does that with a raw-key cache, and
 :func:`rope_lib.decoding.stale_cache_error` measures how far the usual rotate-once cache drifts from a full recompute.
+
+Each method checks its own arguments (and every argument it is given, even one it ends up not using) and raises
+:class:`ArgumentError` naming the argument, so that the config reader re-raises it under the config key's name
+instead of checking the keys a second time.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from numbers import Real
 from typing import Any
 
@@ -56,25 +63,34 @@ from .rope import inv_freq
 
 Frequencies = tuple[torch.Tensor, float]
 
-ROPE_TYPES: tuple[str, ...] = (
-    "default",
-    "linear",
-    "ntk",
-    "ntk_fixed",
-    "ntk_mixed",
-    "dynamic",
-    "ntk_by_parts",
-    "yarn",
-    "dynamic_yarn",
-    "llama3",
-    "longrope",
-)
-# The types transformers also has (``ROPE_INIT_FUNCTIONS`` plus the models' own "default"); tested for parity.
-TRANSFORMERS_ROPE_TYPES: tuple[str, ...] = ("default", "linear", "dynamic", "yarn", "llama3", "longrope")
-
 
 # ----------------------------------------------------------------------------------------------------------------
-# argument checks (each names the argument; frequencies() re-checks under the config key's name)
+# argument checks (each names the argument; rope_lib.rope_parameters re-raises them under the config key's name)
+
+
+class ArgumentError(ValueError):
+    """A method's refusal of one argument: a ValueError whose message names the argument, carrying what a caller that
+    holds the argument under another name (:mod:`rope_lib.rope_parameters`: a config key) needs to say it in its words.
+
+    Attributes:
+        argument: the parameter's name in the method's signature.
+        value: the value refused, as it was passed.
+        detail: the message after the argument's name, when it says more than the allowed range (a list's length).
+        bound: ``(op, other, other_value)`` when the argument is refused against another argument, e.g.
+            ``(">", "alpha", 1.0)`` for a beta that must be > alpha = 1; else None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        argument: str,
+        value: Any,
+        *,
+        detail: str | None = None,
+        bound: tuple[str, str, float] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.argument, self.value, self.detail, self.bound = argument, value, detail, bound
 
 
 def _is_number(value: Any) -> bool:
@@ -85,22 +101,25 @@ def _number(
     name: str, value: Any, *, low: float | None = None, low_open: bool = False, high: float | None = None
 ) -> float:
     if not _is_number(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {value!r}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high:g}, got {value!r}")
-    return value
+        raise ArgumentError(f"{name} must be a finite number, got {value!r}", name, value)
+    number = float(value)
+    if low is not None and (number < low or (low_open and number == low)):
+        raise ArgumentError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {number!r}", name, value)
+    if high is not None and number > high:
+        raise ArgumentError(f"{name} must be <= {high:g}, got {number!r}", name, value)
+    return number
 
 
 def _integer(name: str, value: Any, *, low: int) -> int:
-    return positive_int(name, value, low=low)
+    try:
+        return positive_int(name, value, low=low)
+    except ValueError as err:  # the shared wording, raised as this module's error
+        raise ArgumentError(str(err), name, value) from None
 
 
 def _rotary_dim(name: str, value: Any, *, low: int = 2) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < low or value % 2:
-        raise ValueError(f"{name} must be an even integer >= {low}, got {value!r}")
+        raise ArgumentError(f"{name} must be an even integer >= {low}, got {value!r}", name, value)
     return value
 
 
@@ -119,14 +138,17 @@ def _seq_len(value: Any) -> int | None:
 
 
 def _per_pair(name: str, values: Any, pairs: int) -> torch.Tensor:
+    def refused(detail: str) -> ArgumentError:
+        return ArgumentError(f"{name} {detail}", name, values, detail=detail)
+
     if isinstance(values, torch.Tensor):
         values = values.tolist()
     if not isinstance(values, Sequence) or isinstance(values, str) or not all(_is_number(v) for v in values):
-        raise ValueError(f"{name} must be a list of numbers, got {values!r}")
+        raise refused(f"must be a list of numbers, got {values!r}")
     if len(values) != pairs:
-        raise ValueError(f"{name} must have rotary_dim/2 = {pairs} entries (one per pair), got {len(values)}")
+        raise refused(f"must have rotary_dim/2 = {pairs} entries (one per pair), got {len(values)}")
     if any(float(v) <= 0 for v in values):
-        raise ValueError(f"{name} entries must be > 0, got {list(values)!r}")
+        raise refused(f"entries must be > 0, got {list(values)!r}")
     return torch.tensor([float(v) for v in values], dtype=torch.float64)
 
 
@@ -152,7 +174,10 @@ def ntk_base(rotary_dim: int, base: float, factor: float) -> float:
 
 
 def ntk_frequencies(rotary_dim: int, base: float, factor: float) -> Frequencies:
-    """NTK-aware scaling ("NTK-RoPE-old" in Su's tables): plain RoPE with base b * s^(d/(d-2))."""
+    """NTK-aware scaling (bloc97): plain RoPE with base b * s^(d/(d-2)).
+
+    Not the "NTK-RoPE-old" of Su's tables (kexue.fm/archives/9706): that row scales the base by s itself, base b * s.
+    """
     return inv_freq(rotary_dim, ntk_base(rotary_dim, base, factor)), 1.0
 
 
@@ -216,7 +241,9 @@ def ntk_by_parts_ramp(r: torch.Tensor, alpha: float, beta: float) -> torch.Tenso
     alpha = _number("alpha", alpha, low=0.0, low_open=True)
     beta = _number("beta", beta, low=0.0, low_open=True)
     if not beta > alpha:
-        raise ValueError(f"beta must be > alpha, got alpha={alpha!r}, beta={beta!r}")
+        raise ArgumentError(
+            f"beta must be > alpha, got alpha={alpha!r}, beta={beta!r}", "beta", beta, bound=(">", "alpha", alpha)
+        )
     return ((torch.as_tensor(r, dtype=torch.float64) - alpha) / (beta - alpha)).clamp(0.0, 1.0)
 
 
@@ -262,9 +289,14 @@ def yarn_correction_range(
     fast = _number("beta_fast", beta_fast, low=0.0, low_open=True)
     slow = _number("beta_slow", beta_slow, low=0.0, low_open=True)
     if fast < slow:
-        raise ValueError(f"beta_fast must be >= beta_slow, got beta_fast={beta_fast!r}, beta_slow={beta_slow!r}")
+        raise ArgumentError(
+            f"beta_fast must be >= beta_slow, got beta_fast={beta_fast!r}, beta_slow={beta_slow!r}",
+            "beta_fast",
+            fast,
+            bound=(">=", "beta_slow", slow),
+        )
     if not isinstance(truncate, bool):
-        raise ValueError(f"truncate must be a bool, got {truncate!r}")
+        raise ArgumentError(f"truncate must be a bool, got {truncate!r}", "truncate", truncate)
     low = yarn_correction_dim(fast, rotary_dim, base, original_length)
     high = yarn_correction_dim(slow, rotary_dim, base, original_length)
     if truncate:
@@ -281,12 +313,14 @@ def yarn_mscale(factor: float, mscale: float = 1.0) -> float:
 def _yarn_attention_factor(
     factor: float, attention_factor: float | None, mscale: float | None, mscale_all_dim: float | None
 ) -> float:
-    if attention_factor is not None:
-        return _number("attention_factor", attention_factor, low=0.0, low_open=True)
+    # mscale and mscale_all_dim are checked even when attention_factor overrides them: a bad value is refused, not
+    # silently ignored
     if mscale is not None:
         _number("mscale", mscale, low=0.0)
     if mscale_all_dim is not None:
         _number("mscale_all_dim", mscale_all_dim, low=0.0)
+    if attention_factor is not None:
+        return _number("attention_factor", attention_factor, low=0.0, low_open=True)
     # transformers uses the DeepSeek ratio only when both are set and non-zero, and silently ignores a lone one.
     if mscale and mscale_all_dim:
         return yarn_mscale(factor, mscale) / yarn_mscale(factor, mscale_all_dim)
@@ -359,8 +393,11 @@ def llama3_frequencies(
     low = _number("low_freq_factor", low_freq_factor, low=0.0, low_open=True)
     high = _number("high_freq_factor", high_freq_factor, low=0.0, low_open=True)
     if not high > low:
-        raise ValueError(
-            f"high_freq_factor must be > low_freq_factor, got high={high_freq_factor!r}, low={low_freq_factor!r}"
+        raise ArgumentError(
+            f"high_freq_factor must be > low_freq_factor, got high={high_freq_factor!r}, low={low_freq_factor!r}",
+            "high_freq_factor",
+            high,
+            bound=(">", "low_freq_factor", low),
         )
     return ntk_by_parts_frequencies(rotary_dim, base, factor, original_length, alpha=low, beta=high)
 
@@ -393,10 +430,11 @@ def longrope_frequencies(
     long = _per_pair("long_factor", long_factor, rotary_dim // 2)
     n = _seq_len(seq_len)
     ext = long if n is not None and n > L else short
+    s = None if factor is None else _factor(factor)  # checked even when attention_factor overrides it
     if attention_factor is not None:
         af = _number("attention_factor", attention_factor, low=0.0, low_open=True)
-    elif factor is not None:
-        af = longrope_attention_factor(_factor(factor), L)
+    elif s is not None:
+        af = longrope_attention_factor(s, L)
     else:
         raise ValueError("longrope needs factor (s = extended / original length) or attention_factor")
     return theta / ext, af
@@ -418,384 +456,3 @@ def log_n_scale(positions: torch.Tensor | Sequence[int], original_length: int) -
     n = pos.to(torch.float64) + 1
     # exactly 1 for n <= L by construction: at n = L, torch's log(L) / math.log(L) is 1 only if both round alike
     return torch.where(n <= L, 1.0, torch.log(n) / math.log(L))
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# transformers-style rope_parameters
-
-
-_COMMON_KEYS = ("rope_type", "type", "rope_theta", "partial_rotary_factor")
-_YARN_OPTIONAL = ("attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate")
-# rope_type -> (required keys, optional keys) besides the common ones (rope_theta is required for every type)
-_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "default": ((), ()),
-    "linear": (("factor",), ()),
-    "ntk": (("factor",), ()),
-    "ntk_fixed": (("factor",), ()),
-    "ntk_mixed": (("factor", "p"), ()),
-    "dynamic": (("factor", "original_max_position_embeddings"), ()),
-    "ntk_by_parts": (("factor", "original_max_position_embeddings"), ("alpha", "beta")),
-    "yarn": (("factor", "original_max_position_embeddings"), _YARN_OPTIONAL),
-    "dynamic_yarn": (("original_max_position_embeddings",), _YARN_OPTIONAL),
-    "llama3": (("factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"), ()),
-    "longrope": (("short_factor", "long_factor", "original_max_position_embeddings"), ("factor", "attention_factor")),
-}
-assert tuple(_KEYS) == ROPE_TYPES
-
-# What each key means, used in error messages and listed in frequencies()' docstring.
-KEY_DOCS: dict[str, str] = {
-    "rope_type": f"one of {ROPE_TYPES} (legacy name: 'type'; absent means 'default')",
-    "rope_theta": "the base b, a number > 1",
-    "partial_rotary_factor": "fraction of head_dim that is rotated, in (0, 1] (default 1)",
-    "factor": "the scale s = extended length / original length, a number >= 1",
-    "original_max_position_embeddings": "the training length L, an integer >= 2 "
-    "(for 'dynamic' transformers reads config.max_position_embeddings: pass that value, or the config object)",
-    "p": "ntk_mixed's exponent in theta_i exp(-a (i+1)^p), a number in [0, 1] (0 = linear, 1 = ntk_fixed)",
-    "alpha": "ntk_by_parts' lower rotation bound (pairs turning fewer times over L are interpolated), > 0, default 1",
-    "beta": "ntk_by_parts' upper rotation bound (pairs turning more times over L are kept), > alpha, default 32",
-    "attention_factor": "the factor multiplying cos and sin, a number > 0 (default: the method's own)",
-    "beta_fast": "YaRN's rotation count above which pairs are kept, a number > 0, default 32",
-    "beta_slow": "YaRN's rotation count below which pairs are interpolated, 0 < beta_slow <= beta_fast, default 1",
-    "mscale": "DeepSeek's numerator mscale for the attention factor, a number >= 0",
-    "mscale_all_dim": "DeepSeek's denominator mscale for the attention factor, a number >= 0",
-    "truncate": "whether YaRN floors/ceils its correction range, a bool, default True",
-    "short_factor": "LongRoPE's per-pair divisors for seq_len <= L, a list of rotary_dim/2 numbers > 0",
-    "long_factor": "LongRoPE's per-pair divisors for seq_len > L, a list of rotary_dim/2 numbers > 0",
-    "low_freq_factor": "Llama 3's L/wavelength below which pairs are divided by s, a number > 0 (Llama 3.1: 1)",
-    "high_freq_factor": "Llama 3's L/wavelength above which pairs are kept, > low_freq_factor (Llama 3.1: 4)",
-}
-
-
-def _bad(key: str, value: Any, why: str | None = None) -> ValueError:
-    return ValueError(f"rope_parameters[{key!r}] must be {why or KEY_DOCS[key]}, got {value!r}")
-
-
-def _key_number(params: Mapping[str, Any], key: str, *, low: float, low_open: bool = False, high: float | None = None):
-    value = params.get(key)
-    if value is None:
-        return None
-    if not _is_number(value) or float(value) < low or (low_open and float(value) == low):
-        raise _bad(key, value)
-    if high is not None and float(value) > high:
-        raise _bad(key, value)
-    return float(value)
-
-
-def _rope_type(params: Mapping[str, Any]) -> str:
-    new, old = params.get("rope_type"), params.get("type")
-    if new is not None and old is not None and new != old:
-        raise ValueError(
-            f"rope_parameters['rope_type'] = {new!r} and the legacy rope_parameters['type'] = {old!r} disagree"
-        )
-    rope_type = new if new is not None else (old if old is not None else "default")
-    if rope_type not in ROPE_TYPES:
-        key = "rope_type" if new is not None else "type"
-        raise ValueError(f"rope_parameters[{key!r}] must be one of {ROPE_TYPES}, got {rope_type!r}")
-    return rope_type
-
-
-def rotary_dim_of(head_dim: int, partial_rotary_factor: float = 1.0) -> int:
-    """d = head_dim * partial_rotary_factor, which must be an even integer (the rotated features come in pairs)."""
-    _integer("head_dim", head_dim, low=2)
-    product = head_dim * _number("partial_rotary_factor", partial_rotary_factor, low=0.0, low_open=True, high=1.0)
-    d = round(product)
-    if abs(product - d) > 1e-9 or d < 2 or d % 2:
-        raise ValueError(
-            f"head_dim * partial_rotary_factor = {head_dim} * {partial_rotary_factor!r} = {product:g} must be an even "
-            "integer >= 2 (the rotary dim)"
-        )
-    return d
-
-
-def is_config_object(obj: Any) -> bool:
-    """True for a transformers-style config *object* (not a dict): it has ``rope_parameters`` (transformers v5) or the
-    legacy ``rope_scaling`` / ``rope_theta`` attributes. Duck-typed, so this module never imports transformers."""
-    return not isinstance(obj, Mapping) and any(
-        hasattr(obj, name) for name in ("rope_parameters", "rope_scaling", "rope_theta")
-    )
-
-
-def _config_int(config: Any, name: str) -> int | None:
-    value = getattr(config, name, None)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"config.{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def config_head_dim(config: Any) -> int:
-    """The per-head size RoPE rotates (times partial_rotary_factor), as transformers reads it from a config.
-
-    ``qk_rope_head_dim`` (MLA models such as DeepSeek-V3: only that part of the head is rotated) if present, else
-    ``head_dim`` if set, else ``hidden_size // num_attention_heads``.
-    """
-    for name in ("qk_rope_head_dim", "head_dim"):
-        value = _config_int(config, name)
-        if value is not None:
-            return value
-    hidden, heads = _config_int(config, "hidden_size"), _config_int(config, "num_attention_heads")
-    if hidden is None or heads is None:
-        raise ValueError(
-            "config must have head_dim (or qk_rope_head_dim, or hidden_size and num_attention_heads) to give the "
-            "rotary dim; or pass head_dim="
-        )
-    return hidden // heads
-
-
-def _layer_params(config: Any, layer_type: str | None) -> Mapping[str, Any]:
-    """The rope parameters dict of ``config`` for ``layer_type`` (per-layer-type configs nest one dict per type)."""
-    params = getattr(config, "rope_parameters", None)
-    if params is None:  # transformers < 5: rope_scaling (may be None) next to rope_theta
-        params = getattr(config, "rope_scaling", None) or {}
-    if not isinstance(params, Mapping):
-        raise ValueError(f"config.rope_parameters must be a dict, got {type(params).__name__}")
-    declared = tuple(getattr(config, "layer_types", None) or ())
-    nested = bool(params) and all(v is None or isinstance(v, Mapping) for v in params.values())
-    if not nested:
-        if layer_type is not None and layer_type not in declared:
-            raise ValueError(
-                f"layer_type must be None or one of config.layer_types {sorted(set(declared))} (the config has one "
-                f"rope_parameters dict for every layer), got {layer_type!r}"
-            )
-        return params
-    if layer_type is None:
-        distinct = {repr(sorted(v.items())) if v is not None else "None" for v in params.values()}
-        if len(distinct) > 1:
-            raise ValueError(
-                f"config.rope_parameters is nested per layer type with different parameters {sorted(params)}: "
-                "pass layer_type= one of them"
-            )
-        layer_type = next(iter(params))
-    if layer_type not in params:
-        raise ValueError(f"layer_type must be one of {sorted(params)} (rope_parameters keys), got {layer_type!r}")
-    if params[layer_type] is None:
-        raise ValueError(f"config.rope_parameters[{layer_type!r}] is None: that layer type has no RoPE")
-    return params[layer_type]
-
-
-# rope types that read the original length L: the caller (a config, a model) fills it in when a dict omits it
-USES_ORIGINAL_LENGTH: tuple[str, ...] = tuple(
-    t for t, (required, optional) in _KEYS.items() if "original_max_position_embeddings" in required + optional
-)
-
-
-def pin_dynamic_length(params: dict[str, Any], L: int, source: str) -> None:
-    """Set ``params``' L for rope_type 'dynamic', whose L comes from outside the dict (transformers:
-    config.max_position_embeddings); a dict naming another L raises a ValueError naming ``source`` (e.g.
-    ``"config.max_position_embeddings = 4096"``)."""
-    given = params.get("original_max_position_embeddings")
-    if given is not None and given != L:
-        raise ValueError(f"rope_parameters['original_max_position_embeddings'] = {given!r} disagrees with {source}")
-    params["original_max_position_embeddings"] = L
-
-
-def config_rope_parameters(config: Any, *, layer_type: str | None = None) -> dict[str, Any]:
-    """A complete ``rope_parameters`` dict from a transformers config object, reading the config fields as transformers
-    5.23.0 does, so that ``frequencies(config_rope_parameters(config), config_head_dim(config))`` equals transformers.
-
-    * ``rope_theta`` and ``partial_rotary_factor`` from the config's attributes when the dict lacks them;
-    * ``original_max_position_embeddings`` (L) from ``config.original_max_position_embeddings`` (Phi-3 keeps it
-      there), else ``config.max_position_embeddings``, for the types that read L;
-    * ``dynamic``: transformers takes L from ``config.max_position_embeddings`` (the length the model runs at without
-      scaling) - so do we;
-    * ``yarn`` without ``factor``: s = max_position_embeddings / L; ``longrope`` without ``factor`` (Phi-3): the same
-      ratio, used only for the attention factor sqrt(1 + ln s / ln L) (1 when s <= 1).
-
-    Where two fields disagree (e.g. rope_parameters' L and config.original_max_position_embeddings) this raises a
-    ValueError naming both; transformers warns or silently picks one.
-    """
-    params = dict(_layer_params(config, layer_type))
-    if params.get("rope_theta") is None and getattr(config, "rope_theta", None) is not None:
-        params["rope_theta"] = config.rope_theta
-    if params.get("partial_rotary_factor") is None and getattr(config, "partial_rotary_factor", None) is not None:
-        params["partial_rotary_factor"] = config.partial_rotary_factor
-    rope_type = _rope_type(params)
-    max_pos = _config_int(config, "max_position_embeddings")
-    if rope_type == "dynamic":
-        if max_pos is None:
-            raise ValueError("config.max_position_embeddings is required for rope_type 'dynamic' (it is L there)")
-        source = f"config.max_position_embeddings = {max_pos}, which transformers uses as L for 'dynamic'"
-        pin_dynamic_length(params, max_pos, source)
-    elif rope_type in USES_ORIGINAL_LENGTH:  # every other type that reads L
-        from_config = _config_int(config, "original_max_position_embeddings")
-        given = params.get("original_max_position_embeddings")
-        if given is not None and from_config is not None and given != from_config:
-            raise ValueError(
-                f"rope_parameters['original_max_position_embeddings'] = {given!r} disagrees with "
-                f"config.original_max_position_embeddings = {from_config}"
-            )
-        if given is None:
-            given = from_config if from_config is not None else max_pos
-            if given is None:
-                raise ValueError(
-                    f"rope_parameters['original_max_position_embeddings'] is required for rope_type {rope_type!r} "
-                    "(or config.original_max_position_embeddings / config.max_position_embeddings)"
-                )
-            params["original_max_position_embeddings"] = given
-        if rope_type in ("yarn", "longrope") and params.get("factor") is None and max_pos is not None:
-            if not isinstance(given, int) or isinstance(given, bool) or given < 2:
-                raise _bad("original_max_position_embeddings", given)
-            implied = max_pos / given
-            if rope_type == "yarn":
-                params["factor"] = implied
-            elif params.get("attention_factor") is None:
-                # s <= 1 means no extension: transformers then uses attention factor 1
-                if implied > 1:
-                    params["factor"] = implied
-                else:
-                    params["attention_factor"] = 1.0
-    return params
-
-
-def frequencies(
-    config_or_params: Any,
-    head_dim: int | None = None,
-    seq_len: int | None = None,
-    *,
-    layer_type: str | None = None,
-) -> Frequencies:
-    """Frequencies and attention factor from a transformers config object or a ``rope_parameters`` dict.
-
-    Args:
-        config_or_params: a config object (anything with ``rope_parameters``, or legacy ``rope_scaling`` /
-            ``rope_theta``, that is not a dict - e.g. ``AutoConfig.from_pretrained(...)``), whose fields are read as
-            transformers 5.23.0 reads them (:func:`config_rope_parameters`: L, LongRoPE's and YaRN's factor implied
-            by max_position_embeddings / L when absent, Dynamic NTK's L = max_position_embeddings); or a
-            ``rope_parameters`` dict, e.g. ``LlamaConfig(...).rope_parameters`` unchanged or written by hand. Keys
-            (see ``KEY_DOCS``): rope_type (or legacy ``type``; both may be present if they agree), rope_theta
-            (required), partial_rotary_factor, and per type:
-
-            - default: -
-            - linear, ntk, ntk_fixed: factor
-            - ntk_mixed: factor, p
-            - dynamic: factor, original_max_position_embeddings (L; transformers reads max_position_embeddings)
-            - ntk_by_parts: factor, original_max_position_embeddings; optional alpha (1), beta (32)
-            - yarn: factor, original_max_position_embeddings; optional attention_factor, beta_fast (32),
-              beta_slow (1), mscale, mscale_all_dim, truncate (True)
-            - dynamic_yarn: like yarn without factor (s = max(1, seq_len / L))
-            - llama3: factor, original_max_position_embeddings, low_freq_factor, high_freq_factor
-            - longrope: short_factor, long_factor, original_max_position_embeddings; factor or attention_factor
-
-            A key whose value is None counts as absent (serialized configs carry such keys). Any other key, a
-            missing required key, a wrong type or an out-of-range value raises ValueError naming the key.
-        head_dim: the per-head size; the rotary dim is head_dim * partial_rotary_factor. Required with a dict; a
-            config object gives its own (:func:`config_head_dim`: qk_rope_head_dim, head_dim, or
-            hidden_size // num_attention_heads) unless this is given.
-        seq_len: the current length n (dynamic, dynamic_yarn, longrope read it; others ignore it).
-        layer_type: for parameters nested per layer type (e.g. {"full_attention": {...}, "sliding_attention":
-            {...}}), which one; required when they differ. A config with one dict accepts any of its
-            ``layer_types``.
-
-    Returns:
-        (inv_freq float64 of shape (rotary_dim/2,), attention_factor float).
-    """
-    if is_config_object(config_or_params):
-        params = config_rope_parameters(config_or_params, layer_type=layer_type)
-        return _frequencies_from_params(
-            params, config_head_dim(config_or_params) if head_dim is None else head_dim, seq_len
-        )
-    params = config_or_params
-    if layer_type is not None:
-        if not isinstance(params, Mapping) or layer_type not in params or not isinstance(params[layer_type], Mapping):
-            keys = sorted(params) if isinstance(params, Mapping) else []
-            raise ValueError(f"layer_type must be one of the nested rope_parameters keys {keys}, got {layer_type!r}")
-        params = params[layer_type]
-    if head_dim is None:
-        raise ValueError("head_dim is required with a rope_parameters dict (a config object carries its own)")
-    return _frequencies_from_params(params, head_dim, seq_len)
-
-
-def _frequencies_from_params(params: Mapping[str, Any], head_dim: int, seq_len: int | None = None) -> Frequencies:
-    """:func:`frequencies` for a rope_parameters dict (the keys are documented there)."""
-    if not isinstance(params, Mapping):
-        raise ValueError(
-            f"params must be a dict of rope parameters or a transformers config object, got {type(params).__name__}"
-        )
-    if params and all(isinstance(v, Mapping) for v in params.values()):
-        raise ValueError(
-            f"params looks nested per layer type (keys {sorted(params)}); pass layer_type= one of them, "
-            f"or params[{next(iter(params))!r}]"
-        )
-    rope_type = _rope_type(params)
-    required, optional = _KEYS[rope_type]
-    allowed = set(_COMMON_KEYS) | set(required) | set(optional)
-    unknown = sorted(k for k in params if k not in allowed)
-    if unknown:
-        raise ValueError(
-            f"rope_parameters has unknown key(s) {unknown} for rope_type {rope_type!r}; allowed keys: {sorted(allowed)}"
-        )
-    for key in ("rope_theta", *required):
-        if params.get(key) is None:
-            raise ValueError(f"rope_parameters[{key!r}] is required for rope_type {rope_type!r}: {KEY_DOCS[key]}")
-    seq_len = _seq_len(seq_len)
-
-    base = _key_number(params, "rope_theta", low=1.0, low_open=True)
-    prf = _key_number(params, "partial_rotary_factor", low=0.0, low_open=True, high=1.0)
-    d = rotary_dim_of(head_dim, 1.0 if prf is None else prf)
-    factor = _key_number(params, "factor", low=1.0)
-    L = params.get("original_max_position_embeddings")
-    if L is not None and (not isinstance(L, int) or isinstance(L, bool) or L < 2):
-        raise _bad("original_max_position_embeddings", L)
-    if rope_type in ("ntk", "ntk_fixed", "ntk_mixed", "dynamic") and d < 4:
-        raise ValueError(f"rope_type {rope_type!r} needs a rotary dim >= 4 (d/(d-2)), got {d}")
-
-    if rope_type == "default":
-        return default_frequencies(d, base)
-    if rope_type == "linear":
-        return linear_frequencies(d, base, factor)
-    if rope_type == "ntk":
-        return ntk_frequencies(d, base, factor)
-    if rope_type == "ntk_fixed":
-        return ntk_fixed_frequencies(d, base, factor)
-    if rope_type == "ntk_mixed":
-        return ntk_mixed_frequencies(d, base, factor, _key_number(params, "p", low=0.0, high=1.0))
-    if rope_type == "dynamic":
-        return dynamic_ntk_frequencies(d, base, factor, L, seq_len)
-    if rope_type == "ntk_by_parts":
-        alpha = _key_number(params, "alpha", low=0.0, low_open=True)
-        beta = _key_number(params, "beta", low=0.0, low_open=True)
-        alpha, beta = 1.0 if alpha is None else alpha, 32.0 if beta is None else beta
-        if not beta > alpha:
-            raise _bad("beta", beta, f"> rope_parameters['alpha'] = {alpha:g}")
-        return ntk_by_parts_frequencies(d, base, factor, L, alpha, beta)
-    if rope_type in ("yarn", "dynamic_yarn"):
-        fast = _key_number(params, "beta_fast", low=0.0, low_open=True)
-        slow = _key_number(params, "beta_slow", low=0.0, low_open=True)
-        fast, slow = 32.0 if fast is None else fast, 1.0 if slow is None else slow
-        if fast < slow:
-            raise _bad("beta_fast", fast, f">= rope_parameters['beta_slow'] = {slow:g} (defaults 32 and 1)")
-        truncate = params.get("truncate")
-        if truncate is not None and not isinstance(truncate, bool):
-            raise _bad("truncate", truncate)
-        extra = dict(
-            beta_fast=fast,
-            beta_slow=slow,
-            truncate=True if truncate is None else truncate,
-            mscale=_key_number(params, "mscale", low=0.0),
-            mscale_all_dim=_key_number(params, "mscale_all_dim", low=0.0),
-            attention_factor=_key_number(params, "attention_factor", low=0.0, low_open=True),
-        )
-        if rope_type == "yarn":
-            return yarn_frequencies(d, base, factor, L, **extra)
-        return dynamic_yarn_frequencies(d, base, L, seq_len, **extra)
-    if rope_type == "llama3":
-        low = _key_number(params, "low_freq_factor", low=0.0, low_open=True)
-        high = _key_number(params, "high_freq_factor", low=0.0, low_open=True)
-        if not high > low:
-            raise _bad("high_freq_factor", high, f"> rope_parameters['low_freq_factor'] = {low:g}")
-        return llama3_frequencies(d, base, factor, L, low, high)
-    # longrope
-    lists = {
-        key: _per_pair(f"rope_parameters[{key!r}]", params[key], d // 2) for key in ("short_factor", "long_factor")
-    }
-    attention_factor = _key_number(params, "attention_factor", low=0.0, low_open=True)
-    if factor is None and attention_factor is None:
-        raise ValueError(
-            "rope_parameters['factor'] (or 'attention_factor') is required for rope_type 'longrope': "
-            "the attention factor sqrt(1 + ln s / ln L) needs s (or pass the transformers config object itself: "
-            "frequencies(config) takes s = config.max_position_embeddings / L, as transformers does)"
-        )
-    return longrope_frequencies(
-        d, base, lists["short_factor"], lists["long_factor"], L, seq_len, factor, attention_factor
-    )

@@ -1,4 +1,5 @@
-"""rope_lib.scaling: parity with transformers, the closed forms of notebooks 02/03, validation, dynamic decoding."""
+"""rope_lib.scaling (the methods) and rope_lib.rope_parameters (the config reader): parity with transformers, the
+closed forms of notebooks 02/03, validation, dynamic decoding."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from conftest import ulps_close
 
 import rope_lib
 from rope_lib import decoding
+from rope_lib import rope_parameters as P
 from rope_lib import scaling as S
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -92,7 +94,7 @@ def run_grid(rope_type, head_dim, make_params, *, max_pos, seq_lens=(None,), dyn
             unscaled = None
             if rope_type == "yarn" and params.get("truncate") is False:
                 unscaled = rope_lib.inv_freq(int(head_dim * prf), base)
-            assert_parity(S.frequencies(ours_params, head_dim, seq_len=n), hf_frequencies(config, n), where, unscaled)
+            assert_parity(P.frequencies(ours_params, head_dim, seq_len=n), hf_frequencies(config, n), where, unscaled)
             checked += 1
     return checked
 
@@ -107,7 +109,7 @@ def test_parity_default(head_dim):
         else:
             config = GPTNeoXConfig(hidden_size=4 * head_dim, num_attention_heads=4, rope_parameters=dict(params))
         assert_parity(
-            S.frequencies(dict(config.rope_parameters), head_dim), hf_frequencies(config), f"default {prf} {base}"
+            P.frequencies(dict(config.rope_parameters), head_dim), hf_frequencies(config), f"default {prf} {base}"
         )
 
 
@@ -162,7 +164,7 @@ def test_parity_yarn_options(extra):
         config = hf_config(params, 128, int(factor * L))
         unscaled = None if truncate else rope_lib.inv_freq(int(128 * prf), base)
         assert_parity(
-            S.frequencies(dict(config.rope_parameters), 128), hf_frequencies(config), f"yarn {params}", unscaled
+            P.frequencies(dict(config.rope_parameters), 128), hf_frequencies(config), f"yarn {params}", unscaled
         )
 
 
@@ -183,7 +185,7 @@ def test_parity_llama3(head_dim):
             "high_freq_factor": high,
         }
         config = hf_config(p, head_dim, 65536)
-        assert_parity(S.frequencies(dict(config.rope_parameters), head_dim), hf_frequencies(config), f"llama3 {p}")
+        assert_parity(P.frequencies(dict(config.rope_parameters), head_dim), hf_frequencies(config), f"llama3 {p}")
 
 
 @pytest.mark.parametrize("head_dim", HEAD_DIMS)
@@ -240,10 +242,10 @@ def test_dynamic_matches_transformers_decoding_schedule():
     params = {**config.rope_parameters, "original_max_position_embeddings": L}
     x = torch.zeros(1, 1, 64)
     emb(x, torch.arange(80)[None])  # prefill of 80 tokens
-    assert_parity((S.frequencies(params, 64, seq_len=80)[0], 1.0), (emb.inv_freq, 1.0), "prefill")
+    assert_parity((P.frequencies(params, 64, seq_len=80)[0], 1.0), (emb.inv_freq, 1.0), "prefill")
     for t in (80, 81, 120):  # decode steps: one new position each
         emb(x, torch.tensor([[t]]))
-        assert_parity((S.frequencies(params, 64, seq_len=t + 1)[0], 1.0), (emb.inv_freq, 1.0), f"decode t={t}")
+        assert_parity((P.frequencies(params, 64, seq_len=t + 1)[0], 1.0), (emb.inv_freq, 1.0), f"decode t={t}")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -273,7 +275,8 @@ def test_ntk_closed_forms(s):
     ntk, _ = S.ntk_frequencies(D, B, s)
     fixed, _ = S.ntk_fixed_frequencies(D, B, s)
     pi, _ = S.linear_frequencies(D, B, s)
-    # NTK-old: base b s^(d/(d-2)) makes the lowest pair exactly PI's and keeps the highest
+    # NTK-aware (bloc97; not Su's NTK-RoPE-old, base b s): base b s^(d/(d-2)) makes the lowest pair exactly PI's and
+    # keeps the highest
     assert math.isclose(ntk[-1].item(), pi[-1].item(), rel_tol=1e-12)
     assert ntk[0].item() == 1.0  # b'^(-0) = 1: pow(x, 0) is exactly 1 in every libm
     # NTK-fixed: theta_m = 1 / (lambda (beta lambda)^(m-1)), beta = b^(2/d), lambda = s^(2/d), m = 1..d/2
@@ -397,14 +400,14 @@ def test_log_n_scale():
 
 
 def test_partial_rotary_uses_rotary_dim():
-    inv, _ = S.frequencies({"rope_theta": 1e4, "partial_rotary_factor": 0.25}, 128)
+    inv, _ = P.frequencies({"rope_theta": 1e4, "partial_rotary_factor": 0.25}, 128)
     # spread over d = 32, not 128: default_frequencies calls inv_freq(32, 1e4) itself, so bitwise
     torch.testing.assert_close(inv, rope_lib.inv_freq(32, 1e4), rtol=0, atol=0)
 
 
 def test_exported_names():
-    assert set(S.TRANSFORMERS_ROPE_TYPES) <= set(rope_lib.ROPE_TYPES)
-    assert rope_lib.frequencies is S.frequencies
+    assert set(P.TRANSFORMERS_ROPE_TYPES) <= set(rope_lib.ROPE_TYPES)
+    assert rope_lib.frequencies is P.frequencies
     for rope_type in rope_lib.ROPE_TYPES:  # every type is reachable through frequencies()
         params = {
             "rope_type": rope_type,
@@ -417,7 +420,7 @@ def test_exported_names():
             "short_factor": [1.0] * 32,
             "long_factor": [2.0] * 32,
         }
-        required, optional = S._KEYS[rope_type]
+        required, optional = P._KEYS[rope_type]
         params = {k: v for k, v in params.items() if k in ("rope_type", "rope_theta", *required, *optional)}
         inv, af = rope_lib.frequencies(params, 64, seq_len=2048)
         assert inv.shape == (32,) and inv.dtype == torch.float64 and af > 0
@@ -507,31 +510,31 @@ LONG = {
 )
 def test_validation_errors(params, head_dim, key):
     with pytest.raises(ValueError, match=key) as err:
-        S.frequencies(params, head_dim)
+        P.frequencies(params, head_dim)
     if "'" not in key and " " not in key:
         assert key in str(err.value)
 
 
 def test_validation_errors_message_lists_allowed():
     with pytest.raises(ValueError) as err:
-        S.frequencies({"rope_type": "rerope", "rope_theta": 1e4}, 64)
-    for name in S.ROPE_TYPES:
+        P.frequencies({"rope_type": "rerope", "rope_theta": 1e4}, 64)
+    for name in P.ROPE_TYPES:
         assert name in str(err.value)
     with pytest.raises(ValueError) as err:
-        S.frequencies({**YARN, "beta": 1.0}, 64)
+        P.frequencies({**YARN, "beta": 1.0}, 64)
     for name in ("beta_fast", "beta_slow", "truncate", "mscale_all_dim"):
         assert name in str(err.value)
 
 
 def test_validation_other_arguments():
     with pytest.raises(ValueError, match="seq_len"):
-        S.frequencies(YARN, 64, seq_len=0)
+        P.frequencies(YARN, 64, seq_len=0)
     with pytest.raises(ValueError, match="seq_len"):
-        S.frequencies(YARN, 64, seq_len=10.5)
+        P.frequencies(YARN, 64, seq_len=10.5)
     with pytest.raises(ValueError, match="params"):
-        S.frequencies([("rope_theta", 1e4)], 64)
+        P.frequencies([("rope_theta", 1e4)], 64)
     with pytest.raises(ValueError, match="full_attention"):
-        S.frequencies({"full_attention": {"rope_theta": 1e4}, "sliding_attention": {"rope_theta": 1e4}}, 64)
+        P.frequencies({"full_attention": {"rope_theta": 1e4}, "sliding_attention": {"rope_theta": 1e4}}, 64)
     with pytest.raises(ValueError, match="p"):
         S.ntk_mixed_frequencies(64, 1e4, 2.0, -0.1)
     with pytest.raises(ValueError, match="beta_fast"):
@@ -549,7 +552,7 @@ def test_none_values_count_as_absent():
         "truncate": None,
         "partial_rotary_factor": None,
     }
-    a, b = S.frequencies(with_nones, 128), S.frequencies(YARN, 128)
+    a, b = P.frequencies(with_nones, 128), P.frequencies(YARN, 128)
     torch.testing.assert_close(a[0], b[0], rtol=0, atol=0)  # the same call with the same defaults: bitwise
     assert a[1] == b[1]
 
@@ -591,7 +594,7 @@ def test_dynamic_rope_step_against_full_forward():
     assert len(cache) == 40 and q_rot.shape == (2, 40, 32) and k_rot.shape == (2, 40, 32)
     for t in range(40, 50):
         q_rot, k_rot, values = decoding.dynamic_rope_step(cache, q[:, t : t + 1], k[:, t : t + 1], v[:, t : t + 1], DYN)
-        inv, af = S.frequencies(DYN, 32, seq_len=t + 1)
+        inv, af = P.frequencies(DYN, 32, seq_len=t + 1)
         pos = torch.arange(t + 1)
         torch.testing.assert_close(k_rot, rope_lib.apply_rope(k[:, : t + 1], pos, inv, attention_factor=af))
         torch.testing.assert_close(q_rot, rope_lib.apply_rope(q[:, t : t + 1], pos[t:], inv, attention_factor=af))

@@ -43,7 +43,8 @@ from torch import nn
 from .. import _checks
 from ..rerope import ATTENTIONS, rerope_attention
 from ..rope import angles
-from ..scaling import USES_ORIGINAL_LENGTH, frequencies, log_n_scale
+from ..rope_parameters import USES_ORIGINAL_LENGTH, frequencies
+from ..scaling import log_n_scale
 
 NORMS: tuple[str, ...] = ("rmsnorm", "layernorm")
 MLPS: tuple[str, ...] = ("swiglu", "gelu")
