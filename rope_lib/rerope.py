@@ -166,14 +166,16 @@ def _scale_tensor(scale, q: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | 
 # ------------------------------------------------------------------------------------ rotated q/k variants
 
 
-def _rotated_pairs(q, k, inv_freq, window: int, leaky_k: float | None, causal: bool):
+def _rotated_pairs(q, k, inv_freq, window: int, leaky_k: float | None, causal: bool, pos=None):
     """The (query, key) rotation pair of each region, (..., n, d) each, in q's dtype.
 
     Region _IN: (R_i q, R_j k); _PAST (r >= w): (R_w q, k) or Leaky (R_{(i-w)/k+w} q, R_{j/k} k);
     _FUTURE (r <= -w, non-causal only): (R_{-w} q, k) or Leaky (R_{(i+w)/k-w} q, R_{j/k} k).
+    ``pos``: float64 positions (..., n) broadcastable to q.shape[:-1]; None is 0..n-1.
     """
     n = q.shape[-2]
-    pos = torch.arange(n, device=q.device, dtype=torch.float64)
+    if pos is None:
+        pos = torch.arange(n, device=q.device, dtype=torch.float64)
     q_in, k_in = apply_rope(q, pos, inv_freq), apply_rope(k, pos, inv_freq)
     if leaky_k is None:
         q_past = apply_rope(q, torch.full_like(pos, float(window)), inv_freq)
@@ -189,16 +191,88 @@ def _rotated_pairs(q, k, inv_freq, window: int, leaky_k: float | None, causal: b
     return pairs
 
 
-def _checked_pairs(q, k, v, inv_freq, window, leaky_k, causal, scale):
+def _checked_pairs(q, k, v, inv_freq, window, leaky_k, causal, scale, pos=None):
     """Check the arguments of a full-matrix path (reference, flex) and rotate: (window, scale, v, rotation pairs),
-    all in the compute dtype."""
+    all in the compute dtype (``pos``: as in :func:`_rotated_pairs`)."""
     window, leaky_k = _window(window), _checks.leaky_k(leaky_k)
     _check_qkv(q, k, v)
     inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
     dtype = compute_dtype(q.dtype)
     scale = _scale_tensor(scale, q, dtype)
     qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
-    return window, scale, vf, _rotated_pairs(qf, kf, inv_freq, window, leaky_k, bool(causal))
+    return window, scale, vf, _rotated_pairs(qf, kf, inv_freq, window, leaky_k, bool(causal), pos)
+
+
+def _key_padding_mask(key_padding_mask, shape: torch.Size, device: torch.device) -> torch.Tensor | None:
+    """None, or the mask as a bool tensor expanded to ``shape`` = (..., n) (the leading dims and seq of q)."""
+    if key_padding_mask is None:
+        return None
+    if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dtype != torch.bool:
+        got = getattr(key_padding_mask, "dtype", type(key_padding_mask).__name__)
+        raise ValueError(f"key_padding_mask must be None or a bool tensor (True = real key), got {got}")
+    try:
+        ok = torch.broadcast_shapes(key_padding_mask.shape, shape) == shape
+    except RuntimeError:
+        ok = False
+    if not ok or key_padding_mask.dim() == 0 or key_padding_mask.shape[-1] != shape[-1]:
+        raise ValueError(
+            f"key_padding_mask must have shape (..., seq) broadcastable to {tuple(shape)} (last dim seq = "
+            f"{shape[-1]}), got {tuple(key_padding_mask.shape)}"
+        )
+    if key_padding_mask.device != device:
+        raise ValueError(f"key_padding_mask must be on q's device {device}, got {key_padding_mask.device}")
+    return key_padding_mask.expand(shape)
+
+
+def _real_positions(mask: torch.Tensor) -> torch.Tensor:
+    """float64 positions (..., n): each real slot's count of real slots before it (padding slots get the position of
+    the last real slot before them, -1 before the first; they are never attended to)."""
+    return mask.cumsum(-1).to(torch.float64) - 1
+
+
+def _compacted(attend, q, k, v, scale, mask: torch.Tensor) -> torch.Tensor:
+    """Run ``attend(q, k, v, scale)`` on the real tokens only, rows grouped by their number of real tokens, and put
+    the results back in their slots; padding query slots get 0.
+
+    Removing the padding slots is what makes each row's real tokens sit at positions 0..n_b-1 with no hole: the
+    kernels below assume contiguous positions, and a row with holes (a mask with False in the middle) is then
+    exactly the same tokens without them.
+    """
+    lead, n, d, dv = q.shape[:-2], q.shape[-2], q.shape[-1], v.shape[-1]
+    qf, kf, vf = q.reshape(-1, n, d), k.reshape(-1, n, d), v.reshape(-1, n, dv)
+    mf = mask.reshape(-1, n)
+    sf = scale.expand(*lead, n, 1).reshape(-1, n, 1) if isinstance(scale, torch.Tensor) else scale
+    counts = mf.sum(-1)
+    out = v.new_zeros(qf.shape[0], n, dv)
+    for c in torch.unique(counts).tolist():
+        if c == 0:
+            continue  # no real token in these rows: nothing to attend to, the output stays 0
+        rows = (counts == c).nonzero().flatten()
+        # stable sort: real slots first, in their order; the first c are the real ones
+        slots = torch.argsort((~mf[rows]).to(torch.int8), dim=-1, stable=True)[:, :c]
+
+        def take(t, slots=slots, rows=rows):
+            return t[rows].gather(1, slots[..., None].expand(-1, -1, t.shape[-1]))
+
+        sc = take(sf) if isinstance(sf, torch.Tensor) else sf
+        res = attend(take(qf), take(kf), take(vf), sc)
+        piece = v.new_zeros(rows.shape[0], n, dv).scatter(1, slots[..., None].expand(-1, -1, dv), res)
+        out = out.index_put((rows,), piece)  # out of place: differentiable
+    return out.reshape(*lead, n, dv)
+
+
+def _masked(fn, q, k, v, inv_freq, window, leaky_k, causal, scale, key_padding_mask, **kwargs) -> torch.Tensor:
+    """``fn`` (a path without a mask) on the real tokens of each row, after checking every argument up front."""
+    window, leaky_k = _window(window), _checks.leaky_k(leaky_k)
+    _check_qkv(q, k, v)
+    inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
+    mask = _key_padding_mask(key_padding_mask, q.shape[:-1], q.device)
+    scale = _scale_tensor(scale, q, compute_dtype(q.dtype))
+
+    def attend(qc, kc, vc, sc):
+        return fn(qc, kc, vc, inv_freq, window=window, leaky_k=leaky_k, causal=causal, scale=sc, **kwargs)
+
+    return _compacted(attend, q, k, v, scale, mask)
 
 
 def rerope_relative_position(r: torch.Tensor, window: int, leaky_k: float | None = None) -> torch.Tensor:
@@ -221,25 +295,44 @@ def rerope_attention_reference(
     leaky_k: float | None = None,
     causal: bool = True,
     scale=None,
+    key_padding_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Su's two-matrix ReRoPE / Leaky ReRoPE attention, O(seq^2) memory: the obvious version, kept for tests.
 
     Same arguments and result as :func:`rerope_attention` (without the block sizes). Computes the RoPE score
     matrix and the clipped score matrix in full, takes the first where i - j < w (|i - j| < w when non-causal) and
-    the second elsewhere, masks, softmaxes, multiplies by v.
+    the second elsewhere, masks, softmaxes, multiplies by v. With ``key_padding_mask`` it works on the padded
+    tensors directly (positions = counts of real slots, padding columns -inf, padding rows 0), independently of the
+    compaction the other paths use, so the tests compare two different constructions.
     """
-    window, scale, vf, pairs = _checked_pairs(q, k, v, inv_freq, window, leaky_k, causal, scale)
+    _check_qkv(q, k, v)
+    mask = _key_padding_mask(key_padding_mask, q.shape[:-1], q.device)
     n = q.shape[-2]
-    idx = torch.arange(n, device=q.device)
-    r = idx[:, None] - idx[None, :]  # i - j
+    if mask is None:
+        pos = torch.arange(n, device=q.device, dtype=torch.float64)
+    else:
+        pos = _real_positions(mask)
+    window, scale, vf, pairs = _checked_pairs(q, k, v, inv_freq, window, leaky_k, causal, scale, pos)
+    r = pos[..., :, None] - pos[..., None, :]  # i - j, counted in real tokens
     scores = [(qq @ kk.transpose(-1, -2)) for qq, kk in pairs]
     s = torch.where(r >= window, scores[_PAST], scores[_IN])
     if not causal:
         s = torch.where(r <= -window, scores[_FUTURE], s)
     s = s * scale
-    if causal:
-        s = s.masked_fill(r < 0, float("-inf"))
-    return (torch.softmax(s, dim=-1) @ vf).to(q.dtype)
+    idx = torch.arange(n, device=q.device)
+    hidden = (idx[:, None] < idx[None, :]) if causal else torch.zeros(n, n, dtype=torch.bool, device=q.device)
+    if mask is not None:
+        hidden = hidden | ~mask[..., None, :]
+        # a padding query, or one that sees no real key: output 0, and a finite row so softmax gives no NaN
+        dead = ~mask | (~hidden).sum(-1).eq(0)
+        hidden = hidden & ~dead[..., None]
+    s = s.masked_fill(hidden, float("-inf"))
+    if mask is not None:  # weight 0 times a non-finite padding value would still be NaN
+        vf = vf.masked_fill(~mask[..., None], 0.0)
+    out = torch.softmax(s, dim=-1) @ vf
+    if mask is not None:
+        out = out.masked_fill(dead[..., None], 0.0)
+    return out.to(q.dtype)
 
 
 # ---------------------------------------------------------------------------------------------- flex attention
@@ -274,6 +367,7 @@ def rerope_attention_flex(
     leaky_k: float | None = None,
     causal: bool = True,
     scale=None,
+    key_padding_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """ReRoPE / Leaky ReRoPE as two (three when non-causal) ``flex_attention`` calls merged by their log-sum-exps.
 
@@ -283,12 +377,16 @@ def rerope_attention_flex(
     matrices. The partial results are merged exactly: lse = logaddexp(l1, l2), o = o1 e^(l1 - lse) + o2 e^(l2 - lse).
     On CUDA, under ``torch.compile``, flex_attention runs as a fused kernel; on a CPU it runs eagerly, materialising
     the scores, and (torch 2.13) has no backward there: correct values for tests, the blockwise path for CPU work.
-    Same arguments and result as :func:`rerope_attention`. Not yet measured on a GPU (no GPU was available).
+    Same arguments and result as :func:`rerope_attention` (``key_padding_mask``: the real tokens of each row are
+    gathered and attended without padding, as in the blockwise path). Not yet measured on a GPU (no GPU was
+    available).
     """
     import warnings
 
     from torch.nn.attention.flex_attention import AuxRequest, create_block_mask, flex_attention
 
+    if key_padding_mask is not None:
+        return _masked(rerope_attention_flex, q, k, v, inv_freq, window, leaky_k, causal, scale, key_padding_mask)
     window, scale, vf, pairs = _checked_pairs(q, k, v, inv_freq, window, leaky_k, causal, scale)
     lead, n = q.shape[:-2], q.shape[-2]
     # flex_attention wants (batch, heads, seq, dim): fold every leading dim into the batch
@@ -466,6 +564,7 @@ def rerope_attention(
     block_q: int = BLOCK_Q,
     block_k: int = BLOCK_K,
     implementation: str = "auto",
+    key_padding_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """ReRoPE / Leaky ReRoPE attention (prefill), memory-efficient: no seq x seq tensor, forward or backward.
 
@@ -492,6 +591,12 @@ def rerope_attention(
             that, the extra memory is
             O(seq x head_dim): the rotated copies of q (two; three when non-causal) and k (one or two) and the
             output.
+        key_padding_mask: None (every slot is a real token), or a bool tensor (..., seq) broadcastable to
+            q.shape[:-1], True = real token (e.g. a tokenizer's attention_mask, (batch, 1, seq) for (batch, heads,
+            seq, d) input). Padding slots are left out entirely: no query attends to them, and they take no position,
+            so each row's real tokens sit at positions 0..n_b-1 in order (n_b = its number of True) - a left-,
+            right- or middle-padded row gives exactly the attention of its real tokens alone. Padding query slots
+            return 0. Costs one gather of q, k, v per distinct n_b in the batch.
 
     Returns:
         (..., seq, head_dim_v) in the dtype of q. Computation (rotation, scores, softmax, accumulation) runs in
@@ -503,7 +608,35 @@ def rerope_attention(
         implementation = "flex" if isinstance(q, torch.Tensor) and q.is_cuda else "blockwise"
     if implementation != "blockwise":
         other = rerope_attention_flex if implementation == "flex" else rerope_attention_reference
-        return other(q, k, v, inv_freq, window=window, leaky_k=leaky_k, causal=causal, scale=scale)
+        return other(
+            q,
+            k,
+            v,
+            inv_freq,
+            window=window,
+            leaky_k=leaky_k,
+            causal=causal,
+            scale=scale,
+            key_padding_mask=key_padding_mask,
+        )
+    if key_padding_mask is not None:
+        for name, b in (("block_q", block_q), ("block_k", block_k)):
+            _checks.positive_int(name, b)
+        return _masked(
+            rerope_attention,
+            q,
+            k,
+            v,
+            inv_freq,
+            window,
+            leaky_k,
+            causal,
+            scale,
+            key_padding_mask,
+            block_q=block_q,
+            block_k=block_k,
+            implementation="blockwise",
+        )
     window, leaky_k = _window(window), _checks.leaky_k(leaky_k)
     _check_qkv(q, k, v)
     inv_freq = _check_inv_freq(inv_freq, q.shape[-1])
@@ -536,6 +669,7 @@ def rerope_decode_step(
     window: int,
     leaky_k: float | None = None,
     scale=None,
+    key_padding_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Attention output of the newest query against a cache of *raw* (un-rotated) keys, ReRoPE / Leaky ReRoPE.
 
@@ -549,10 +683,14 @@ def rerope_decode_step(
         inv_freq, window, leaky_k: as in :func:`rerope_attention`.
         scale: None (1/sqrt(head_dim)), a positive float, or a tensor broadcastable to (..., 1, 1) - for log-n
             scaling pass the scale of row t.
+        key_padding_mask: None (every cached slot is a real token), or a bool tensor (..., t+1) broadcastable to
+            the cached keys' (..., t+1), True = real token. Padding slots are not attended to and take no position:
+            key j is at relative distance (number of real slots in (j, t]), as in :func:`rerope_attention` with
+            the same mask. If slot t itself is padding the query is padding too and its output is 0.
 
     Returns:
         (..., 1, head_dim_v) in q's dtype; equal, to float32 rounding, to row t of :func:`rerope_attention` over
-        positions 0..t.
+        positions 0..t (with the same ``key_padding_mask``).
     """
     window, leaky_k = _window(window), _checks.leaky_k(leaky_k)
     if not isinstance(cache, RawKVCache):
@@ -571,10 +709,21 @@ def rerope_decode_step(
     dtype = compute_dtype(q.dtype)
     scale = _scale_tensor(scale, q, dtype)
     n = keys.shape[-2]
-    r = (n - 1) - torch.arange(n, device=keys.device, dtype=torch.float64)  # t - j >= 0
+    mask = _key_padding_mask(key_padding_mask, keys.shape[:-1], keys.device)
+    if mask is None:
+        r = (n - 1) - torch.arange(n, device=keys.device, dtype=torch.float64)  # t - j >= 0
+    else:
+        pos = _real_positions(mask)
+        r = (pos[..., -1:] - pos).clamp(min=0)  # real tokens between key j and t; padding slots are masked below
     k_rot = apply_rope(keys.to(dtype), -rerope_relative_position(r, window, leaky_k), inv_freq)
     s = (q.to(dtype) * scale) @ k_rot.transpose(-1, -2)  # (..., 1, n)
-    return (torch.softmax(s, dim=-1) @ values.to(dtype)).to(q.dtype)
+    if mask is None:
+        return (torch.softmax(s, dim=-1) @ values.to(dtype)).to(q.dtype)
+    dead = ~mask[..., -1:, None]  # (..., 1, 1): the query's own slot is padding
+    hidden = ~mask[..., None, :] & ~dead  # a padding query keeps a finite row (no NaN); its output is zeroed
+    values = values.to(dtype).masked_fill(~mask[..., None], 0.0)  # weight 0 times a non-finite value is still NaN
+    out = torch.softmax(s.masked_fill(hidden, float("-inf")), dim=-1) @ values
+    return out.masked_fill(dead, 0.0).to(q.dtype)
 
 
 __all__ = [

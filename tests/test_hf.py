@@ -751,9 +751,10 @@ def test_unsupported_models_and_misuse_raise():
     hf.apply(model, attention="rerope", window=4)
     with pytest.raises(ValueError, match="already"):
         hf.apply(model)
-    # positions other than 0..n-1 (left padding, custom position_ids) are refused on the raw-key routes
+    # position_ids the attention mask does not imply are refused on the raw-key routes (a constant shift is accepted
+    # by ReRoPE without log n, which sees only differences: tests/test_hf_padding.py)
     with pytest.raises(ValueError, match="position_ids"):
-        model(ids(), position_ids=torch.arange(T)[None] + 5)
+        model(ids(), position_ids=torch.arange(T)[None] * 2)
     hf.remove(model)
     assert model(ids(), position_ids=torch.arange(T)[None] + 5).logits.shape == (2, T, VOCAB)
 
@@ -769,5 +770,25 @@ def test_import_error_names_the_extra(monkeypatch):
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_transformers)
-    with pytest.raises(ImportError, match=r"rope-lib\[test\]"):
+    # rope_lib is not on PyPI: the advice must be a command that works (transformers itself, or a clone's extra)
+    with pytest.raises(
+        ImportError, match=r"pip install 'transformers>=5\.6,<6' \(or, in a clone of rope_lib: pip install '\.\[hf\]'\)"
+    ):
         hf.apply(torch.nn.Linear(2, 2))
+
+
+def test_too_old_transformers_is_refused_naming_both_versions(monkeypatch):
+    import re
+
+    # the module hf imports now: importing some transformers submodules replaces sys.modules["transformers"], so this
+    # file's module-level `transformers` may be a stale object
+    import transformers as current
+
+    for old in ("5.5.4", "5.0.0", "4.57.6"):
+        monkeypatch.setattr(current, "__version__", old)
+        expected = rf"needs transformers>=5\.6,<6 \(tested with .*\), but transformers {re.escape(old)} is installed"
+        with pytest.raises(ImportError, match=expected):
+            hf.apply(torch.nn.Linear(2, 2))
+    for new in ("5.6.0", "5.6.0.dev0", "5.10.1", "5.23.0"):  # the minimum (and its pre-release) and later pass
+        monkeypatch.setattr(current, "__version__", new)
+        assert hf._transformers() is current

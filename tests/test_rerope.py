@@ -422,3 +422,145 @@ def test_implementation_choice():
         rerope_attention(q, k, v, f, window=5, implementation="triton")
     with pytest.raises(ValueError, match="leaky_k"):
         rerope_attention(q, k, v, f, window=5, leaky_k=0.0, implementation="flex")
+
+
+# ------------------------------------------------------------------------------------------- key padding mask
+
+
+def random_mask(lead, n, seed):
+    """A bool (..., n) mask with left, right and middle padding and one row of all real tokens."""
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(*lead, n, generator=g) > 0.3
+    flat = mask.view(-1, n)
+    flat[0] = True
+    if flat.shape[0] > 1:
+        flat[1, : n // 3] = False  # left padding
+    if flat.shape[0] > 2:
+        flat[2, -(n // 4) :] = False  # right padding
+    return mask
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("leak", [None, 3.0])
+def test_masked_equals_the_real_tokens_alone(causal, leak):
+    """Each row with padding gives, at its real slots, the attention of its real tokens alone (brute force, float64,
+    an independent construction); padding slots give 0."""
+    q, k, v = qkv((4,), 17, 8, dtype=torch.float64, seed=21)
+    f = inv_freq(8)
+    mask = random_mask((4,), 17, seed=3)
+    for impl in ("blockwise", "reference"):
+        got = rerope_attention(
+            q, k, v, f, window=3, leaky_k=leak, causal=causal, key_padding_mask=mask, implementation=impl, block_q=4
+        )
+        for b in range(4):
+            m = mask[b]
+            alone = brute_force(q[b, m], k[b, m], v[b, m], f, 3, leak, causal, 1 / math.sqrt(8))
+            torch.testing.assert_close(got[b, m], alone, rtol=1e-12, atol=1e-12)
+            assert torch.equal(got[b, ~m], torch.zeros_like(got[b, ~m]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_masked_blockwise_matches_masked_reference(seed):
+    """Random masks, shapes, windows, leaks, per-query scales: the blockwise path (compacted real tokens) against the
+    reference (which masks the full matrices in place), values and gradients."""
+    rng = random.Random(seed)
+    lead, n = rng.choice([(3,), (2, 2)]), rng.randint(5, 40)
+    causal, leak, window = rng.random() < 0.7, rng.choice([None, 2.0, 0.5]), rng.randint(1, 8)
+    q, k, v = qkv(lead, n, 8, seed=seed, requires_grad=True)
+    f = inv_freq(8)
+    mask = random_mask(lead, n, seed)
+    scale = (torch.rand(n, 1, generator=torch.Generator().manual_seed(seed)) + 0.5) / math.sqrt(8)
+    kw = dict(window=window, leaky_k=leak, causal=causal, scale=scale, key_padding_mask=mask)
+    got = rerope_attention(q, k, v, f, block_q=rng.choice([3, 8, 256]), block_k=rng.choice([2, 5, 512]), **kw)
+    want = rerope_attention_reference(q, k, v, f, **kw)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    grad_out = torch.randn_like(got)
+    for a, b in zip(torch.autograd.grad(got, (q, k, v), grad_out), torch.autograd.grad(want, (q, k, v), grad_out)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_masked_keys_get_zero_weight():
+    """Changing the keys and values at padding slots changes nothing; changing a real one does."""
+    q, k, v = qkv((2, 2), 20, 8, seed=4)
+    f = inv_freq(8)
+    mask = random_mask((2, 1), 20, seed=1)  # one mask per batch row, broadcast over the heads
+    k2, v2 = k.clone(), v.clone()
+    pad = ~mask.expand(2, 2, 20)
+    k2[pad], v2[pad] = 100.0, float("nan")  # a NaN would surface if a padding value got any weight, even 0 * NaN
+    for impl in ("blockwise", "reference", "flex"):
+        a = rerope_attention(q, k, v, f, window=4, key_padding_mask=mask, implementation=impl)
+        b = rerope_attention(q, k2, v2, f, window=4, key_padding_mask=mask, implementation=impl)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, equal_nan=False)
+    real = mask[0, 0].nonzero()[0, 0]
+    k2[0, 0, real] += 1.0
+    v2 = v.clone()
+    b = rerope_attention(q, k2, v2, f, window=4, key_padding_mask=mask)
+    assert (a - b).abs().max() > 1e-4
+
+
+def test_all_true_mask_is_no_mask():
+    q, k, v = qkv((2,), 15, 8, seed=6)
+    f = inv_freq(8)
+    full = torch.ones(2, 15, dtype=torch.bool)
+    for impl in ("blockwise", "reference", "flex"):
+        torch.testing.assert_close(
+            rerope_attention(q, k, v, f, window=4, key_padding_mask=full, implementation=impl),
+            rerope_attention(q, k, v, f, window=4, implementation=impl),
+            rtol=1e-6,
+            atol=1e-6,
+        )
+
+
+@pytest.mark.parametrize("leak", [None, 4.0])
+def test_flex_masked_matches_reference(leak):
+    q, k, v = qkv((3,), 23, 8, seed=8)
+    f = inv_freq(8)
+    mask = random_mask((3,), 23, seed=8)
+    for causal in (True, False):
+        kw = dict(window=5, leaky_k=leak, causal=causal, key_padding_mask=mask)
+        torch.testing.assert_close(
+            rope_lib.rerope_attention_flex(q, k, v, f, **kw),
+            rerope_attention_reference(q, k, v, f, **kw),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+
+
+@pytest.mark.parametrize("leak", [None, 4.0])
+def test_masked_decode_reproduces_masked_prefill(leak):
+    """Decoding slot t from raw keys under the mask (..., t+1) gives row t of the masked prefill; a padding slot
+    gives 0."""
+    n, d = 30, 8
+    q, k, v = qkv((3, 2), n, d, seed=9)
+    f = inv_freq(d)
+    mask = random_mask((3, 1), n, seed=9)
+    scale = (torch.rand(n, 1, generator=torch.Generator().manual_seed(2)) + 0.5) / math.sqrt(d)
+    prefill = rerope_attention(q, k, v, f, window=5, leaky_k=leak, scale=scale, key_padding_mask=mask)
+    for t in range(n):
+        cache = RawKVCache()
+        cache.append(k[..., : t + 1, :], v[..., : t + 1, :])
+        out = rerope_decode_step(
+            q[..., t : t + 1, :], cache, f, window=5, leaky_k=leak, scale=scale[t], key_padding_mask=mask[..., : t + 1]
+        )
+        torch.testing.assert_close(out, prefill[..., t : t + 1, :], rtol=1e-5, atol=1e-6)
+
+
+def test_key_padding_mask_bad_arguments():
+    f = inv_freq(8)
+    q, k, v = qkv((2,), 6, 8)
+    for impl in ("blockwise", "reference", "flex"):
+        for bad, what in (
+            (torch.ones(2, 6), "bool"),
+            ([[True] * 6] * 2, "bool"),
+            (torch.ones(2, 5, dtype=torch.bool), r"\(2, 6\)"),
+            (torch.ones(3, 6, dtype=torch.bool), "broadcastable"),
+            (torch.tensor(True), "seq"),
+        ):
+            with pytest.raises(ValueError, match=f"key_padding_mask.*{what}"):
+                rerope_attention(q, k, v, f, window=2, key_padding_mask=bad, implementation=impl)
+    cache = RawKVCache()
+    cache.append(k, v)
+    with pytest.raises(ValueError, match="key_padding_mask"):
+        rerope_decode_step(q[..., :1, :], cache, f, window=2, key_padding_mask=torch.ones(2, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="key_padding_mask"):
+        rerope_decode_step(q[..., :1, :], cache, f, window=2, key_padding_mask=torch.ones(2, 6))
