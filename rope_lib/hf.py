@@ -72,7 +72,7 @@ import logging
 import warnings
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -81,7 +81,7 @@ from torch import nn
 from . import TRANSFORMERS_ROPE_TYPES, _checks
 from .decoding import RawKVCache
 from .rerope import ATTENTIONS, rerope_attention, rerope_decode_step
-from .rope import angles, apply_rope
+from .rope import angles, rotate, rotation_tables
 from .rope_parameters import (
     ROPE_TYPES,
     USES_ORIGINAL_LENGTH,
@@ -183,6 +183,9 @@ class _Patch:
     config_snapshot: dict  # config.to_dict() right after apply: remove() warns about later edits it drops
     uses_attention_fn: bool
     guard: Any  # handle of the decoder's forward pre-hook (attention-function routes), None otherwise
+    # What every layer of one forward shares (mask reading, positions, rotation tables), computed by its first layer;
+    # emptied by the decoder's pre-hook before each forward, so nothing outlives the tensors it was read from.
+    per_forward: dict = field(default_factory=dict)
 
 
 def _decoder(model: nn.Module):
@@ -330,6 +333,7 @@ def _guard(decoder: nn.Module, args, kwargs) -> None:
             "rope_lib.hf.apply patched in: call rope_lib.hf.remove(model) first"
         )
     _register(decoder)  # a copy of a patched model (copy.deepcopy) keeps the registration alive too
+    decoder.layers[0].self_attn._rope_lib_patch.per_forward.clear()
 
 
 def apply(
@@ -707,19 +711,52 @@ def _check_positions(
         )
 
 
-def _rotate_rows(x: torch.Tensor, pos: torch.Tensor, n_b: torch.Tensor, patch: _Patch) -> torch.Tensor:
-    """x (batch, heads, s, d) rotated at pos (batch, s) with each row's frequencies for its length n_b (one
-    frequencies() call per distinct length in the batch)."""
+def _row_tables(patch: _Patch, pos: torch.Tensor, n_b: torch.Tensor, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotation tables (batch, 1, s, d/2) for positions pos (batch, s), each row with the frequencies for its own
+    length n_b (one frequencies() call per distinct length in the batch)."""
     lengths = torch.unique(n_b).tolist()
     if len(lengths) == 1:
         inv, af = frequencies(patch.params, patch.head_dim, seq_len=max(int(lengths[0]), 1))
-        return apply_rope(x, pos[:, None, :], inv, attention_factor=af)
-    out = torch.empty_like(x)
+        return rotation_tables(angles(pos[:, None, :], inv.to(pos.device)), dtype, af)
+    theta = torch.empty(pos.shape[0], 1, pos.shape[1], patch.head_dim // 2, dtype=torch.float64, device=pos.device)
+    factor = torch.empty(pos.shape[0], 1, 1, 1, dtype=torch.float64, device=pos.device)
     for length in lengths:
         rows = (n_b == length).nonzero().flatten()
         inv, af = frequencies(patch.params, patch.head_dim, seq_len=max(int(length), 1))
-        out[rows] = apply_rope(x[rows], pos[rows][:, None, :], inv, attention_factor=af)
-    return out
+        theta[rows] = angles(pos[rows][:, None, :], inv.to(pos.device))
+        factor[rows] = af
+    return rotation_tables(theta, dtype, factor)
+
+
+def _read_positions(patch: _Patch, attention_mask, position_ids, sliding, batch: int, q_len: int, n: int, query):
+    """The layer-independent part of the attention function, computed once per forward (the first layer) and
+    shared: (used slots, key validity or None, the mask trimmed to the used slots, log n's query scale or None, the
+    length route's ((cos, sin) of the queries, (cos, sin) of the keys) or None)."""
+    valid = _key_validity(attention_mask, batch, n)
+    used = _used_slots(attention_mask, valid, q_len, n)
+    if used < n:  # a static cache: drop its empty future slots, so the queries are the newest slots
+        attention_mask = None if attention_mask is None else attention_mask[..., :used]
+        valid = None if valid is None or bool(valid[:, :used].all()) else valid[:, :used]
+        n = used
+    if valid is not None and q_len < n and not bool(valid[:, -1].all()):
+        raise ValueError(
+            "attention_mask: on rope_lib's raw-key routes a step after a cached prefix must end in a real token in "
+            "every row (the newest cache slot); a padded continuation is not supported"
+        )
+    pos, n_b = _positions(valid, batch, n, query.device)
+    q_pos = pos[:, n - q_len :]
+    q_real = None if valid is None else valid[:, n - q_len :]
+    # a static rotary without log n never gets here; ReRoPE's scores depend on position differences only
+    shift_ok = patch.route == "rerope" and not patch.log_n
+    _check_positions(position_ids, q_pos, q_real, n, shift_ok, sliding is not None)
+    q_scale = None
+    if patch.log_n:
+        q_scale = log_n_scale(q_pos, patch.original_length)[:, None, :, None]  # float64 (batch, 1, q_len, 1)
+    tables = None
+    if patch.route == "length":
+        keys = _row_tables(patch, pos, n_b, query.dtype)
+        tables = (keys[0][..., n - q_len :, :], keys[1][..., n - q_len :, :]), keys
+    return used, valid, attention_mask, q_scale, tables
 
 
 def _attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -735,32 +772,22 @@ def _attention(module, query, key, value, attention_mask, scaling=None, dropout=
             f"attention implementation {ATTENTION_NAME!r} is set but the module was not patched: use rope_lib.hf.apply"
         )
     batch, q_len, n = query.shape[0], query.shape[-2], key.shape[-2]
-    valid = _key_validity(attention_mask, batch, n)
-    used = _used_slots(attention_mask, valid, q_len, n)
+    position_ids, sliding = kwargs.get("position_ids"), kwargs.get("sliding_window")
+    # every layer of a forward sees the same mask object and lengths: read them once (a sliding-window layer gets
+    # its own mask object, hence its own entry)
+    memo_key = (id(attention_mask), id(position_ids), batch, q_len, n)
+    shared = patch.per_forward.get(memo_key)
+    if shared is None:
+        shared = _read_positions(patch, attention_mask, position_ids, sliding, batch, q_len, n, query)
+        patch.per_forward[memo_key] = shared
+    used, valid, attention_mask, q_scale, tables = shared
     if used < n:  # a static cache: drop its empty future slots, so the queries are the newest slots
         key, value = key[..., :used, :], value[..., :used, :]
-        attention_mask = None if attention_mask is None else attention_mask[..., :used]
-        valid = None if valid is None or bool(valid[:, :used].all()) else valid[:, :used]
-        n = used
-    if valid is not None and q_len < n and not bool(valid[:, -1].all()):
-        raise ValueError(
-            "attention_mask: on rope_lib's raw-key routes a step after a cached prefix must end in a real token in "
-            "every row (the newest cache slot); a padded continuation is not supported"
-        )
-    pos, n_b = _positions(valid, batch, n, query.device)
-    q_pos = pos[:, n - q_len :]
-    q_real = None if valid is None else valid[:, n - q_len :]
-    # a static rotary without log n never gets here; ReRoPE's scores depend on position differences only
-    shift_ok = patch.route == "rerope" and not patch.log_n
-    _check_positions(kwargs.get("position_ids"), q_pos, q_real, n, shift_ok, kwargs.get("sliding_window") is not None)
-    q_scale = None
-    if patch.log_n:
-        q_scale = log_n_scale(q_pos, patch.original_length)[:, None, :, None]  # float64 (batch, 1, q_len, 1)
     if patch.route == "rerope":
         return _rerope(module, query, key, value, patch, q_scale, scaling, kwargs.get("sliding_window"), valid)
-    if patch.route == "length":  # the frequencies for each row's current length
-        query = _rotate_rows(query, q_pos, n_b, patch)
-        key = _rotate_rows(key, pos, n_b, patch)
+    if patch.route == "length":  # the frequencies for each row's current length, as tables shared by the layers
+        (cos_q, sin_q), (cos_k, sin_k) = tables
+        query, key = rotate(query, cos_q, sin_q), rotate(key, cos_k, sin_k)
     if q_scale is not None:
         query = (query.to(torch.float64 if query.dtype == torch.float64 else torch.float32) * q_scale).to(query.dtype)
     return _sdpa(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)

@@ -76,14 +76,24 @@ def _check_rotary_input(x: torch.Tensor, inv_freq: torch.Tensor, layout: str) ->
     return inv_freq
 
 
-def _rotate(x: torch.Tensor, theta: torch.Tensor, layout: str, attention_factor: float = 1.0) -> torch.Tensor:
-    """Rotate the first 2 * theta.shape[-1] features of x by the float64 angles theta (..., seq, d/2) in ``layout``;
-    the rest pass through. The rotation runs in >= float32 and is rounded once to x's dtype."""
-    dtype = compute_dtype(x.dtype)  # rotate in >= float32, round once at the end
-    cos = (torch.cos(theta) * attention_factor).to(dtype)
-    sin = (torch.sin(theta) * attention_factor).to(dtype)
-    rotary_dim = 2 * theta.shape[-1]
-    rot, rest = x[..., :rotary_dim].to(dtype), x[..., rotary_dim:]
+def rotation_tables(
+    theta: torch.Tensor, dtype: torch.dtype, attention_factor: float | torch.Tensor = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the float64 angles theta (..., seq, d/2), times ``attention_factor`` (a number, or a float64
+    tensor broadcastable to theta: one factor per row), in the rotation's
+    compute dtype (>= float32; :func:`rope_lib._checks.compute_dtype` of x's dtype): what :func:`rotate` takes.
+    Computing them once and rotating many tensors with them (every layer's keys, say) gives the same bits as
+    rotating each with :func:`apply_rope`."""
+    dtype = compute_dtype(dtype)
+    return (torch.cos(theta) * attention_factor).to(dtype), (torch.sin(theta) * attention_factor).to(dtype)
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, layout: Layout = "half_split") -> torch.Tensor:
+    """Rotate the first 2 * cos.shape[-1] features of x (..., seq, head_dim) by the tables of
+    :func:`rotation_tables` (broadcastable to (..., seq, d/2)) in ``layout``; the rest pass through. The rotation
+    runs in the tables' dtype and is rounded once to x's dtype."""
+    rotary_dim = 2 * cos.shape[-1]
+    rot, rest = x[..., :rotary_dim].to(cos.dtype), x[..., rotary_dim:]
     if layout == "half_split":
         x1, x2 = rot[..., : rotary_dim // 2], rot[..., rotary_dim // 2 :]
         out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
@@ -93,6 +103,13 @@ def _rotate(x: torch.Tensor, theta: torch.Tensor, layout: str, attention_factor:
     out = out.to(x.dtype)
     # positions may broadcast x's leading dims wider (one x for every batch): the pass-through part follows
     return torch.cat((out, rest.expand(*out.shape[:-1], rest.shape[-1])), dim=-1) if rest.shape[-1] else out
+
+
+def _rotate(x: torch.Tensor, theta: torch.Tensor, layout: str, attention_factor: float = 1.0) -> torch.Tensor:
+    """Rotate the first 2 * theta.shape[-1] features of x by the float64 angles theta (..., seq, d/2) in ``layout``;
+    the rest pass through. The rotation runs in >= float32 and is rounded once to x's dtype."""
+    cos, sin = rotation_tables(theta, x.dtype, attention_factor)
+    return rotate(x, cos, sin, layout)
 
 
 def apply_rope(
