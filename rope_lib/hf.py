@@ -1,6 +1,7 @@
-"""Every rope_lib position method inside a transformers causal LM of the Llama family, and our small LM exported as one.
+"""Every rope_lib position method inside a transformers causal LM of the Llama family.
 
-Needs transformers (pinned: 5.23.0, in the ``test`` extra: ``pip install 'rope-lib[test]'``); imported lazily, so
+Needs transformers >= 5.6 (the ``[hf]`` extra: ``pip install '.[hf]'`` in a clone; tested with 5.23.0, the pinned
+version, and 5.6-5.25 by tests/test_hf.py); imported lazily, so
 ``import rope_lib`` never needs it. Import this submodule explicitly: ``from rope_lib import hf``.
 
 ``apply(model, rope_parameters, ...)`` patches a loaded ``LlamaForCausalLM`` / ``MistralForCausalLM`` /
