@@ -480,6 +480,75 @@ def _region_mask(g: int, r: torch.Tensor, window: int) -> torch.Tensor:
     return (r < window) & (r > -window)
 
 
+# The CPU's fused attention kernel that also returns the log-sum-exp (private to torch, hence looked up, not
+# assumed): it lets the forward run the pieces of ReRoPE attention that need no mask as fused calls and merge them.
+_FUSED_CPU = getattr(getattr(torch.ops, "aten", None), "_scaled_dot_product_flash_attention_for_cpu", None)
+# Query block of the fused forward; it must not exceed the window (see _forward_fused). Measured with
+# benchmarks/hf_routes_bench.py on 2 CPU threads: 64 and 128 are equally fast, smaller blocks cost Python calls.
+FUSED_BLOCK: int = 128
+# Below this window the blocks get so small that the per-call cost outweighs the fused kernel: tiles instead.
+FUSED_MIN_WINDOW: int = 32
+
+
+def _fused_forward_applies(v: torch.Tensor, head_dim: int, window: int, causal: bool) -> bool:
+    """The fused forward serves causal attention on a CPU whose torch has the kernel, with v as wide as q (the
+    kernel's requirement) and a window of at least FUSED_MIN_WINDOW; everything else runs the tiles."""
+    return (
+        _FUSED_CPU is not None
+        and causal
+        and v.device.type == "cpu"
+        and v.shape[-1] == head_dim
+        and window >= FUSED_MIN_WINDOW
+    )
+
+
+def _attend_fused(q, k, v, causal: bool = False):
+    """(out, lse (B, q, 1)) of softmax attention of (B, q, d) queries, already scaled, over (B, k, d) keys."""
+    out, lse = _FUSED_CPU(q[:, None], k[:, None], v[:, None], is_causal=causal, scale=1.0)[:2]
+    return out[:, 0], lse[:, 0, :, None]
+
+
+def _forward_fused(pairs, v: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal forward (out, lse) by fused calls, for query blocks [q0, q1) of b <= w rows. Per block the keys split
+    into four ranges, three of them in a single region for every row of the block, hence unmasked:
+
+    * [0, q0 - w + 1): r >= w for every row - the clipped pair, one fused call;
+    * [q0 - w + 1, q1 - w): the band where the window boundary crosses the block (< b keys) - both pairs, an
+      explicit tile;
+    * [q1 - w, q0): 0 < r < w for every row - the RoPE pair, one fused call;
+    * [q0, q1): the diagonal square, r < b <= w - the RoPE pair, one fused causal call.
+
+    The pieces are merged exactly by their log-sum-exps (lse = log sum e^lse_p, out = sum out_p e^(lse_p - lse)).
+    """
+    (q_in, k_in), (q_past, k_far) = pairs[_IN], pairs[_PAST]
+    B, n, _ = v.shape
+    out, lse = torch.empty_like(v), torch.empty(B, n, 1, dtype=v.dtype, device=v.device)
+    block = min(FUSED_BLOCK, window)
+    for q0 in range(0, n, block):
+        q1 = min(q0 + block, n)
+        rows = slice(q0, q1)
+        pieces = [_attend_fused(q_in[:, rows], k_in[:, rows], v[:, rows], causal=True)]
+        band0, band1 = max(0, q0 - window + 1), max(0, q1 - window)
+        if band0 > 0:
+            pieces.append(_attend_fused(q_past[:, rows], k_far[:, :band0], v[:, :band0]))
+        if band1 > band0:
+            s = torch.where(
+                torch.arange(q0, q1, device=v.device)[:, None] - torch.arange(band0, band1, device=v.device) >= window,
+                q_past[:, rows] @ k_far[:, band0:band1].transpose(-1, -2),
+                q_in[:, rows] @ k_in[:, band0:band1].transpose(-1, -2),
+            )
+            m = s.amax(dim=-1, keepdim=True)
+            p = torch.exp(s - m)
+            total = p.sum(dim=-1, keepdim=True)
+            pieces.append((p @ v[:, band0:band1] / total, m + torch.log(total)))
+        if q0 > band1:
+            pieces.append(_attend_fused(q_in[:, rows], k_in[:, band1:q0], v[:, band1:q0]))
+        block_lse = torch.logsumexp(torch.cat([piece_lse for _, piece_lse in pieces], dim=-1), dim=-1, keepdim=True)
+        out[:, rows] = sum(o * torch.exp(piece_lse - block_lse) for o, piece_lse in pieces)
+        lse[:, rows] = block_lse
+    return out, lse
+
+
 class _BlockwiseReRoPE(torch.autograd.Function):
     """Online-softmax attention over precomputed (query, key) rotation pairs; FlashAttention-style backward.
 
@@ -491,6 +560,11 @@ class _BlockwiseReRoPE(torch.autograd.Function):
     def forward(ctx, window, causal, block_q, block_k, v, *flat):
         pairs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
         B, n, dv = v.shape
+        ctx.config = (window, causal, block_q, block_k)
+        if _fused_forward_applies(v, flat[0].shape[-1], window, causal) and _TILE_HOOK is None:
+            out, lse = _forward_fused(pairs, v, window)
+            ctx.save_for_backward(v, out, lse, *flat)
+            return out
         out = torch.empty_like(v)
         lse = torch.empty(B, n, 1, dtype=v.dtype, device=v.device)
         buf = v.new_empty(B * min(block_q, n) * min(block_k, n))
@@ -517,7 +591,6 @@ class _BlockwiseReRoPE(torch.autograd.Function):
             out[:, q0:q1] = acc.div_(row_sum)
             lse[:, q0:q1] = m + torch.log(row_sum)
         ctx.save_for_backward(v, out, lse, *flat)
-        ctx.config = (window, causal, block_q, block_k)
         return out
 
     @staticmethod

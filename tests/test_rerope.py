@@ -126,6 +126,29 @@ def test_blockwise_matches_reference_fp32(case):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=lambda m, name=name: f"d{name}: {m}")
 
 
+@pytest.mark.parametrize("case", [c for c in _random_cases(40) if c["causal"]][:12], ids=_case_id)
+def test_fused_forward_equals_the_tiles(case, monkeypatch):
+    """On a CPU the causal forward runs as fused pieces merged by log-sum-exp (rerope._forward_fused); the tiles
+    are the other construction of the same attention. Windows are raised to >= 32 so the fused path applies."""
+    import rope_lib.rerope as R
+
+    if R._FUSED_CPU is None:
+        pytest.skip("this torch has no fused CPU attention with log-sum-exp")
+    c = dict(case, window=max(case["window"], 32), dv=case["d"])
+    q, k, v = qkv(c["lead"], c["n"], c["d"], c["dv"], seed=c["seed"], requires_grad=True)
+    f, kw = inv_freq(c["rotary"]), dict(window=c["window"], leaky_k=c["leak"], causal=True)
+    calls = []
+    monkeypatch.setattr(R, "_forward_fused", lambda *a, _f=R._forward_fused: calls.append(1) or _f(*a))
+    fused = rerope_attention(q, k, v, f, **kw)
+    assert calls, "the fused forward did not run"
+    monkeypatch.setattr(R, "FUSED_MIN_WINDOW", 10**9)
+    tiles = rerope_attention(q, k, v, f, **kw)
+    torch.testing.assert_close(fused, tiles, rtol=1e-5, atol=1e-5)
+    grad_out = torch.randn_like(fused)  # the backward recomputes from the forward's log-sum-exp: it must agree too
+    for a, b in zip(torch.autograd.grad(fused, (q, k, v), grad_out), torch.autograd.grad(tiles, (q, k, v), grad_out)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("leak", [None, 2.0, 64.0])
 def test_every_window_fp32(leak):
     """All windows 1..seq (and beyond) on one shape whose length is not a multiple of the blocks."""
