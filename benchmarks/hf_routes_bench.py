@@ -4,8 +4,8 @@ Run by ``make bench`` (not by the tests). A seeded random ``LlamaForCausalLM`` (
 of 32, vocab 256, trained length L = 512 by its config) is timed
 
 * **prefill**: one forward over n = 512 ... 4096 tokens (batch 1, no cache) - scoring, perplexity, the prompt;
-* **decode**: ``generate`` of 32 greedy tokens after a 256-token prompt with transformers' KV cache; the per-token
-  cost is (time of 32 new tokens - time of 1) / 31, so the prompt's prefill cancels;
+* **decode**: ``generate`` of 64 greedy tokens after a 256-token prompt with transformers' KV cache; the per-token
+  cost is (time of 64 new tokens - time of 1) / 63, so the prompt's prefill cancels;
 
 under every route ``apply`` chooses: the static frequency route (YaRN), log n on it, the raw-key routes (Dynamic NTK,
 Dynamic YaRN: the keys rotated again at every length) and ReRoPE (window w = L/4). Every ratio is taken against the
@@ -47,7 +47,7 @@ ROUTES: dict[str, dict] = {
 # (case, route) -> the largest acceptable ratio (the issue's targets)
 TARGETS = {("prefill", "rerope"): 1.5, ("decode", "dynamic"): 1.3, ("decode", "dynamic_yarn"): 1.3}
 STATIC_TOLERANCE = 1.05  # "the static route stays at 1.0x": within timing noise of the unpatched model
-PROMPT, NEW = 256, 32
+PROMPT, NEW = 256, 64
 
 
 def build_model(device: str):
@@ -209,7 +209,7 @@ def print_table(result: dict) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--lengths", type=int, nargs="+", default=[512, 1024, 2048, 4096])
-    p.add_argument("--repeats", type=int, default=3, help="timed rounds over all cases (after one warm-up)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds over all cases (after one warm-up)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when available")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
