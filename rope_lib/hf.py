@@ -82,7 +82,7 @@ from torch import nn
 from . import TRANSFORMERS_ROPE_TYPES, _checks
 from .decoding import RawKVCache
 from .rerope import ATTENTIONS, rerope_attention, rerope_decode_step
-from .rope import angles, rotate, rotation_tables
+from .rope import angles, rotation_tables
 from .rope_parameters import (
     ROPE_TYPES,
     USES_ORIGINAL_LENGTH,
@@ -187,6 +187,8 @@ class _Patch:
     # What every layer of one forward shares (mask reading, positions, rotation tables), computed by its first layer;
     # emptied by the decoder's pre-hook before each forward, so nothing outlives the tensors it was read from.
     per_forward: dict = field(default_factory=dict)
+    # the length route's rotation tables of positions 0..N-1 for the last frequencies used: (key, inv_freq, cos, sin)
+    tables: tuple | None = None
 
 
 def _decoder(model: nn.Module):
@@ -712,21 +714,50 @@ def _check_positions(
         )
 
 
-def _row_tables(patch: _Patch, pos: torch.Tensor, n_b: torch.Tensor, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotation tables (batch, 1, s, d/2) for positions pos (batch, s), each row with the frequencies for its own
-    length n_b (one frequencies() call per distinct length in the batch)."""
+def _whole_head(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # whole-head tables (cos | cos, -sin | sin): a half-split rotation is then x * cos2 + swap_halves(x) * sin2, four
+    # ops per layer instead of nine (x1 cos + x2 (-sin) is x1 cos - x2 sin to the bit)
+    return torch.cat((cos, cos), dim=-1), torch.cat((-sin, sin), dim=-1)
+
+
+def _row_tables(
+    patch: _Patch, pos: torch.Tensor | None, n_b: torch.Tensor, n: int, dtype, device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole-head rotation tables (batch or 1, 1, n, head_dim) for key positions pos (batch, n) - None: 0..n-1 in
+    every row - each row with the frequencies for its own length n_b (one frequencies() call per distinct length)."""
+    if pos is None:  # no padding: every row is 0..n-1 at length n
+        inv, af = frequencies(patch.params, patch.head_dim, seq_len=max(n, 1))
+        return _plain_tables(patch, inv, af, n, dtype, device)
     lengths = torch.unique(n_b).tolist()
-    if len(lengths) == 1:
-        inv, af = frequencies(patch.params, patch.head_dim, seq_len=max(int(lengths[0]), 1))
-        return rotation_tables(angles(pos[:, None, :], inv.to(pos.device)), dtype, af)
-    theta = torch.empty(pos.shape[0], 1, pos.shape[1], patch.head_dim // 2, dtype=torch.float64, device=pos.device)
-    factor = torch.empty(pos.shape[0], 1, 1, 1, dtype=torch.float64, device=pos.device)
+    theta = torch.empty(pos.shape[0], 1, pos.shape[1], patch.head_dim // 2, dtype=torch.float64, device=device)
+    factor = torch.empty(pos.shape[0], 1, 1, 1, dtype=torch.float64, device=device)
     for length in lengths:
         rows = (n_b == length).nonzero().flatten()
         inv, af = frequencies(patch.params, patch.head_dim, seq_len=max(int(length), 1))
-        theta[rows] = angles(pos[rows][:, None, :], inv.to(pos.device))
+        theta[rows] = angles(pos[rows][:, None, :], inv.to(device))
         factor[rows] = af
-    return rotation_tables(theta, dtype, factor)
+    return _whole_head(*rotation_tables(theta, dtype, factor))
+
+
+def _plain_tables(patch: _Patch, inv: torch.Tensor, af: float, n: int, dtype, device):
+    """Tables of positions 0..n-1, kept on the patch and reused by later forwards while the frequencies stay the same
+    (Dynamic NTK/YaRN up to L, LongRoPE on either side of L): decoding then slices instead of recomputing them."""
+    kept = patch.tables
+    same = kept is not None and kept[0] == (dtype, device, af) and torch.equal(kept[1], inv)
+    if not same or kept[2].shape[-2] < n:
+        # the same frequencies at a longer length: grow by doubling, so decoding recomputes O(log n) times
+        size = max(n, 2 * kept[2].shape[-2]) if same else n
+        theta = angles(torch.arange(size, device=device), inv.to(device))
+        kept = patch.tables = ((dtype, device, af), inv, *_whole_head(*rotation_tables(theta, dtype, af)))
+    return kept[2][None, None, :n], kept[3][None, None, :n]
+
+
+def _rotate_whole(x: torch.Tensor, cos2: torch.Tensor, sin2: torch.Tensor) -> torch.Tensor:
+    """Half-split rotation of the whole head by whole-head tables (see _read_positions), in the tables' dtype,
+    rounded once to x's dtype: the same bits as :func:`rope_lib.rope.rotate`."""
+    half = x.shape[-1] // 2
+    y = x.to(cos2.dtype)
+    return (y * cos2 + torch.cat((y[..., half:], y[..., :half]), dim=-1) * sin2).to(x.dtype)
 
 
 def _read_positions(patch: _Patch, attention_mask, position_ids, sliding, batch: int, q_len: int, n: int, query):
@@ -755,8 +786,8 @@ def _read_positions(patch: _Patch, attention_mask, position_ids, sliding, batch:
         q_scale = log_n_scale(q_pos, patch.original_length)[:, None, :, None]  # float64 (batch, 1, q_len, 1)
     tables = None
     if patch.route == "length":
-        keys = _row_tables(patch, pos, n_b, query.dtype)
-        tables = (keys[0][..., n - q_len :, :], keys[1][..., n - q_len :, :]), keys
+        cos2, sin2 = _row_tables(patch, None if valid is None else pos, n_b, n, query.dtype, query.device)
+        tables = (cos2[..., n - q_len :, :], sin2[..., n - q_len :, :]), (cos2, sin2)
     return used, valid, attention_mask, q_scale, tables
 
 
@@ -788,7 +819,7 @@ def _attention(module, query, key, value, attention_mask, scaling=None, dropout=
         return _rerope(module, query, key, value, patch, q_scale, scaling, kwargs.get("sliding_window"), valid)
     if patch.route == "length":  # the frequencies for each row's current length, as tables shared by the layers
         (cos_q, sin_q), (cos_k, sin_k) = tables
-        query, key = rotate(query, cos_q, sin_q), rotate(key, cos_k, sin_k)
+        query, key = _rotate_whole(query, cos_q, sin_q), _rotate_whole(key, cos_k, sin_k)
     if q_scale is not None:
         query = (query.to(torch.float64 if query.dtype == torch.float64 else torch.float32) * q_scale).to(query.dtype)
     return _sdpa(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
