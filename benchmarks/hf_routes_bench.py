@@ -28,10 +28,10 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from rerope_bench import timed  # the same timer as the attention benchmark (benchmarks/)
 
 from rope_lib import hf
 
@@ -72,19 +72,6 @@ def build_model(device: str):
     model = LlamaForCausalLM(config).to(device).eval()
     model.generation_config.pad_token_id = 0
     return model
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def timed(fn, device: str) -> float:
-    sync(device)
-    t0 = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - t0
 
 
 def patched(model, route: str):

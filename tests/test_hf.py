@@ -367,9 +367,17 @@ VOCAB, T = 128, 48  # T > every L below, so the scaling methods act
 
 
 def tiny(
-    family: str = "llama", rope_parameters=None, *, max_pos: int = 32, seed: int = 0, dtype=torch.float32, layers=2
+    family: str = "llama",
+    rope_parameters=None,
+    *,
+    max_pos: int = 32,
+    seed: int = 0,
+    dtype=torch.float32,
+    layers=2,
+    **config,
 ):
-    """A seeded random model (2 layers, hidden 64, 4 heads of 16, 2 KV heads: GQA) of the given family."""
+    """A seeded random model (2 layers, hidden 64, 4 heads of 16, 2 KV heads: GQA) of the given family; ``config``:
+    further config keyword arguments."""
     from transformers import (
         LlamaForCausalLM,
         MistralConfig,
@@ -390,6 +398,7 @@ def tiny(
         max_position_embeddings=max_pos,
         rope_parameters=dict(rope_parameters or {"rope_type": "default", "rope_theta": 10000.0}),
         tie_word_embeddings=False,
+        **config,
     )
     config_cls, model_cls = {
         "llama": (LlamaConfig, LlamaForCausalLM),

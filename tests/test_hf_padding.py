@@ -9,13 +9,14 @@ import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+import test_hf  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from rope_lib import hf  # noqa: E402
 
 hf_logging.set_verbosity_error()
 
-VOCAB, L = 128, 16  # sequences below run to ~2-3 L, so every method acts
+VOCAB, L = test_hf.VOCAB, 16  # sequences below run to ~2-3 L, so every method acts
 ATOL = 1e-4  # float32 logits of size ~1 (padding only reorders nothing: the same sums in the same order, up to SDPA)
 
 
@@ -29,44 +30,9 @@ def _one_thread():
 
 
 def tiny(family: str = "llama", *, dtype=torch.float32, layers: int = 2, seed: int = 0):
-    """A seeded random model of the family: hidden 64, 4 heads of 16, 2 KV heads (GQA), L = 16."""
-    from transformers import (
-        LlamaConfig,
-        LlamaForCausalLM,
-        MistralConfig,
-        MistralForCausalLM,
-        Qwen2Config,
-        Qwen2ForCausalLM,
-        Qwen3Config,
-        Qwen3ForCausalLM,
-    )
-
-    config_cls, model_cls = {
-        "llama": (LlamaConfig, LlamaForCausalLM),
-        "mistral": (MistralConfig, MistralForCausalLM),
-        "qwen2": (Qwen2Config, Qwen2ForCausalLM),
-        "qwen3": (Qwen3Config, Qwen3ForCausalLM),
-    }[family]
-    config = config_cls(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        max_position_embeddings=L,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-        tie_word_embeddings=False,
-        eos_token_id=None,  # generate runs every step: no row stops early, the comparisons are like for like
-    )
-    torch.manual_seed(seed)
-    model = model_cls(config)
-    with torch.no_grad():  # transformers' init is std 0.02: scale up so positions visibly matter in the logits
-        for name, p in model.named_parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.3 if "embed" in name or "proj" in name else 0.02)
-    return model.to(dtype).eval()
+    """test_hf's seeded random model of the family (hidden 64, 4 heads of 16, 2 KV heads: GQA) at L = 16, without an
+    end-of-sequence token: generate runs every step, so no row stops early and the comparisons are like for like."""
+    return test_hf.tiny(family, max_pos=L, seed=seed, dtype=dtype, layers=layers, eos_token_id=None)
 
 
 def ids(n: int, seed: int) -> torch.Tensor:
