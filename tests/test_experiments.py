@@ -184,8 +184,8 @@ def test_base_bound_json_and_models(tiny_profile, monkeypatch, corpus):
         text_model, text_train = configs[f"text-b{base}"]
         model, cfg = configs[f"retrieval-b{base}"]
         assert model == text_model and model.rope_base == float(base)
-        assert cfg.init_from == config_key(text_model, text_train, corpus.digest)  # fine-tuned from its own base
-        assert cfg.passkey_fraction == 1.0 and cfg.passkey_curriculum == ((2, 3),) and cfg.steps == 4
+        assert cfg.finetune.init_from == config_key(text_model, text_train, corpus.digest)  # from its own base
+        assert cfg.task.fraction == 1.0 and cfg.task.curriculum == ((2, 3),) and cfg.steps == 4
     r = run_experiment("base_bound", device="cpu", progress=False)
     written = json.loads((tiny_profile / "results" / "smoke" / "base_bound.json").read_text())
     assert written["experiment"] == "base_bound" and list(written["runs"][1]["bases"]) == ["10", "10000"]

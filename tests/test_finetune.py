@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rope_lib.companion.model import ModelConfig, PositionScheme
-from rope_lib.companion.train import TrainConfig, config_key, load_snapshot, snapshot_path, train
+from rope_lib.companion.train import FineTune, TrainConfig, config_key, load_snapshot, snapshot_path, train
 
 MODEL = ModelConfig(d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=48, train_length=16)
 PRE = TrainConfig(steps=4, batch_size=4, lr=3e-3, warmup_steps=1, save_every=4, num_threads=1)
@@ -24,17 +24,22 @@ def _same(a, b) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
-def _finetune_cfg(parent_key: str, **kw) -> TrainConfig:
-    base = dict(steps=6, warmup_steps=1, min_lr_ratio=1.0, lr=1e-3, length=32, init_from=parent_key, scheme=PI)
+def _finetune_cfg(parent_key: str, snapshots: tuple[int, ...] = (), **kw) -> TrainConfig:
+    start = FineTune(init_from=parent_key, length=32, snapshots=snapshots)
+    base = dict(steps=6, warmup_steps=1, min_lr_ratio=1.0, lr=1e-3, finetune=start, scheme=PI)
     return replace(PRE, **{**base, **kw})
 
 
 def test_pretraining_keys_unchanged_by_the_new_fields():
     d = PRE.to_dict()
     assert not {"length", "init_from", "snapshots"} & set(d)  # absent when unset: every cached key stays valid
-    ft = replace(PRE, length=32, init_from="a" * 64, snapshots=(1, 2))
-    assert ft.to_dict()["snapshots"] == [1, 2] and ft.to_dict()["length"] == 32
-    keys = {config_key(MODEL, c, "x") for c in (PRE, replace(PRE, length=32), replace(PRE, init_from="b" * 64), ft)}
+    ft = replace(PRE, finetune=FineTune("a" * 64, length=32, snapshots=(1, 2)))
+    assert (
+        ft.to_dict()["snapshots"] == [1, 2] and ft.to_dict()["length"] == 32 and ft.to_dict()["init_from"] == "a" * 64
+    )
+    longer = replace(PRE, finetune=FineTune("a" * 64, length=32))
+    other = replace(PRE, finetune=FineTune("b" * 64))
+    keys = {config_key(MODEL, c, "x") for c in (PRE, longer, other, ft)}
     assert len(keys) == 4
 
 
@@ -46,8 +51,8 @@ def test_pretraining_keys_unchanged_by_the_new_fields():
         (dict(length=2.5), "length"),
         (dict(init_from="abc"), "init_from must be a checkpoint key"),
         (dict(init_from=7), "init_from must be a checkpoint key"),
-        (dict(snapshots=(4,)), r"snapshots must be a tuple of increasing ints in \[1, steps=4\)"),
-        (dict(snapshots=(2, 1)), "snapshots"),
+        (dict(snapshots=(4,)), r"finetune.snapshots must lie in \[1, steps=4\)"),
+        (dict(snapshots=(2, 1)), "snapshots must be a tuple of increasing ints"),
         (dict(snapshots=(0,)), "snapshots"),
         (dict(snapshots=[1]), "snapshots"),
         (dict(snapshots=(True,)), "snapshots"),
@@ -55,7 +60,9 @@ def test_pretraining_keys_unchanged_by_the_new_fields():
 )
 def test_bad_finetune_fields_raise(kw, match):
     with pytest.raises(ValueError, match=match):
-        replace(PRE, **kw)
+        replace(PRE, finetune=FineTune(**{"init_from": "a" * 64, **kw}))
+    with pytest.raises(ValueError, match="finetune must be a FineTune or None"):
+        replace(PRE, finetune={"init_from": "a" * 64})
 
 
 def test_finetune_starts_from_the_parent_and_trains_at_its_length(cache, corpus):
@@ -69,8 +76,9 @@ def test_finetune_starts_from_the_parent_and_trains_at_its_length(cache, corpus)
     # the snapshot after 1 step is the parent plus one AdamW step: every weight within a few lr of the parent's
     drift = max((a - b).abs().max().item() for a, b in zip(start, _weights(one)))
     assert 0 < drift <= 3 * cfg.lr
-    # a model from scratch (same seed, same data) is not what fine-tuning continues from
-    scratch, _ = train(MODEL, replace(cfg, init_from=None), corpus=corpus, device="cpu", progress=False)
+    # a model from scratch (same seed, same data: batches of 32) is not what fine-tuning continues from
+    scratch_model = replace(MODEL, train_length=32)
+    scratch, _ = train(scratch_model, replace(cfg, finetune=None), corpus=corpus, device="cpu", progress=False)
     assert not _same(_weights(scratch), _weights(child))
     # validation at the fine-tuning length, under the fine-tuning scheme
     assert cmeta["val_loss"] != meta["val_loss"]
@@ -86,7 +94,13 @@ def test_snapshots_are_shorter_runs_and_resume_is_exact(cache, corpus):
     full, fmeta = train(MODEL, cfg, corpus=corpus, device="cpu", progress=False)
     assert fmeta["resumed_from"] == 3 and _same(_weights(ref), _weights(full))
     # with a constant lr after warm-up, the weights after 2 steps of this run are those of a 2-step run
-    short, _ = train(MODEL, replace(cfg, steps=2, snapshots=()), corpus=corpus, device="cpu", progress=False)
+    short, _ = train(
+        MODEL,
+        replace(cfg, steps=2, finetune=replace(cfg.finetune, snapshots=())),
+        corpus=corpus,
+        device="cpu",
+        progress=False,
+    )
     assert _same(_weights(load_snapshot(MODEL, cfg, corpus, 2)), _weights(short))
     assert not _same(_weights(load_snapshot(MODEL, cfg, corpus, 4)), _weights(short))
     folder = snapshot_path(MODEL, cfg, corpus, 2).parent
@@ -124,6 +138,7 @@ def test_experiment_configs_are_fair():
     same = [{k: v for k, v in t.to_dict().items() if k != "scheme"} for t in trains]
     assert all(s == same[0] for s in same) and len({t.scheme.key() for t in trains}) == len(trains)
     t = trains[0]
-    assert t.length == ft.EXTEND * next(iter(configs.values()))[0].train_length and t.min_lr_ratio == 1.0
+    model = next(iter(configs.values()))[0]
+    assert t.sequence_length(model) == ft.EXTEND * model.train_length and t.min_lr_ratio == 1.0
     assert configs["ft-Direct"][1].scheme.rope_type == "default" and configs["ft-PI"][1].scheme.rope_type == "linear"
     assert configs["ft-YaRN"][1].scheme.rope_parameters["factor"] == ft.EXTEND

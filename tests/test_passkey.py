@@ -13,7 +13,7 @@ from torch import nn
 from rope_lib.companion import data
 from rope_lib.companion.evaluate import passkey_accuracy, passkey_hits
 from rope_lib.companion.model import ModelConfig
-from rope_lib.companion.train import TrainConfig, config_key, train
+from rope_lib.companion.train import FineTune, PasskeyTask, TrainConfig, config_key, train
 
 MODEL = ModelConfig(d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=48, train_length=16)
 
@@ -115,14 +115,14 @@ def test_passkey_training_has_its_own_cache_key(tmp_path, monkeypatch, corpus):
     monkeypatch.setenv("ROPE_CACHE_DIR", str(tmp_path))
     model = ModelConfig(d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=48, train_length=16)
     text = TrainConfig(steps=2, batch_size=4, warmup_steps=0, num_threads=1)
-    keyed = TrainConfig(**{**text.__dict__, "passkey_fraction": 0.5})
+    keyed = replace(text, task=PasskeyTask(fraction=0.5))
     assert "passkey_fraction" not in text.to_dict()  # text-only models keep the keys they always had
     assert config_key(model, text, "d") != config_key(model, keyed, "d")
     _, meta = train(model, keyed, corpus=corpus, device="cpu", progress=False)
     assert meta["complete"] and np.isfinite(meta["val_loss"])
-    for bad in (-0.1, 1.5, "half", True):
-        with pytest.raises(ValueError, match="passkey_fraction"):
-            TrainConfig(passkey_fraction=bad)
+    for bad in (0.0, -0.1, 1.5, "half", True):
+        with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 1\]"):
+            PasskeyTask(fraction=bad)
 
 
 def test_passkey_batch_curriculum_caps_the_distance(corpus):
@@ -137,38 +137,45 @@ def test_passkey_batch_curriculum_caps_the_distance(corpus):
             data.passkey_batch(stream, 4, 32, np.random.default_rng(0), 1.0, max_distance=bad)
 
 
-RETRIEVAL_KW = dict(passkey_reinit_norm=0.8, passkey_answer_weight=10.0, passkey_curriculum=((2, 4), (4, 8)))
+RETRIEVAL = PasskeyTask(fraction=1.0, reinit_norm=0.8, answer_weight=10.0, curriculum=((2, 4), (4, 8)))
 
 
 def test_retrieval_fields_enter_the_key_only_when_set():
     text = TrainConfig(steps=6, warmup_steps=0)
-    keyed = replace(text, passkey_fraction=1.0)
+    keyed = replace(text, task=PasskeyTask(fraction=1.0))
+    assert keyed.to_dict()["passkey_fraction"] == 1.0 and "passkey_format" in keyed.to_dict()
     assert not {"passkey_reinit_norm", "passkey_answer_weight", "passkey_curriculum"} & set(keyed.to_dict())
-    full = replace(keyed, init_from="a" * 64, **RETRIEVAL_KW)
+    full = replace(keyed, finetune=FineTune("a" * 64), task=RETRIEVAL)
     assert full.to_dict()["passkey_curriculum"] == [[2, 4], [4, 8]]
-    keys = {config_key(MODEL, c, "d") for c in (keyed, replace(keyed, passkey_answer_weight=1.0), full)}
+    weighted = replace(keyed, task=PasskeyTask(fraction=1.0, answer_weight=1.0))
+    keys = {config_key(MODEL, c, "d") for c in (keyed, weighted, full)}
     assert len(keys) == 3
-    assert [full.max_passkey_distance(t) for t in (0, 1, 2, 3, 4, 5)] == [4, 4, 8, 8, None, None]
+    assert [RETRIEVAL.max_distance(t) for t in (0, 1, 2, 3, 4, 5)] == [4, 4, 8, 8, None, None]
 
 
 @pytest.mark.parametrize(
     "kw, match",
     [
-        (dict(passkey_answer_weight=1.0, passkey_fraction=0.0), "need passkey_fraction > 0"),
-        (dict(passkey_reinit_norm=1.0), "it needs init_from"),
-        (dict(passkey_answer_weight=-1.0), "passkey_answer_weight must be a finite number >= 0"),
-        (dict(passkey_reinit_norm=float("inf"), init_from="a" * 64), "passkey_reinit_norm must be a finite"),
-        (dict(passkey_answer_weight=True), "passkey_answer_weight"),
-        (dict(passkey_curriculum=((4, 8), (2, 16))), "passkey_curriculum must be a tuple"),
-        (dict(passkey_curriculum=((2, 8), (4, 8))), "increasing"),
-        (dict(passkey_curriculum=((0, 8),)), "passkey_curriculum"),
-        (dict(passkey_curriculum=[(2, 8)]), "passkey_curriculum"),
-        (dict(passkey_curriculum=((2, 8.0),)), "passkey_curriculum"),
+        (dict(answer_weight=-1.0), "answer_weight must be a finite number >= 0"),
+        (dict(reinit_norm=float("inf")), "reinit_norm must be a finite"),
+        (dict(answer_weight=True), "answer_weight"),
+        (dict(curriculum=((4, 8), (2, 16))), "curriculum must be a tuple"),
+        (dict(curriculum=((2, 8), (4, 8))), "increasing"),
+        (dict(curriculum=((0, 8),)), "curriculum"),
+        (dict(curriculum=[(2, 8)]), "curriculum"),
+        (dict(curriculum=((2, 8.0),)), "curriculum"),
     ],
 )
 def test_bad_retrieval_fields_raise(kw, match):
     with pytest.raises(ValueError, match=match):
-        TrainConfig(steps=6, warmup_steps=0, **{"passkey_fraction": 1.0, **kw})
+        PasskeyTask(**{"fraction": 1.0, **kw})
+
+
+def test_reinit_needs_a_finetune_start_and_task_must_be_a_passkey_task():
+    with pytest.raises(ValueError, match="task.reinit_norm re-draws rows of a trained model: it needs finetune"):
+        TrainConfig(task=PasskeyTask(fraction=1.0, reinit_norm=1.0))
+    with pytest.raises(ValueError, match="task must be a PasskeyTask or None"):
+        TrainConfig(task={"fraction": 1.0})
 
 
 def test_reinit_redraws_only_the_passkey_rows_and_the_answer_weight_counts(tmp_path, monkeypatch, corpus):
@@ -176,8 +183,10 @@ def test_reinit_redraws_only_the_passkey_rows_and_the_answer_weight_counts(tmp_p
     text = TrainConfig(steps=3, batch_size=4, warmup_steps=0, num_threads=1)
     parent, meta = train(MODEL, text, corpus=corpus, device="cpu", progress=False)
     before = parent.embed.weight.detach().clone()
-    kw = dict(steps=1, lr=1e-9, passkey_fraction=1.0, init_from=meta["key"])  # lr ~0: the weights as initialised
-    child, _ = train(MODEL, replace(text, **kw, passkey_reinit_norm=0.8), corpus=corpus, device="cpu", progress=False)
+    start = FineTune(init_from=meta["key"])
+    kw = dict(steps=1, lr=1e-9, finetune=start)  # lr ~0: the weights as initialised
+    reinit = PasskeyTask(fraction=1.0, reinit_norm=0.8)
+    child, _ = train(MODEL, replace(text, **kw, task=reinit), corpus=corpus, device="cpu", progress=False)
     after = child.embed.weight.detach()
     rows = [data.PASSKEY_QUERY, *data.PASSKEY_SYMBOLS]
     others = [i for i in range(after.shape[0]) if i not in rows]
@@ -186,11 +195,14 @@ def test_reinit_redraws_only_the_passkey_rows_and_the_answer_weight_counts(tmp_p
     cos = torch.nn.functional.cosine_similarity(after[rows][:, None], after[rows][None], dim=-1)
     assert cos[~torch.eye(len(rows), dtype=torch.bool)].abs().max() < 0.9  # no longer one shared direction
     # the answer weight changes the update: same data and start, different weights after one step
-    kw = dict(steps=1, lr=1e-2, passkey_fraction=1.0, init_from=meta["key"])
-    plain, _ = train(MODEL, replace(text, **kw), corpus=corpus, device="cpu", progress=False, use_cache=False)
+    kw = dict(steps=1, lr=1e-2, finetune=start)
+    plain_task, weighted_task = PasskeyTask(fraction=1.0), PasskeyTask(fraction=1.0, answer_weight=10.0)
+    plain, _ = train(
+        MODEL, replace(text, **kw, task=plain_task), corpus=corpus, device="cpu", progress=False, use_cache=False
+    )
     weighted, _ = train(
         MODEL,
-        replace(text, **kw, passkey_answer_weight=10.0),
+        replace(text, **kw, task=weighted_task),
         corpus=corpus,
         device="cpu",
         progress=False,

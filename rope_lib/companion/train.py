@@ -1,11 +1,16 @@
 """Training loop for :class:`rope_lib.companion.model.RoPELM`, with a checkpoint cache shared by notebooks and the CLI.
 
 A trained model is stored under ``rope_lib.cache_dir() / "checkpoints" / <key>`` where the key hashes everything
-that determines the result: the model config, the training config (including the training position scheme) and
-the corpus checksum. The same configuration therefore trains once; notebook 04, the experiments CLI and later
-notebooks reuse it. Training saves every ``save_every`` steps and resumes from the latest save, so an
-interrupted run loses at most that many steps; the batch of step t depends only on (seed, t), so a resumed run
-sees the same batches as an uninterrupted one.
+that determines the result: the model config, the training config (including the training position scheme, the
+fine-tuning start and the task) and the corpus checksum. The same configuration therefore trains once; notebook 04,
+the experiments CLI and later notebooks reuse it. Training saves every ``save_every`` steps and resumes from the
+latest save, so an interrupted run loses at most that many steps; the batch of step t depends only on (seed, t), so
+a resumed run sees the same batches as an uninterrupted one.
+
+:func:`train` is a short loop over named steps: :func:`_start_or_resume`, ``_Task.batch`` (the batch at a step),
+``_Task.loss``, :func:`_save_resume_point`, :func:`_finish`. What is trained on is the task's business: plain text by
+default, or :class:`PasskeyTask` (retrieval rows with their own batch and loss); where it starts is
+:class:`FineTune`'s (a trained model's weights).
 
 The checkpoint metadata records the wall time and the training throughput (tokens per second); they are the
 only machine-dependent entries and the notebooks never print them.
@@ -14,12 +19,13 @@ only machine-dependent entries and the notebooks never print them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +50,98 @@ from .runtime import autocast, cache_dir, pick_device, torch_threads
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout or the training loop's semantics change
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """Start from a trained model instead of random weights (notebooks 07 and 08), with a fresh optimizer.
+
+    ``init_from``: the cache key of the trained model (:func:`config_key`). ``length``: sequence length of the
+    training batches (None: the model's train_length, which stays the "original length" every scaling method and
+    log n refer to). ``snapshots``: steps after which the weights are also kept (:func:`load_snapshot`), so one run
+    gives the model at several fine-tuning budgets.
+    """
+
+    init_from: str
+    length: int | None = None
+    snapshots: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.init_from, str) or len(self.init_from) < 20:
+            raise ValueError(f"init_from must be a checkpoint key (hex, >= 20 characters), got {self.init_from!r}")
+        if self.length is not None:
+            _checks.positive_int("length", self.length)
+            if self.length < 2:
+                raise ValueError(f"length must be >= 2 (one prediction needs two tokens), got {self.length}")
+        snaps = self.snapshots
+        if not isinstance(snaps, tuple) or not all(_is_int(k) for k in snaps) or list(snaps) != sorted(set(snaps)):
+            raise ValueError(f"snapshots must be a tuple of increasing ints, got {snaps!r}")
+
+
+@dataclass(frozen=True)
+class PasskeyTask:
+    """Retrieval training (notebook 07): a ``fraction`` of the rows carry a passkey (:func:`data.passkey_batch`).
+
+    A model pre-trained on text has never seen QUERY or a key symbol, and with tied embeddings every never-seen byte
+    gets the same push-down gradient: the 17 rows end nearly parallel (cosine ~0.98), and no attention head can tell
+    one key from another. ``reinit_norm``: when fine-tuning, re-draw those rows as random vectors of this norm
+    (seeded by the training seed). ``answer_weight``: the loss adds this times the cross-entropy of the answer bytes
+    (one byte of 64 in a row, otherwise drowned by the text). ``curriculum``: (until step, largest key distance)
+    pairs, increasing in both; from the last step on, every distance a row can hold.
+    """
+
+    fraction: float
+    reinit_norm: float = 0.0
+    answer_weight: float = 0.0
+    curriculum: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        frac = self.fraction
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac <= 1:
+            raise ValueError(f"fraction must be a number in (0, 1], got {frac!r}")
+        for name in ("reinit_norm", "answer_weight"):
+            _checks.finite_number(name, getattr(self, name), at_least=0.0)
+        cur = self.curriculum
+        pairs = isinstance(cur, tuple) and all(
+            isinstance(c, tuple) and len(c) == 2 and all(map(_is_int, c)) for c in cur
+        )
+        if (
+            not pairs
+            or any(c[0] < 1 or c[1] < 1 for c in cur)
+            or any(a[0] >= b[0] or a[1] >= b[1] for a, b in zip(cur, cur[1:]))
+        ):
+            raise ValueError(
+                "curriculum must be a tuple of (until step, largest distance) int pairs, both >= 1 and "
+                f"increasing, got {cur!r}"
+            )
+
+    def max_distance(self, step: int) -> int | None:
+        """The largest key distance the curriculum allows at ``step`` (None: any)."""
+        for until, distance in self.curriculum:
+            if step < until:
+                return distance
+        return None
+
+    def key_fields(self) -> dict:
+        """The task's entries of the cache key, in the flat layout keys have always had (unset ones absent)."""
+        d = {"passkey_fraction": self.fraction, "passkey_format": PASSKEY_FORMAT}  # a new layout: new training data
+        if self.reinit_norm:
+            d["passkey_reinit_norm"] = self.reinit_norm
+        if self.answer_weight:
+            d["passkey_answer_weight"] = self.answer_weight
+        if self.curriculum:
+            d["passkey_curriculum"] = [list(c) for c in self.curriculum]
+        return d
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings (one comment per field). The sequence length is the model's ``train_length``."""
+    """Optimisation settings (one comment per field), plus where training starts and what it trains on.
+
+    The sequence length is the model's ``train_length`` (or ``finetune.length``).
+    """
 
     steps: int = 1000  # optimizer steps
     batch_size: int = 32  # sequences per step
@@ -63,107 +158,52 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model on CUDA (ignored on CPU)
     save_every: int = 200  # checkpoint period in steps (not part of the cache key)
     num_threads: int | None = None  # torch threads during training (None: leave as is; not part of the key)
-    # Fraction of training sequences that carry a passkey (rope_lib.companion.data.passkey_batch): retrieval models. 0
-    # (plain text) leaves the cache key of every text-only model as it was before this field existed.
-    passkey_fraction: float = 0.0
-    # Fine-tuning (notebook 08). Each field below enters the cache key only when set, so every pre-training key is
-    # unchanged. ``length``: sequence length of the training batches (None: the model's train_length, which stays
-    # the "original length" every scaling method and log n refer to). ``init_from``: the cache key of a trained
-    # model whose weights this run starts from (a fresh optimizer). ``snapshots``: steps after which the weights are
-    # also kept (:func:`load_snapshot`), so one run gives the model at several fine-tuning budgets.
-    length: int | None = None
-    init_from: str | None = None
-    snapshots: tuple[int, ...] = ()
-    # Retrieval training (notebook 07; each in the cache key only when set). A model pre-trained on text has never
-    # seen QUERY or a key symbol, and with tied embeddings every never-seen byte gets the same push-down gradient:
-    # the 17 rows end nearly parallel (cosine ~0.98), and no attention head can tell one key from another.
-    # ``passkey_reinit_norm``: with init_from, re-draw those rows as random vectors of this norm (seeded by ``seed``).
-    # ``passkey_answer_weight``: the loss adds this times the cross-entropy of the answer bytes (one byte of 64 in a
-    # row, otherwise drowned by the text). ``passkey_curriculum``: (until step, largest key distance) pairs,
-    # increasing in both; from the last step on, every distance a row can hold.
-    passkey_reinit_norm: float = 0.0
-    passkey_answer_weight: float = 0.0
-    passkey_curriculum: tuple[tuple[int, int], ...] = ()
+    finetune: FineTune | None = None  # None: random initial weights (seeded by ``seed``)
+    task: PasskeyTask | None = None  # None: next-byte prediction on plain text
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "save_every"):
             _checks.positive_int(name, getattr(self, name))
-        if not isinstance(self.warmup_steps, int) or not 0 <= self.warmup_steps <= self.steps:
+        if not _is_int(self.warmup_steps) or not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps must be an int in [0, steps={self.steps}], got {self.warmup_steps!r}")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"lr must be > 0 and min_lr_ratio in [0, 1], got {self.lr!r}, {self.min_lr_ratio!r}")
-        frac = self.passkey_fraction
-        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
-            raise ValueError(f"passkey_fraction must be a number in [0, 1], got {self.passkey_fraction!r}")
         if not isinstance(self.scheme, PositionScheme):
             raise ValueError(f"scheme must be a PositionScheme, got {type(self.scheme).__name__}")
         if self.scheme.log_n or self.scheme.dynamic_blocks is not None:
             raise ValueError("the training scheme takes no log_n (use ModelConfig.train_log_n) and no dynamic_blocks")
-        if self.length is not None:
-            _checks.positive_int("length", self.length)
-            if self.length < 2:
-                raise ValueError(f"length must be >= 2 (one prediction needs two tokens), got {self.length}")
-        if self.init_from is not None and (not isinstance(self.init_from, str) or len(self.init_from) < 20):
-            raise ValueError(f"init_from must be a checkpoint key (hex, >= 20 characters), got {self.init_from!r}")
+        for name, kind in (("finetune", FineTune), ("task", PasskeyTask)):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kind):
+                raise ValueError(f"{name} must be a {kind.__name__} or None, got {type(value).__name__}")
         snaps = self.snapshots
-        if (
-            not isinstance(snaps, tuple)
-            or any(isinstance(k, bool) or not isinstance(k, int) for k in snaps)
-            or (list(snaps) != sorted(set(snaps)) or (snaps and not 1 <= snaps[0] <= snaps[-1] < self.steps))
-        ):
-            raise ValueError(f"snapshots must be a tuple of increasing ints in [1, steps={self.steps}), got {snaps!r}")
-        for name in ("passkey_reinit_norm", "passkey_answer_weight"):
-            _checks.finite_number(name, getattr(self, name), at_least=0.0)
-        uses_keys = self.passkey_reinit_norm or self.passkey_answer_weight or self.passkey_curriculum
-        if uses_keys and not self.passkey_fraction:
-            raise ValueError(
-                "passkey_reinit_norm, passkey_answer_weight and passkey_curriculum need passkey_fraction > 0"
-            )
-        if self.passkey_reinit_norm and self.init_from is None:
-            raise ValueError("passkey_reinit_norm re-draws rows of a pre-trained model: it needs init_from")
-        cur = self.passkey_curriculum
-        ok = isinstance(cur, tuple) and all(
-            isinstance(c, tuple) and len(c) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in c)
-            for c in cur
-        )
-        if (
-            not ok
-            or any(c[0] < 1 or c[1] < 1 for c in cur)
-            or any(a[0] >= b[0] or a[1] >= b[1] for a, b in zip(cur, cur[1:]))
-        ):
-            raise ValueError(
-                "passkey_curriculum must be a tuple of (until step, largest distance) int pairs, both >= 1 and "
-                f"increasing, got {cur!r}"
-            )
+        if snaps and not 1 <= snaps[0] <= snaps[-1] < self.steps:
+            raise ValueError(f"finetune.snapshots must lie in [1, steps={self.steps}), got {snaps!r}")
+        if self.task is not None and self.task.reinit_norm and self.finetune is None:
+            raise ValueError("task.reinit_norm re-draws rows of a trained model: it needs finetune")
+
+    @property
+    def snapshots(self) -> tuple[int, ...]:
+        return () if self.finetune is None else self.finetune.snapshots
+
+    def sequence_length(self, model_cfg: ModelConfig) -> int:
+        """The sequence length of the training batches."""
+        own = None if self.finetune is None else self.finetune.length
+        return model_cfg.train_length if own is None else own
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        """The settings as the cache key reads them: flat, with unset fine-tuning and task entries absent, so every
+        key written before those options existed is unchanged (tests/data/checkpoint_keys.json pins them)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("finetune", "task")}
         d["scheme"] = self.scheme.to_dict()
-        if self.passkey_fraction:
-            d["passkey_format"] = PASSKEY_FORMAT  # a new task layout is new training data: a new cache key
-        else:
-            del d["passkey_fraction"]
-        optional = (
-            "length",
-            "init_from",
-            "snapshots",
-            "passkey_reinit_norm",
-            "passkey_answer_weight",
-            "passkey_curriculum",
-        )
-        for name in optional:  # absent when unset: earlier keys are unchanged
-            if not d[name]:
-                del d[name]
-            elif name in ("snapshots", "passkey_curriculum"):
-                d[name] = [list(c) if isinstance(c, tuple) else c for c in d[name]]
+        if self.task is not None:
+            d.update(self.task.key_fields())
+        if self.finetune is not None:
+            ft = self.finetune
+            d.update({"init_from": ft.init_from} | ({"length": ft.length} if ft.length else {}))
+            if ft.snapshots:
+                d["snapshots"] = list(ft.snapshots)
         return d
-
-    def max_passkey_distance(self, step: int) -> int | None:
-        """The largest key distance the curriculum allows at ``step`` (None: any)."""
-        for until, distance in self.passkey_curriculum:
-            if step < until:
-                return distance
-        return None
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -196,11 +236,6 @@ def checkpoint_dir(model_cfg: ModelConfig, train_cfg: TrainConfig, corpus: Corpu
 
 def _atomic_save(obj: Any, path: Path) -> None:
     _checks.atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def _latest_step_file(folder: Path) -> Path | None:
-    files = sorted(folder.glob("step_*.pt"))
-    return files[-1] if files else None
 
 
 def _optimizer(model: RoPELM, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -246,16 +281,20 @@ def validation_metrics(
     return {"val_loss": float(loss), "val_acc": float(acc)}
 
 
+def _to(model: RoPELM, device: torch.device | str) -> RoPELM:
+    return model.to(pick_device(str(device)) if isinstance(device, str) else device).eval()
+
+
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[RoPELM, dict]:
     """Load a ``final.pt`` written by :func:`train`: (model in eval mode on ``device``, metadata)."""
     blob = torch.load(path, map_location="cpu", weights_only=False)
     model = RoPELM(ModelConfig(**blob["model_config"]))
     model.load_state_dict(blob["model"])
-    return model.to(pick_device(str(device)) if isinstance(device, str) else device).eval(), blob["meta"]
+    return _to(model, device), blob["meta"]
 
 
 def snapshot_path(model_cfg: ModelConfig, train_cfg: TrainConfig, corpus: Corpus, step: int) -> Path:
-    """Where :func:`train` keeps the weights after ``step`` (one of ``train_cfg.snapshots``)."""
+    """Where :func:`train` keeps the weights after ``step`` (one of ``train_cfg.finetune.snapshots``)."""
     if step not in train_cfg.snapshots:
         raise ValueError(f"step must be one of train_cfg.snapshots {train_cfg.snapshots}, got {step!r}")
     return checkpoint_dir(model_cfg, train_cfg, corpus) / f"snapshot_{step:07d}.pt"
@@ -270,28 +309,183 @@ def load_snapshot(
         raise FileNotFoundError(f"no snapshot at step {step} in the cache ({path.parent.name}): run train() first")
     model = RoPELM(model_cfg)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.to(pick_device(str(device)) if isinstance(device, str) else device).eval()
+    return _to(model, device)
+
+
+# ------------------------------------------------------------------------------------------- the steps of train()
+
+
+class _Task:
+    """What a step trains on: the batch at a step (a function of (seed, step) only) and its loss."""
+
+    def __init__(self, train_cfg: TrainConfig, corpus: Corpus, length: int) -> None:
+        self.cfg, self.stream, self.length = train_cfg, corpus.stream("train"), length
+        self.passkey = train_cfg.task
+
+    def batch(self, step: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.cfg.seed, step])
+        B, L, task = self.cfg.batch_size, self.length, self.passkey
+        if task is None:
+            return train_batch(self.stream, B, L, rng)
+        return passkey_batch(self.stream, B, L, rng, task.fraction, max_distance=task.max_distance(step))
+
+    def loss(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1))
+        if self.passkey is not None and self.passkey.answer_weight:
+            asked = x[:, -2] == PASSKEY_QUERY  # rows that carry a passkey (QUERY never occurs in the text)
+            if asked.any():
+                answer = F.cross_entropy(logits[asked, -1].float(), x[asked, -1])
+                loss = loss + self.passkey.answer_weight * answer
+        return loss
 
 
 def _initial_weights(train_cfg: TrainConfig, model_cfg: ModelConfig) -> dict | None:
-    """The state dict fine-tuning starts from (``init_from``), checked to be the same architecture; with
-    ``passkey_reinit_norm`` the embedding rows of QUERY and the key symbols are re-drawn (see TrainConfig)."""
-    if train_cfg.init_from is None:
+    """The state dict fine-tuning starts from (``finetune.init_from``), checked to be the same architecture; with
+    ``task.reinit_norm`` the embedding rows of QUERY and the key symbols are re-drawn (see :class:`PasskeyTask`)."""
+    if train_cfg.finetune is None:
         return None
-    parent = _checkpoint_folder(train_cfg.init_from) / "final.pt"
+    key = train_cfg.finetune.init_from
+    parent = _checkpoint_folder(key) / "final.pt"
     if not parent.is_file():
-        raise FileNotFoundError(f"init_from: no trained model {train_cfg.init_from[:20]} in the cache; train it first")
+        raise FileNotFoundError(f"init_from: no trained model {key[:20]} in the cache; train it first")
     blob = torch.load(parent, map_location="cpu", weights_only=False)
     if blob["model_config"] != model_cfg.to_dict():
         raise ValueError(f"init_from: the checkpoint's model config {blob['model_config']} differs from model_cfg")
-    state = blob["model"]
-    if train_cfg.passkey_reinit_norm:
+    state, norm = blob["model"], (0.0 if train_cfg.task is None else train_cfg.task.reinit_norm)
+    if norm:
         rows = torch.tensor([PASSKEY_QUERY, *PASSKEY_SYMBOLS])
         weight = state["embed.weight"].clone()
         fresh = torch.randn(len(rows), weight.shape[1], generator=torch.Generator().manual_seed(train_cfg.seed))
-        weight[rows] = (fresh * (train_cfg.passkey_reinit_norm / fresh.norm(dim=1, keepdim=True))).to(weight.dtype)
+        weight[rows] = (fresh * (norm / fresh.norm(dim=1, keepdim=True))).to(weight.dtype)
         state = {**state, "embed.weight": weight}
     return state
+
+
+@dataclass
+class _Progress:
+    """Where a run stands: the next step, wall time of earlier sessions, the loss curve, the step it resumed from."""
+
+    step: int = 0
+    elapsed: float = 0.0
+    curve: list = field(default_factory=list)
+    resumed_from: int | None = None
+    running: float | None = None  # the smoothed loss the curve records
+
+    def record(self, done: int, loss: float, steps: int, bar) -> None:
+        """Step ``done`` ended with ``loss``: smooth it; every 1% of ``steps`` (and at the end) add it to the curve."""
+        self.step = done
+        self.running = loss if self.running is None else 0.9 * self.running + 0.1 * loss
+        if done % max(1, steps // 100) == 0 or done == steps:
+            self.curve.append((done, round(self.running, 4)))
+            bar.set_postfix(loss=f"{self.running:.3f}")
+        bar.update(1)
+
+
+def _start_or_resume(model_cfg, train_cfg, folder: Path | None, dev) -> tuple[RoPELM, torch.optim.Optimizer, _Progress]:
+    """Fresh weights (or a fine-tuning start), then the newest resume point in ``folder`` if there is one."""
+    torch.manual_seed(train_cfg.seed)
+    model = RoPELM(model_cfg)
+    init = _initial_weights(train_cfg, model_cfg)
+    if init is not None:
+        model.load_state_dict(init)
+    model = model.to(dev)
+    opt = _optimizer(model, train_cfg)
+    points = sorted(folder.glob("step_*.pt")) if folder is not None else []
+    if not points:
+        return model, opt, _Progress()
+    state = torch.load(points[-1], map_location=dev, weights_only=False)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    return model, opt, _Progress(state["step"], state["elapsed"], state["curve"], resumed_from=state["step"])
+
+
+class _Forward:
+    """The model's forward, compiled on CUDA when asked; a compile that fails on the first call falls back to eager.
+
+    Evaluation always runs eagerly: every test length and scheme would trigger a recompilation.
+    """
+
+    def __init__(self, model: RoPELM, train_cfg: TrainConfig, dev: torch.device) -> None:
+        self.model, self.scheme = model, train_cfg.scheme
+        self.compiled = torch.compile(model) if (train_cfg.compile and dev.type == "cuda") else None
+        self.tried = False
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.compiled is None:
+            return self.model(inputs, self.scheme)
+        first, self.tried = not self.tried, True
+        try:
+            return self.compiled(inputs, self.scheme)
+        except Exception as err:  # noqa: BLE001 - only a failing first compiled call is recovered
+            if not first:
+                raise
+            warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); training without it", stacklevel=3)
+            self.compiled = None
+            return self.model(inputs, self.scheme)
+
+
+def _update(model: RoPELM, opt: torch.optim.Optimizer, loss: torch.Tensor, train_cfg: TrainConfig, step: int) -> float:
+    """One optimizer step at the schedule's learning rate, gradients clipped; returns the loss as a number."""
+    for group in opt.param_groups:
+        group["lr"] = lr_at(step, train_cfg)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+    opt.step()
+    return float(loss.detach())
+
+
+def _save_resume_point(folder: Path, model, opt, done: int, elapsed: float, curve: list) -> None:
+    """Model and optimizer after ``done`` steps; only the newest resume point is kept."""
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "step": done,
+        "elapsed": elapsed,
+        "curve": curve,
+    }
+    _atomic_save(state, folder / f"step_{done:07d}.pt")
+    for old in folder.glob("step_*.pt"):
+        if old.name != f"step_{done:07d}.pt":
+            old.unlink(missing_ok=True)
+
+
+def _write_config(folder: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, corpus: Corpus) -> None:
+    """A readable record of what the folder holds (the key alone says nothing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "data": corpus.summary()}
+    (folder / "config.json").write_text(json.dumps(record, indent=1))
+
+
+def _finish(model, model_cfg, train_cfg, corpus, run: _Progress, first: int, session: float, key, dev, folder) -> dict:
+    """Metadata of the run; a complete run is validated and, with a cache folder, saved as ``final.pt``."""
+    length = train_cfg.sequence_length(model_cfg)
+    tokens, done = train_cfg.batch_size * length, run.step
+    meta = {
+        "key": key,
+        "cache_hit": False,
+        "complete": done == train_cfg.steps,
+        "steps": done,
+        "tokens_seen": done * tokens,
+        "wall_time_s": round(run.elapsed + session, 3),
+        "tokens_per_s": round((done - first) * tokens / max(session, 1e-9), 1),
+        "loss_curve": run.curve,
+        "n_parameters": model.num_parameters(),
+        "device": str(dev),
+        "resumed_from": run.resumed_from,
+    }
+    if not meta["complete"]:
+        return meta
+    # pre-training validates at L with plain RoPE (as it always has); fine-tuning at its length and scheme
+    scheme = train_cfg.scheme if train_cfg.finetune is not None else None
+    meta.update(validation_metrics(model, corpus, seed=train_cfg.seed, amp=train_cfg.amp, length=length, scheme=scheme))
+    if folder is not None:
+        _atomic_save(
+            {"model": model.state_dict(), "model_config": model_cfg.to_dict(), "meta": meta}, folder / "final.pt"
+        )
+        for old in folder.glob("step_*.pt"):
+            old.unlink(missing_ok=True)
+    return meta
 
 
 def train(
@@ -323,131 +517,44 @@ def train(
     corpus = load_corpus() if corpus is None else corpus
     dev = device if isinstance(device, torch.device) else pick_device(device)
     key = config_key(model_cfg, train_cfg, corpus.digest)
-    folder = _checkpoint_folder(key)
-    final = folder / "final.pt"
-    if use_cache and final.is_file():
-        model, meta = load_checkpoint(final, dev)
+    folder = _checkpoint_folder(key) if use_cache else None
+    if folder is not None and (folder / "final.pt").is_file():
+        model, meta = load_checkpoint(folder / "final.pt", dev)
         return model, {**meta, "cache_hit": True}
 
     with _torch_settings(train_cfg.num_threads, deterministic=dev.type == "cpu"):
-        torch.manual_seed(train_cfg.seed)
-        model = RoPELM(model_cfg)
-        init = _initial_weights(train_cfg, model_cfg)
-        if init is not None:
-            model.load_state_dict(init)
-        model = model.to(dev)
-        opt = _optimizer(model, train_cfg)
-        start, elapsed, curve, resumed_from = 0, 0.0, [], None
-        latest = _latest_step_file(folder) if use_cache else None
-        if latest is not None:
-            state = torch.load(latest, map_location=dev, weights_only=False)
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            start, elapsed, curve = state["step"], state["elapsed"], state["curve"]
-            resumed_from = start
-        if use_cache:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "config.json").write_text(
-                json.dumps(
-                    {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "data": corpus.summary()}, indent=1
-                )
-            )
-        # torch.compile only for CUDA training (the CPU smoke profile stays eager); evaluation always runs eagerly,
-        # since every test length and scheme would trigger a recompilation.
-        fwd = torch.compile(model) if (train_cfg.compile and dev.type == "cuda") else model
-        stream = corpus.stream("train")
-        L = model_cfg.train_length if train_cfg.length is None else train_cfg.length
-        B = train_cfg.batch_size
-        stop = train_cfg.steps if max_steps_this_call is None else min(train_cfg.steps, start + max_steps_this_call)
-        log_every = max(1, train_cfg.steps // 100)
-        model.train()
-        t0, session_start = time.perf_counter(), start
+        model, opt, run = _start_or_resume(model_cfg, train_cfg, folder, dev)
+        if folder is not None:
+            _write_config(folder, model_cfg, train_cfg, corpus)
+        task, forward = _Task(train_cfg, corpus, train_cfg.sequence_length(model_cfg)), _Forward(model, train_cfg, dev)
+        first = run.step
+        stop = train_cfg.steps if max_steps_this_call is None else min(train_cfg.steps, first + max_steps_this_call)
         # progress=False forces the bar off; otherwise tqdm decides (TQDM_DISABLE=1 in the environment turns it off).
         bar = tqdm(
-            total=train_cfg.steps, initial=start, desc="train", leave=False, **({} if progress else {"disable": True})
+            total=train_cfg.steps, initial=first, desc="train", leave=False, **({} if progress else {"disable": True})
         )
-        running = None
-        for step in range(start, stop):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, train_cfg)
-            rng = np.random.default_rng([train_cfg.seed, step])
-            if train_cfg.passkey_fraction:
-                max_distance = train_cfg.max_passkey_distance(step)
-                x = passkey_batch(stream, B, L, rng, train_cfg.passkey_fraction, max_distance=max_distance)
-            else:
-                x = train_batch(stream, B, L, rng)
-            x = x.to(dev, non_blocking=True)
+        model.train()
+        t0 = time.perf_counter()
+        for step in range(first, stop):
+            x = task.batch(step).to(dev, non_blocking=True)
             with autocast(dev, train_cfg.amp):
-                try:
-                    logits = fwd(x[:, :-1], train_cfg.scheme)
-                except Exception as err:  # noqa: BLE001 - only a failing first compiled call is recovered
-                    if fwd is model or step != start:
-                        raise
-                    warnings.warn(
-                        f"torch.compile failed ({type(err).__name__}: {err}); training without it", stacklevel=2
-                    )
-                    fwd = model
-                    logits = fwd(x[:, :-1], train_cfg.scheme)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1))
-            if train_cfg.passkey_answer_weight:
-                asked = x[:, -2] == PASSKEY_QUERY  # rows that carry a passkey (QUERY never occurs in the text)
-                if asked.any():
-                    answer = F.cross_entropy(logits[asked, -1].float(), x[asked, -1])
-                    loss = loss + train_cfg.passkey_answer_weight * answer
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-            opt.step()
-            value = float(loss.detach())
-            running = value if running is None else 0.9 * running + 0.1 * value
-            if (step + 1) % log_every == 0 or step + 1 == train_cfg.steps:
-                curve.append((step + 1, round(running, 4)))
-                bar.set_postfix(loss=f"{running:.3f}")
-            bar.update(1)
-            done = step + 1
-            if use_cache and done in train_cfg.snapshots:
-                _checks.atomic_write(folder / f"snapshot_{done:07d}.pt", lambda t: torch.save(model.state_dict(), t))
-            if use_cache and (done % train_cfg.save_every == 0 or done == stop) and done < train_cfg.steps:
-                state = {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "step": done,
-                    "elapsed": elapsed + time.perf_counter() - t0,
-                    "curve": curve,
-                }
-                _atomic_save(state, folder / f"step_{done:07d}.pt")
-                for old in folder.glob("step_*.pt"):  # keep only the newest resume point
-                    if old.name != f"step_{done:07d}.pt":
-                        old.unlink(missing_ok=True)
+                logits = forward(x[:, :-1])
+            run.record(step + 1, _update(model, opt, task.loss(logits, x), train_cfg, step), train_cfg.steps, bar)
+            if folder is not None and run.step in train_cfg.snapshots:
+                _checks.atomic_write(
+                    folder / f"snapshot_{run.step:07d}.pt", lambda t: torch.save(model.state_dict(), t)
+                )
+            if (
+                folder is not None
+                and (run.step % train_cfg.save_every == 0 or run.step == stop)
+                and run.step < train_cfg.steps
+            ):
+                _save_resume_point(folder, model, opt, run.step, run.elapsed + time.perf_counter() - t0, run.curve)
         bar.close()
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        session = time.perf_counter() - t0
-        done = stop
         model.eval()
-        meta = {
-            "key": key,
-            "cache_hit": False,
-            "complete": done == train_cfg.steps,
-            "steps": done,
-            "tokens_seen": done * B * L,
-            "wall_time_s": round(elapsed + session, 3),
-            "tokens_per_s": round((done - session_start) * B * L / max(session, 1e-9), 1),
-            "loss_curve": curve,
-            "n_parameters": model.num_parameters(),
-            "device": str(dev),
-            "resumed_from": resumed_from,
-        }
-        if meta["complete"]:
-            # pre-training validates at L with plain RoPE (as it always has); fine-tuning at its length and scheme
-            scheme = train_cfg.scheme if train_cfg.init_from else None
-            val = validation_metrics(model, corpus, seed=train_cfg.seed, amp=train_cfg.amp, length=L, scheme=scheme)
-            meta.update(val)
-            if use_cache:
-                blob = {"model": model.state_dict(), "model_config": model_cfg.to_dict(), "meta": meta}
-                _atomic_save(blob, final)
-                for old in folder.glob("step_*.pt"):
-                    old.unlink(missing_ok=True)
+        meta = _finish(model, model_cfg, train_cfg, corpus, run, first, time.perf_counter() - t0, key, dev, folder)
     return model, meta
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -93,6 +94,17 @@ def tier(by_seed, direction: str = ">", threshold: float = 0.0, level: float = L
     if hi < 0:
         return "reversed"
     return "consistent" if bool((x > 0).all()) else "not reproduced"
+
+
+def slug(name: str) -> str:
+    """A row, model or test-set name as part of a claim id: "YaRN (t = 1)-log n" -> "yarn-t-1-log-n"."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def sign_tier(gap: dict) -> str:
+    """The seed-level tier of "the difference has the sign of its mean" (a description, not a claim): "> 0: ..."."""
+    direction = ">" if float(np.mean(gap["by_seed"])) >= 0 else "<"
+    return f"{direction} 0: {tier(gap['by_seed'], direction)}"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from ..data import load_corpus, make_passkey_set
 from ..evaluate import passkey_hits
 from ..model import ModelConfig, PositionScheme
 from ..runtime import check_profile
-from ..train import TrainConfig, config_key
+from ..train import FineTune, PasskeyTask, TrainConfig, config_key
 from .common import register
 from .harness import Harness, finish, rerope_scheme, run_seeds, scheme_for, shared_models
 
@@ -71,11 +71,13 @@ def retrieval_configs(profile: str, seed: int) -> dict[str, tuple[ModelConfig, T
             min_lr_ratio=1.0,  # constant: retrieval forms between the curriculum's stages, not at a schedule's end
             warmup_steps=0,  # a warm-up kept the retrieval head from forming in the exploratory runs
             save_every=s["steps"],
-            passkey_fraction=1.0,
-            init_from=config_key(model_cfg, pre, digest),
-            passkey_reinit_norm=RETRIEVAL["reinit_norm"],
-            passkey_answer_weight=RETRIEVAL["answer_weight"],
-            passkey_curriculum=tuple(s["curriculum"]),
+            finetune=FineTune(init_from=config_key(model_cfg, pre, digest)),
+            task=PasskeyTask(
+                fraction=1.0,
+                reinit_norm=RETRIEVAL["reinit_norm"],
+                answer_weight=RETRIEVAL["answer_weight"],
+                curriculum=tuple(s["curriculum"]),
+            ),
         )
         out[f"text-b{base_label(base)}"] = (model_cfg, pre)
         out[f"retrieval-b{base_label(base)}"] = (model_cfg, cfg)

@@ -25,7 +25,7 @@ from ..data import load_corpus, make_passkey_set
 from ..evaluate import passkey_hits
 from ..model import ModelConfig
 from ..runtime import check_profile
-from ..train import TrainConfig, config_key, load_snapshot
+from ..train import FineTune, TrainConfig, config_key, load_snapshot
 from .common import check_names, register
 from .harness import PROFILE_SETTINGS, Harness, finish, fixed_scheme, run_seeds, scheme_for, shared_models
 
@@ -74,9 +74,7 @@ def finetune_configs(profile: str, seed: int) -> dict[str, tuple[ModelConfig, Tr
             warmup_steps=s["warmup_steps"],
             save_every=s["steps"],
             scheme=scheme,
-            length=EXTEND * L,
-            init_from=parent,
-            snapshots=tuple(s["snapshots"]),
+            finetune=FineTune(init_from=parent, length=EXTEND * L, snapshots=tuple(s["snapshots"])),
         )
         out[f"ft-{method}"] = (model_cfg, cfg)
     return out
@@ -112,7 +110,11 @@ def run(
                 if variant not in h.trained:  # a snapshot: its own identity in the evaluation cache
                     model = load_snapshot(model_cfg, cfg, h.corpus, step, h.device)
                     h.trained[variant] = (model, {"key": f"{meta['key']}@{step}"})
-                info = {"method": method, "steps": step, "tokens": step * cfg.batch_size * cfg.length}
+                info = {
+                    "method": method,
+                    "steps": step,
+                    "tokens": step * cfg.batch_size * cfg.sequence_length(model_cfg),
+                }
                 # the fine-tuning scheme at every length: s stays L'/L, as after PI's fine-tuning
                 rows.append((f"{method} @ {step}", variant, functools.partial(fixed_scheme, scheme), info))
         # L (train_length), L' and 2L' on the non-repeated set only
