@@ -14,12 +14,22 @@ from typing import Any
 import torch
 
 
-def positive_int(name: str, value: Any, *, low: int = 1) -> int:
+def int_at_least(name: str, value: Any, low: int) -> int:
     """``value`` as an int if it is an integer >= ``low`` (bools refused), else a ValueError naming ``name``."""
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
         what = "a positive integer" if low == 1 else ("a non-negative integer" if low == 0 else f"an integer >= {low}")
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(value)
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an int if it is an integer >= 1 (bools refused), else a ValueError naming ``name``."""
+    return int_at_least(name, value, 1)
+
+
+def nonnegative_int(name: str, value: Any) -> int:
+    """``value`` as an int if it is an integer >= 0 (bools refused), else a ValueError naming ``name``."""
+    return int_at_least(name, value, 0)
 
 
 def finite_number(name: str, value: Any, *, above: float | None = None, at_least: float | None = None) -> float:

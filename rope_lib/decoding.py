@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ._checks import positive_int
+from ._checks import int_at_least, nonnegative_int, positive_int
 from .rope import apply_rope
 from .rope_parameters import frequencies
 
@@ -108,8 +108,8 @@ def stale_cache_error(
     ``exact_output``/``exact_logit`` (should be ~1e-15) and ``stale_output``/``stale_logit``.
     """
     positive_int("prefill_len", prefill_len)
-    positive_int("total_len", total_len, low=prefill_len + 1)
-    gen = torch.Generator().manual_seed(positive_int("seed", seed, low=0))
+    int_at_least("total_len", total_len, prefill_len + 1)
+    gen = torch.Generator().manual_seed(nonnegative_int("seed", seed))
     q, k, v = (torch.randn(heads, total_len, head_dim, generator=gen, dtype=torch.float64) for _ in range(3))
 
     exact_cache, stale_keys = RawKVCache(), []

@@ -220,7 +220,7 @@ def _original_length(config: Any, params: Mapping[str, Any]) -> int:
         getattr(config, "max_position_embeddings", None),
     ):
         if value is not None:
-            return _checks.positive_int("original length", value, low=2)
+            return _checks.int_at_least("original length", value, 2)
     raise ValueError("original_length is required: the config has no max_position_embeddings")
 
 
@@ -237,7 +237,7 @@ def _resolve_params(config: Any, rope_parameters, original_length: int | None) -
         if "rope_type" not in params and "type" not in params:
             raise ValueError(f"rope_parameters needs a 'rope_type' key (one of {ROPE_TYPES}), got {params!r}")
     L = _original_length(config, own) if original_length is None else original_length
-    L = _checks.positive_int("original_length", L, low=2)
+    L = _checks.int_at_least("original_length", L, 2)
     rope_type = params.get("rope_type", params.get("type"))
     if rope_type == "dynamic":
         pin_dynamic_length(params, L, f"original_length (or the model's length) = {L}")
@@ -391,7 +391,7 @@ def apply(
     if not isinstance(log_n, bool):
         raise ValueError(f"log_n must be a bool, got {log_n!r}")
     if original_length is not None:
-        _checks.positive_int("original_length", original_length, low=2)
+        _checks.int_at_least("original_length", original_length, 2)
     if attention == "rerope":
         window = _checks.positive_int("window", window)
         leaky_k = _checks.leaky_k(leaky_k)

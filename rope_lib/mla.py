@@ -106,7 +106,7 @@ def kv_cache_bytes(
     return (
         _checks.positive_int("elements_per_token_layer", elements_per_token_layer)
         * _checks.positive_int("n_layers", n_layers)
-        * _checks.positive_int("context_length", context_length, low=0)
+        * _checks.nonnegative_int("context_length", context_length)
         * _checks.positive_int("bytes_per_element", bytes_per_element)
         * _checks.positive_int("batch", batch)
     )
@@ -223,7 +223,7 @@ class MLAWeights:
     @classmethod
     def random(cls, config: MLAConfig, *, seed: int = 0, dtype: torch.dtype = torch.float64, norms: bool = True):
         """Random weights with 1/sqrt(fan-in) scale (so activations stay O(1)); norms: RMSNorm weights near 1."""
-        g = torch.Generator().manual_seed(_checks.positive_int("seed", seed, low=0))
+        g = torch.Generator().manual_seed(_checks.nonnegative_int("seed", seed))
         D, h, d_c = config.hidden_size, config.n_heads, config.kv_lora_rank
         r = D if config.q_lora_rank is None else config.q_lora_rank
 

@@ -345,7 +345,7 @@ def mrope_pair_axes(mrope_section: Sequence[int]) -> torch.Tensor:
     """
     if isinstance(mrope_section, (str, bytes)) or not isinstance(mrope_section, Sequence) or len(mrope_section) != 3:
         raise ValueError(f"mrope_section must be three pair counts (temporal, height, width), got {mrope_section!r}")
-    counts = [_checks.positive_int(f"mrope_section[{i}]", v, low=0) for i, v in enumerate(mrope_section)]
+    counts = [_checks.nonnegative_int(f"mrope_section[{i}]", v) for i, v in enumerate(mrope_section)]
     if sum(counts) == 0:
         raise ValueError(f"mrope_section must hold at least one pair, got {mrope_section!r}")
     return torch.repeat_interleave(torch.arange(3), torch.tensor(counts))

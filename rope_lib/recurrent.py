@@ -100,7 +100,7 @@ def kv_cache_size(num_layers: int, num_kv_heads: int, head_dim: int, length: int
     """Numbers in a KV cache of ``length`` positions: 2 (k and v) x layers x kv heads x head_dim x length."""
     args = {"num_layers": num_layers, "num_kv_heads": num_kv_heads, "head_dim": head_dim}
     num_layers, num_kv_heads, head_dim = (_checks.positive_int(k, v) for k, v in args.items())
-    return 2 * num_layers * num_kv_heads * head_dim * _checks.positive_int("length", length, low=0)
+    return 2 * num_layers * num_kv_heads * head_dim * _checks.nonnegative_int("length", length)
 
 
 __all__ = ["kv_cache_size", "recurrent_attention", "rnn_state_size"]

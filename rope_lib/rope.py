@@ -35,16 +35,17 @@ def _check_layout(layout: str) -> None:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
 
 
-def inv_freq(head_dim: int, base: float = 10000.0) -> torch.Tensor:
-    """Per-pair angular frequencies theta_i = base^(-2i/head_dim), i = 0..head_dim/2-1, in float64.
+def inv_freq(rotary_dim: int, base: float = 10000.0) -> torch.Tensor:
+    """Per-pair angular frequencies theta_i = base^(-2i/rotary_dim), i = 0..rotary_dim/2-1, in float64.
 
-    ``head_dim`` here is the *rotary* dimension: for partial rotary pass ``rotary_dim`` (the pairs are spread
-    over the rotated features only, which is what transformers does with ``partial_rotary_factor``).
+    ``rotary_dim`` is the number of rotated features: the head dimension for full rotary, fewer for partial rotary
+    (the pairs are spread over the rotated features only, which is what transformers does with
+    ``partial_rotary_factor``).
     """
-    _check_even("head_dim", head_dim)
+    _check_even("rotary_dim", rotary_dim)
     if not isinstance(base, (int, float)) or isinstance(base, bool) or not base > 1:
         raise ValueError(f"base must be a number > 1, got {base!r}")
-    exponents = torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim
+    exponents = torch.arange(0, rotary_dim, 2, dtype=torch.float64) / rotary_dim
     return float(base) ** (-exponents)
 
 

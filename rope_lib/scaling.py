@@ -58,7 +58,7 @@ from typing import Any
 
 import torch
 
-from ._checks import positive_int
+from ._checks import int_at_least
 from .rope import inv_freq
 
 Frequencies = tuple[torch.Tensor, float]
@@ -112,7 +112,7 @@ def _number(
 
 def _integer(name: str, value: Any, *, low: int) -> int:
     try:
-        return positive_int(name, value, low=low)
+        return int_at_least(name, value, low)
     except ValueError as err:  # the shared wording, raised as this module's error
         raise ArgumentError(str(err), name, value) from None
 

@@ -153,8 +153,8 @@ def test_converted_weights_give_the_same_logits():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: inv_freq(7), "head_dim"),
-        (lambda: inv_freq(0), "head_dim"),
+        (lambda: inv_freq(7), "rotary_dim"),
+        (lambda: inv_freq(0), "rotary_dim"),
         (lambda: inv_freq(8, base=1.0), "base"),
         (lambda: inv_freq(8, base=-3), "base"),
         (lambda: apply_rope(torch.randn(4, 7), torch.arange(4), inv_freq(6)), "head_dim"),

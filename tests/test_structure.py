@@ -132,11 +132,11 @@ def test_positive_int_refuses(bad):
 
 def test_positive_int_bounds_and_wording():
     assert _checks.positive_int("n", 3) == 3
-    assert _checks.positive_int("n", 0, low=0) == 0
+    assert _checks.nonnegative_int("n", 0) == 0
     with pytest.raises(ValueError, match="must be a non-negative integer"):
-        _checks.positive_int("n", -1, low=0)
+        _checks.nonnegative_int("n", -1)
     with pytest.raises(ValueError, match="must be an integer >= 4"):
-        _checks.positive_int("n", 3, low=4)
+        _checks.int_at_least("n", 3, 4)
 
 
 @pytest.mark.parametrize("bad", [0, -2.0, math.inf, math.nan, True, "16"])

@@ -150,7 +150,7 @@ def recurrent_block_evaluations(n_layers: int, position: int) -> int:
     computed once and reused as key t, every earlier key's residual is recomputed one layer down.
     """
     n_layers = _checks.positive_int("n_layers", n_layers)
-    position = _checks.positive_int("position", position, low=0)
+    position = _checks.nonnegative_int("position", position)
     return math.comb(position + n_layers, n_layers - 1)
 
 

@@ -18,6 +18,7 @@ the longest one a sample holds) for :data:`HEATMAP_METHODS` without fine-tuning:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from ...base_bound import base_lower_bound, max_context_length
@@ -95,86 +96,91 @@ def _heatmap_scheme(method: str, mult: int, L: int, base: float, d: int) -> Posi
     return scheme_for(method, float(mult), L, base, d)
 
 
+def _bar(items, desc: str, progress: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, leave=False, **({} if progress else {"disable": True}))
+
+
+def _per_base(h: Harness, s: dict, keys, distances: list[int], progress: bool) -> dict:
+    """Per base: how far B_m stays >= 0, and for its text and retrieval model the loss at L and passkey hits."""
+    bases = {}
+    for base in _bar(s["bases"], "bases", progress):
+        label = base_label(base)
+        entry = {"keeps_bias_sum_nonnegative_to": max_context_length(base, h.head_dim)}
+        for kind in ("text", "retrieval"):
+            variant = f"{kind}-b{label}"
+            summary = h.score(variant, h.at_train_length())["non_repeated"]
+            hits = passkey_hits(h.trained[variant][0], keys, batch_tokens=h.batch_tokens)
+            entry[kind] = {
+                "loss_per_sample": summary["loss_per_sample"],
+                "passkey": {str(m): hits[i].tolist() for i, m in enumerate(distances)},
+            }
+        bases[label] = entry
+    return bases
+
+
+def _heatmap(h: Harness, s: dict, mults: tuple[int, ...], progress: bool) -> dict:
+    """Passkey hits beyond L of the retrieval model at notebook 04's base (h.base), per method, length and distance."""
+    heatmap: dict = {}
+    if h.base not in s["bases"]:
+        return heatmap
+    model = h.trained[f"retrieval-b{base_label(h.base)}"][0]
+    samples = {}
+    for method, mult in _bar([(m, mult) for mult in mults for m in HEATMAP_METHODS], "heatmap", progress):
+        T = mult * h.L
+        if mult not in samples:
+            dist = _distances(T, HEATMAP_FRACTIONS)
+            samples[mult] = (dist, make_passkey_set(h.corpus, T, dist, HEATMAP_SAMPLES, seed=h.seed)[0])
+        dist, x = samples[mult]
+        scheme = _heatmap_scheme(method, mult, h.L, h.base, h.head_dim)
+        hits = passkey_hits(model, x, scheme, batch_tokens=h.batch_tokens)
+        heatmap.setdefault(method, {})[str(mult)] = {str(m): hits[i].tolist() for i, m in enumerate(dist)}
+    return heatmap
+
+
+def _one_seed(h: Harness, *, s: dict, progress: bool) -> dict:
+    L, d = h.L, h.head_dim
+    distances = list(range(1, L - 1))
+    keys, key_files = make_passkey_set(h.corpus, L, distances, PASSKEY_SAMPLES, seed=h.seed)
+    bases = _per_base(h, s, keys, distances, progress)
+    mults = (1, *h.mults)
+    heatmap = _heatmap(h, s, mults, progress)
+    passkey = {"length": L, "distances": distances, "samples": PASSKEY_SAMPLES, "files": key_files, "chance": 1 / 16}
+    config = {
+        "eval": h.eval_config(
+            passkey=passkey,
+            heatmap={
+                "methods": list(HEATMAP_METHODS),
+                "multipliers": list(mults),
+                "distance_fractions": list(HEATMAP_FRACTIONS),
+                "samples": HEATMAP_SAMPLES,
+                "base": h.base,
+                "rerope_window": L // 2,
+            },
+        ),
+        "base_bound": {
+            "bases": [float(b) for b in s["bases"]],
+            "head_dim": d,
+            "bound": base_lower_bound(L, d),
+            "retrieval": {
+                **RETRIEVAL,
+                "steps": s["steps"],
+                "curriculum": [list(c) for c in s["curriculum"]],
+                "passkey_fraction": 1.0,
+                "schedule": "constant, no warm-up",
+            },
+        },
+    }
+    return finish(NAME, h, config=config, bases=bases, heatmap=heatmap)
+
+
 @register(NAME, models=retrieval_configs)
 def run(profile: str = "smoke", device: str | None = None, seed: int = 0, out=None, *, progress: bool = True) -> dict:
     """For every training seed: the text and retrieval model of each base (trained or loaded), their loss at L,
     passkey accuracy at every key distance within L, and the base-1e4 heatmap beyond L; writes ``base_bound.json``.
     """
-    from tqdm.auto import tqdm
-
     s = SETTINGS[check_profile(profile)]
-
-    def one_seed(h: Harness) -> dict:
-        L, d = h.L, h.head_dim
-        at_L = h.at_train_length()
-        distances = list(range(1, L - 1))
-        keys, key_files = make_passkey_set(h.corpus, L, distances, PASSKEY_SAMPLES, seed=h.seed)
-        bases = {}
-        for base in tqdm(s["bases"], desc="bases", leave=False, **({} if progress else {"disable": True})):
-            label = base_label(base)
-            entry = {"keeps_bias_sum_nonnegative_to": max_context_length(base, d)}
-            for kind in ("text", "retrieval"):
-                variant = f"{kind}-b{label}"
-                summary = h.score(variant, at_L)["non_repeated"]
-                hits = passkey_hits(h.trained[variant][0], keys, batch_tokens=h.batch_tokens)
-                entry[kind] = {
-                    "loss_per_sample": summary["loss_per_sample"],
-                    "passkey": {str(m): hits[i].tolist() for i, m in enumerate(distances)},
-                }
-            bases[label] = entry
-        heatmap = {}  # on the retrieval model at notebook 04's base, h.base
-        model = h.trained[f"retrieval-b{base_label(h.base)}"][0] if h.base in s["bases"] else None
-        mults = (1, *h.mults)
-        jobs = [(m, mult) for mult in mults for m in HEATMAP_METHODS] if model is not None else []
-        samples = {}
-        for method, mult in tqdm(jobs, desc="heatmap", leave=False, **({} if progress else {"disable": True})):
-            T = mult * L
-            if mult not in samples:
-                dist = _distances(T, HEATMAP_FRACTIONS)
-                samples[mult] = (dist, make_passkey_set(h.corpus, T, dist, HEATMAP_SAMPLES, seed=h.seed)[0])
-            dist, x = samples[mult]
-            hits = passkey_hits(model, x, _heatmap_scheme(method, mult, L, h.base, d), batch_tokens=h.batch_tokens)
-            heatmap.setdefault(method, {})[str(mult)] = {str(m): hits[i].tolist() for i, m in enumerate(dist)}
-        config = {
-            "eval": h.eval_config(
-                passkey={
-                    "length": L,
-                    "distances": distances,
-                    "samples": PASSKEY_SAMPLES,
-                    "files": key_files,
-                    "chance": 1 / 16,
-                },
-                heatmap={
-                    "methods": list(HEATMAP_METHODS),
-                    "multipliers": list(mults),
-                    "distance_fractions": list(HEATMAP_FRACTIONS),
-                    "samples": HEATMAP_SAMPLES,
-                    "base": h.base,
-                    "rerope_window": L // 2,
-                },
-            ),
-            "base_bound": {
-                "bases": [float(b) for b in s["bases"]],
-                "head_dim": d,
-                "bound": base_lower_bound(L, d),
-                "retrieval": {
-                    **RETRIEVAL,
-                    "steps": s["steps"],
-                    "curriculum": [list(c) for c in s["curriculum"]],
-                    "passkey_fraction": 1.0,
-                    "schedule": "constant, no warm-up",
-                },
-            },
-        }
-        return finish(NAME, h, config=config, bases=bases, heatmap=heatmap)
-
-    return run_seeds(
-        NAME,
-        profile,
-        device,
-        seed,
-        out,
-        one_seed,
-        extra_models=lambda t: retrieval_configs(profile, t),
-        progress=progress,
-    )
+    one_seed = functools.partial(_one_seed, s=s, progress=progress)
+    models = functools.partial(retrieval_configs, profile)
+    return run_seeds(NAME, profile, device, seed, out, one_seed, extra_models=models, progress=progress)

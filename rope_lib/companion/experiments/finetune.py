@@ -27,7 +27,7 @@ from ..model import ModelConfig
 from ..runtime import check_profile
 from ..train import FineTune, TrainConfig, config_key, load_snapshot
 from .common import check_names, register
-from .harness import PROFILE_SETTINGS, Harness, finish, fixed_scheme, run_seeds, scheme_for, shared_models
+from .harness import PROFILE_SETTINGS, Harness, at_every_length, finish, run_seeds, scheme_for, shared_models
 
 NAME = "finetune"
 EXTEND = 4  # L' = 4L (PI's 2048 -> 8192)
@@ -96,55 +96,59 @@ def run(
     Rows are named ``"<method> @ <steps>"``; ``@ 0`` is the pre-trained model under the method's scheme.
     """
     methods = check_names("methods", list(METHODS) if methods is None else methods, METHODS)
-    ft_settings = SETTINGS[check_profile(profile)]
-
-    def one_seed(h: Harness) -> dict:
-        configs = finetune_configs(profile, h.seed)
-        rows = []
-        for method in methods:
-            model_cfg, cfg = configs[f"ft-{method}"]
-            final_model, meta = h.trained[f"ft-{method}"]
-            scheme = cfg.scheme
-            for step in (0, *cfg.snapshots, cfg.steps):
-                variant = {0: "plain", cfg.steps: f"ft-{method}"}.get(step, f"ft-{method}@{step}")
-                if variant not in h.trained:  # a snapshot: its own identity in the evaluation cache
-                    model = load_snapshot(model_cfg, cfg, h.corpus, step, h.device)
-                    h.trained[variant] = (model, {"key": f"{meta['key']}@{step}"})
-                info = {
-                    "method": method,
-                    "steps": step,
-                    "tokens": step * cfg.batch_size * cfg.sequence_length(model_cfg),
-                }
-                # the fine-tuning scheme at every length: s stays L'/L, as after PI's fine-tuning
-                rows.append((f"{method} @ {step}", variant, functools.partial(fixed_scheme, scheme), info))
-        # L (train_length), L' and 2L' on the non-repeated set only
-        evaluated = h.evaluate(rows, mults=[EXTEND, 2 * EXTEND], train_length=True, repeated_mults=[])
-        # passkey retrieval at L' for the pre-trained model (each method's scheme) and after the last step
-        length = EXTEND * h.L
-        distances = sorted({min(length - 2, max(1, round(f * length))) for f in PASSKEY_FRACTIONS})
-        keys, _ = make_passkey_set(h.corpus, length, distances, PASSKEY_SAMPLES, seed=h.seed)
-        for name, variant, scheme_at, info in rows:
-            if info["steps"] in (0, ft_settings["steps"]):
-                hits = passkey_hits(h.trained[variant][0], keys, scheme_at(EXTEND))  # (distances, samples)
-                evaluated[name]["passkey"] = {str(d): hits[i].tolist() for i, d in enumerate(distances)}
-        config = {
-            "eval": h.eval_config(
-                evaluated_multipliers=[1, EXTEND, 2 * EXTEND],
-                passkey={"length": length, "distances": distances, "samples": PASSKEY_SAMPLES, "chance": 1 / 16},
-            ),
-            "finetune": {
-                "extend": EXTEND,
-                "length": EXTEND * h.L,
-                **{k: v for k, v in ft_settings.items() if k != "snapshots"},
-                "snapshots": list(ft_settings["snapshots"]),
-                "schedule": "linear warm-up, then constant (min_lr_ratio = 1)",
-                "methods": {m: METHOD_NOTES[m] for m in methods},
-                "schemes": {m: configs[f"ft-{m}"][1].scheme.to_dict() for m in methods},
-            },
-        }
-        return finish(NAME, h, config=config, rows=evaluated)
+    one_seed = functools.partial(_one_seed, profile=check_profile(profile), methods=methods)
 
     def extra_models(s: int) -> dict:
         return {k: v for k, v in finetune_configs(profile, s).items() if k[len("ft-") :] in methods}
 
     return run_seeds(NAME, profile, device, seed, out, one_seed, extra_models=extra_models, progress=progress)
+
+
+def _rows(h: Harness, configs: dict, methods: Sequence[str]) -> list:
+    """Per method, the rows "<method> @ <steps>": the pre-trained model (@ 0), every snapshot and the final model,
+    each under the method's fine-tuning scheme at every length (s stays L'/L, as after PI's fine-tuning)."""
+    rows = []
+    for method in methods:
+        model_cfg, cfg = configs[f"ft-{method}"]
+        _, meta = h.trained[f"ft-{method}"]
+        for step in (0, *cfg.snapshots, cfg.steps):
+            variant = {0: "plain", cfg.steps: f"ft-{method}"}.get(step, f"ft-{method}@{step}")
+            if variant not in h.trained:  # a snapshot: its own identity in the evaluation cache
+                model = load_snapshot(model_cfg, cfg, h.corpus, step, h.device)
+                h.trained[variant] = (model, {"key": f"{meta['key']}@{step}"})
+            tokens = step * cfg.batch_size * cfg.sequence_length(model_cfg)
+            info = {"method": method, "steps": step, "tokens": tokens}
+            rows.append((f"{method} @ {step}", variant, at_every_length(cfg.scheme), info))
+    return rows
+
+
+def _one_seed(h: Harness, *, profile: str, methods: Sequence[str]) -> dict:
+    ft_settings = SETTINGS[profile]
+    configs = finetune_configs(profile, h.seed)
+    rows = _rows(h, configs, methods)
+    # L (train_length), L' and 2L' on the non-repeated set only
+    evaluated = h.evaluate(rows, mults=[EXTEND, 2 * EXTEND], train_length=True, repeated_mults=[])
+    # passkey retrieval at L' for the pre-trained model (each method's scheme) and after the last step
+    length = EXTEND * h.L
+    distances = sorted({min(length - 2, max(1, round(f * length))) for f in PASSKEY_FRACTIONS})
+    keys, _ = make_passkey_set(h.corpus, length, distances, PASSKEY_SAMPLES, seed=h.seed)
+    for name, variant, scheme_at, info in rows:
+        if info["steps"] in (0, ft_settings["steps"]):
+            hits = passkey_hits(h.trained[variant][0], keys, scheme_at(EXTEND))  # (distances, samples)
+            evaluated[name]["passkey"] = {str(d): hits[i].tolist() for i, d in enumerate(distances)}
+    config = {
+        "eval": h.eval_config(
+            evaluated_multipliers=[1, EXTEND, 2 * EXTEND],
+            passkey={"length": length, "distances": distances, "samples": PASSKEY_SAMPLES, "chance": 1 / 16},
+        ),
+        "finetune": {
+            "extend": EXTEND,
+            "length": EXTEND * h.L,
+            **{k: v for k, v in ft_settings.items() if k != "snapshots"},
+            "snapshots": list(ft_settings["snapshots"]),
+            "schedule": "linear warm-up, then constant (min_lr_ratio = 1)",
+            "methods": {m: METHOD_NOTES[m] for m in methods},
+            "schemes": {m: configs[f"ft-{m}"][1].scheme.to_dict() for m in methods},
+        },
+    }
+    return finish(NAME, h, config=config, rows=evaluated)

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -196,8 +197,13 @@ def tuned_scheme(method: str, mult: int, *, L: int, base: float, d: int, dagger:
     return scheme_for(method, float(mult), L, base, d, dagger=dagger)
 
 
-def fixed_scheme(scheme: PositionScheme, mult: int) -> PositionScheme:
-    """A row's ``scheme_at(mult)`` for a scheme with nothing to tune to the test length (ReRoPE, plain RoPE)."""
+def at_every_length(scheme: PositionScheme) -> Callable[[int], PositionScheme]:
+    """A row's ``scheme_at(mult)`` for a scheme with nothing to tune to the test length (ReRoPE, plain RoPE, a
+    fine-tuned model's scheme): ``scheme`` itself at every multiplier."""
+    return functools.partial(_same_scheme, scheme)
+
+
+def _same_scheme(scheme: PositionScheme, mult: int) -> PositionScheme:
     return scheme
 
 
@@ -225,14 +231,21 @@ def method_rows(methods: Sequence[str], log_n_variants: Sequence[str], *, L: int
 # ---------------------------------------------------------------------------------- settings, models, samples
 
 
-def settings(profile: str, seed: int = 0) -> tuple[ModelConfig, ModelConfig, TrainConfig, dict]:
-    """(model config, log-n model config, training config, evaluation settings) of a profile."""
+class ProfileSettings(NamedTuple):
+    """What a profile trains and how it evaluates (a tuple: ``model, model_log_n, train, eval = settings(...)``)."""
+
+    model: ModelConfig  # the plain model
+    model_log_n: ModelConfig  # the same model trained with log n (Su's "-log n" rows)
+    train: TrainConfig  # the training run both share
+    eval: dict  # multipliers, n_samples, batch_tokens, num_threads
+
+
+def settings(profile: str, seed: int = 0) -> ProfileSettings:
+    """The model configs, training config and evaluation settings of a profile, for training seed ``seed``."""
     p = PROFILE_SETTINGS[check_profile(profile)]
     model = ModelConfig(**p["model"])
-    model_log_n = replace(model, train_log_n=True)
-    train_cfg = TrainConfig(**p["train"], seed=seed)
     ev = {k: p[k] for k in ("multipliers", "n_samples", "batch_tokens", "num_threads")}
-    return model, model_log_n, train_cfg, ev
+    return ProfileSettings(model, replace(model, train_log_n=True), TrainConfig(**p["train"], seed=seed), ev)
 
 
 def train_models(profile: str, device: torch.device, seed: int, *, corpus=None, progress: bool = True) -> dict:
@@ -452,7 +465,7 @@ class Harness:
     device: torch.device
     model: ModelConfig
     model_log_n: ModelConfig
-    train: TrainConfig
+    train_cfg: TrainConfig  # the training run of the two shared models (the function that trains is ``train``)
     eval: dict
     corpus: Corpus
     trained: dict
@@ -584,7 +597,7 @@ def prepare(
             device=dev,
             model=model_cfg,
             model_log_n=model_log_n_cfg,
-            train=train_cfg,
+            train_cfg=train_cfg,
             eval=ev,
             corpus=corpus,
             trained=trained,
@@ -607,7 +620,7 @@ def finish(name: str, h: Harness, *, config: dict, timings: dict | None = None, 
         "config": {
             "model": h.model.to_dict(),
             "model_log_n": h.model_log_n.to_dict(),
-            "train": h.train.to_dict(),
+            "train": h.train_cfg.to_dict(),
             **config,
             "corpus": h.corpus.summary(),
         },

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ from ..data import TEST_SETS, make_test_set
 from ..model import ModelConfig, PositionScheme
 from ..train import TrainConfig, train
 from .common import check_names, register
-from .harness import Harness, finish, fixed_scheme, method_rows, rerope_scheme, run_seeds, settings
+from .harness import Harness, at_every_length, finish, method_rows, rerope_scheme, run_seeds, settings
 
 NAME = "inverse_leaky"
 
@@ -61,7 +61,7 @@ TRAIN_LENGTH_SAMPLES = 256
 
 def invleaky_window(train_length: int) -> int:
     """Su's window w = L/4 (integer; needs L >= 4)."""
-    return _checks.positive_int("train_length", train_length, low=4) // 4
+    return _checks.int_at_least("train_length", train_length, 4) // 4
 
 
 def invleaky_leak(scale: float) -> float:
@@ -123,7 +123,7 @@ def measure_training_overhead(
     everything else (batch, amp, threads) is the training configuration's. Returns per-window seconds per step for
     "rope" and "leaky", their totals and ``ratio`` = leaky / rope (machine- and load-dependent).
     """
-    _checks.positive_int("warmup_steps", warmup_steps, low=0)
+    _checks.nonnegative_int("warmup_steps", warmup_steps)
     _checks.positive_int("rounds", rounds)
     _checks.positive_int("steps_per_round", steps_per_round)
     base = replace(train_cfg, compile=False)
@@ -165,6 +165,98 @@ def measure_training_overhead(
     }
 
 
+@dataclass(frozen=True)
+class _Recipe:
+    """Su's s-fold recipe as one run applies it: the InvLeaky variants, s, the window w = L/4 and the leak 1/(2s)."""
+
+    variants: tuple[str, ...]
+    scale: float
+    window: int
+    leak: float
+
+    @property
+    def leaky(self) -> PositionScheme:
+        return invleaky_scheme(self.window, self.leak)
+
+    def label(self, variant: str) -> str:
+        return row_label(variant, self.window, self.scale)
+
+
+def _train_length_scores(h: Harness, r: _Recipe) -> dict:
+    """Every model at L with plain RoPE (notebook 04's "L" column), two informative extras (ReRoPE at L, which
+    clips beyond w < L, and each InvLeaky model under the Leaky scheme it was trained with), and the same comparison
+    on many more windows (:data:`TRAIN_LENGTH_SAMPLES`)."""
+    at_L = h.at_train_length()
+    extra = {(f"ReRoPE-w{r.window}-log n", "log_n"): PositionScheme(attention="rerope", window=r.window)}
+    extra.update({(f"{r.label(v)} (training scheme)", v): r.leaky for v in r.variants})
+    wide = {kind: make_test_set(h.corpus, kind, h.L, TRAIN_LENGTH_SAMPLES, seed=h.seed) for kind in TEST_SETS}
+    wide_models = [(v, v, None) for v in h.trained] + [(f"{v} (training scheme)", v, r.leaky) for v in r.variants]
+    return {
+        "train_length_metrics": {v: h.score(v, at_L) for v in h.trained},
+        "train_length_extra": {name: h.score(v, at_L, sch) for (name, v), sch in extra.items()},
+        "train_length_wide": {
+            "n_samples": int(wide["non_repeated"].shape[0]),
+            "metrics": {name: h.score(v, wide, sch) for name, v, sch in wide_models},
+        },
+    }
+
+
+def _rows(h: Harness, r: _Recipe, configs: dict) -> list:
+    """The rows beside notebook 04's: its frequency methods, ReRoPE-log n, and each InvLeaky model (plain RoPE)."""
+    jobs = method_rows(COMPARED_METHODS, ("none", "trained"), L=h.L, base=h.base, d=h.head_dim)
+    rerope = PositionScheme(attention="rerope", window=r.window)
+    info = {"method": "ReRoPE", "log_n": "trained", "window": r.window}
+    jobs.append((f"ReRoPE-w{r.window}-log n", "log_n", at_every_length(rerope), info))
+    for v in r.variants:
+        info = {
+            "method": "InvLeaky ReRoPE",
+            "log_n": "trained",
+            "window": r.window,
+            "leaky_k": r.leak,
+            "scale": r.scale,
+            "rope_base": configs[v][0].rope_base,
+            "inference": "plain RoPE",
+        }
+        jobs.append((r.label(v), v, at_every_length(PositionScheme()), info))
+    return h.evaluate(jobs)
+
+
+def _one_seed(h: Harness, *, recipe: _Recipe, configs_of, timing: bool) -> dict:
+    """One training seed's results: the training-length scores, the rows, the trained range and (first seed) the
+    training-step overhead."""
+    r, configs = recipe, configs_of(h.seed)
+    scores = _train_length_scores(h, r)
+    rows = _rows(h, r, configs)
+    eval_s = time.perf_counter() - h.eval_started
+    overhead = None
+    if timing and h.run_index == 0:  # a property of the code and machine, not of the seed: measured once
+        mcfg, tcfg = configs[r.variants[0]]
+        overhead = measure_training_overhead(mcfg, tcfg, tcfg.scheme, corpus=h.corpus, device=h.device, **TIMING)
+    p = trained_relative_positions(h.L, r.window, r.leak)
+    config = {
+        "invleaky": {v: {"model": mc.to_dict(), "train": tc.to_dict()} for v, (mc, tc) in configs.items()},
+        "variants": list(r.variants),
+        "scale": r.scale,
+        "window": r.window,
+        "leaky_k": r.leak,
+        "scale_rule": "Su's recipe for an s-fold extension: w = L/4, k = 1/(2s); the trained range"
+        " w + (L-1-w)/k covers test lengths up to about sL",
+        "eval": h.eval_config(
+            inference="InvLeaky rows: plain RoPE (PositionScheme(), SDPA) at every length",
+            samples="identical to the extrapolation experiment (same seeds, nested windows)",
+        ),
+    }
+    coverage = {
+        "max_trained_relative_position": float(p.max()),
+        "max_test_relative_position": {str(m): int(m * h.L - 1) for m in h.mults},
+        "trained_spacing_beyond_window": 1 / r.leak,
+    }
+    timings = {"eval_s": eval_s}
+    return finish(
+        NAME, h, config=config, timings=timings, coverage=coverage, training_overhead=overhead, **scores, rows=rows
+    )
+
+
 def default_models(profile: str, seed: int) -> dict[str, tuple[ModelConfig, TrainConfig]]:
     """The InvLeaky models a default run of ``profile`` trains for training seed ``seed``."""
     return invleaky_configs(profile, seed, DEFAULT_SCALE, DEFAULT_VARIANTS[profile])
@@ -196,81 +288,12 @@ def run(
         timing: measure the training-step overhead (:func:`measure_training_overhead`).
         progress: tqdm bars (silenced by ``TQDM_DISABLE=1``).
     """
-    model_cfg, _, _, ev = settings(profile, seed)
+    model_cfg = settings(profile, seed).model
     variants = check_names("variants", list(DEFAULT_VARIANTS[profile] if variants is None else variants), VARIANTS)
-    L = model_cfg.train_length
     s = float(DEFAULT_SCALE if scale is None else _checks.finite_number("scale", scale, at_least=1))
-    w, k = invleaky_window(L), invleaky_leak(s)
-
+    recipe = _Recipe(
+        variants=tuple(variants), scale=s, window=invleaky_window(model_cfg.train_length), leak=invleaky_leak(s)
+    )
     extra_models = functools.partial(invleaky_configs, profile, scale=s, variants=variants)
-
-    def one_seed(h: Harness) -> dict:
-        configs = extra_models(h.seed)
-        # At the training length every model runs plain RoPE (as in notebook 04's "L" column) ...
-        at_L = h.at_train_length()
-        train_length_metrics = {v: h.score(v, at_L) for v in h.trained}
-        # ... plus two informative extras: ReRoPE at L (it clips beyond w < L) and each InvLeaky model under the
-        # Leaky scheme it was trained with.
-        rerope_row = f"ReRoPE-w{w}-log n"
-        rerope = PositionScheme(attention="rerope", window=w)
-        extra = {(rerope_row, "log_n"): rerope}
-        extra.update({(f"{row_label(v, w, s)} (training scheme)", v): invleaky_scheme(w, k) for v in variants})
-        train_length_extra = {name: h.score(v, at_L, sch) for (name, v), sch in extra.items()}
-        # The training-length comparison on many more windows: every model with plain RoPE, InvLeaky also Leaky.
-        wide = {kind: make_test_set(h.corpus, kind, L, TRAIN_LENGTH_SAMPLES, seed=h.seed) for kind in TEST_SETS}
-        wide_models = [(v, v, None) for v in h.trained]
-        wide_models += [(f"{v} (training scheme)", v, invleaky_scheme(w, k)) for v in variants]
-        train_length_wide = {name: h.score(v, wide, sch) for name, v, sch in wide_models}
-        jobs = method_rows(COMPARED_METHODS, ("none", "trained"), L=L, base=h.base, d=h.head_dim)
-        info = {"method": "ReRoPE", "log_n": "trained", "window": w}
-        jobs.append((rerope_row, "log_n", functools.partial(fixed_scheme, rerope), info))
-        for v in variants:
-            info = {
-                "method": "InvLeaky ReRoPE",
-                "log_n": "trained",
-                "window": w,
-                "leaky_k": k,
-                "scale": s,
-                "rope_base": configs[v][0].rope_base,
-                "inference": "plain RoPE",
-            }
-            jobs.append((row_label(v, w, s), v, functools.partial(fixed_scheme, PositionScheme()), info))
-        rows = h.evaluate(jobs)
-        eval_s = time.perf_counter() - h.eval_started
-        overhead = None
-        if timing and h.run_index == 0:  # a property of the code and machine, not of the seed: measured once
-            mcfg, tcfg = configs[variants[0]]
-            overhead = measure_training_overhead(mcfg, tcfg, tcfg.scheme, corpus=h.corpus, device=h.device, **TIMING)
-        p = trained_relative_positions(L, w, k)
-        config = {
-            "invleaky": {v: {"model": mc.to_dict(), "train": tc.to_dict()} for v, (mc, tc) in configs.items()},
-            "variants": list(variants),
-            "scale": s,
-            "window": w,
-            "leaky_k": k,
-            "scale_rule": "Su's recipe for an s-fold extension: w = L/4, k = 1/(2s); the trained range"
-            " w + (L-1-w)/k covers test lengths up to about sL",
-            "eval": h.eval_config(
-                inference="InvLeaky rows: plain RoPE (PositionScheme(), SDPA) at every length",
-                samples="identical to the extrapolation experiment (same seeds, nested windows)",
-            ),
-        }
-        coverage = {
-            "max_trained_relative_position": float(p.max()),
-            "max_test_relative_position": {str(m): int(m * L - 1) for m in h.mults},
-            "trained_spacing_beyond_window": 1 / k,
-        }
-        return finish(
-            NAME,
-            h,
-            config=config,
-            timings={"eval_s": eval_s},
-            coverage=coverage,
-            training_overhead=overhead,
-            train_length_metrics=train_length_metrics,
-            train_length_extra=train_length_extra,
-            train_length_wide={"n_samples": int(wide["non_repeated"].shape[0]), "metrics": train_length_wide},
-            rows=rows,
-        )
-
+    one_seed = functools.partial(_one_seed, recipe=recipe, configs_of=extra_models, timing=timing)
     return run_seeds(NAME, profile, device, seed, out, one_seed, extra_models=extra_models, progress=progress)

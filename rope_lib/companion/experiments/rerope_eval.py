@@ -13,15 +13,13 @@ evaluation as notebook 04, so every row is comparable with that table. Three gro
 
 from __future__ import annotations
 
-import functools
-
 from .common import register
 from .harness import (
     MODEL_OF_LOG_N,
     Harness,
     Row,
+    at_every_length,
     finish,
-    fixed_scheme,
     method_rows,
     rerope_scheme,
     row_name,
@@ -40,19 +38,19 @@ def _rows(L: int, base: float, d: int) -> dict[str, list[Row]]:
     for log_n, variant in MODEL_OF_LOG_N.items():
         main += method_rows(COMPARED_METHODS, [log_n], L=L, base=base, d=d)
         for label, w, k in (("ReRoPE", L // 2, None), ("Leaky ReRoPE", L // 4, 16.0)):
-            at = functools.partial(fixed_scheme, rerope_scheme(w, k, dagger=log_n == "dagger"))
+            at = at_every_length(rerope_scheme(w, k, dagger=log_n == "dagger"))
             info = {"method": label, "log_n": log_n, "window": w, "leaky_k": k}
             main.append((row_name(label, log_n), variant, at, info))
     for frac in WINDOW_FRACTIONS:
         w = max(1, round(frac * L))
         for log_n in ("none", "trained"):
-            at = functools.partial(fixed_scheme, rerope_scheme(w))
+            at = at_every_length(rerope_scheme(w))
             info = {"window": w, "window_fraction": frac, "log_n": log_n}
             window.append((f"ReRoPE-w{w}" + ("-log n" if log_n == "trained" else ""), MODEL_OF_LOG_N[log_n], at, info))
     for frac in (1 / 4, 1 / 2):
         w = round(frac * L)
         for k in LEAKS:
-            at = functools.partial(fixed_scheme, rerope_scheme(w, k))
+            at = at_every_length(rerope_scheme(w, k))
             info = {"window": w, "window_fraction": frac, "leaky_k": k, "log_n": "trained"}
             leak.append((f"Leaky ReRoPE-w{w}-k{k:g}-log n", "log_n", at, info))
     return {"main": main, "window": window, "leak": leak}
