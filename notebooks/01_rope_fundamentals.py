@@ -80,7 +80,7 @@ sp.Eq(sp.Symbol(r"\langle R_m q, R_n k\rangle"), sp.simplify(score_rel))
 #
 # Read the pair as one complex number $z = x_1 + i x_2$. The rotation is multiplication by $e^{im\theta}$, and
 # the score is the real part of $z_q e^{im\theta}\,\overline{z_k e^{in\theta}} = z_q \bar z_k e^{i(m-n)\theta}$ —
-# which again contains only $m-n$. This is how Su first wrote RoPE down.
+# which again contains only $m-n$. Su derives RoPE in this form (<https://kexue.fm/archives/8265>).
 
 # %%
 zq, zk = q1 + sp.I * q2, k1 + sp.I * k2
@@ -133,7 +133,7 @@ print(f"d = {d_sym}: <R_m q, R_n k> == q^T R_(n-m) k  (proved block by block)")
 
 # %%
 head_dim = 128
-theta_np = inv_freq(head_dim)
+head_thetas = inv_freq(head_dim)  # theta_i of the head: float64 tensor, (d/2,)
 qx = torch.randn(256, head_dim, generator=gen, dtype=torch.float64)
 kx = torch.randn(256, head_dim, generator=gen, dtype=torch.float64)
 m_pos = torch.randint(0, 10**6, (256,), generator=gen)
@@ -141,8 +141,8 @@ n_pos = torch.randint(0, 10**6, (256,), generator=gen)
 
 
 def scores(dtype, pos_q, pos_k):
-    rq = apply_rope(qx.to(dtype)[:, None, :], pos_q[:, None], theta_np)[:, 0].double()
-    rk = apply_rope(kx.to(dtype)[:, None, :], pos_k[:, None], theta_np)[:, 0].double()
+    rq = apply_rope(qx.to(dtype)[:, None, :], pos_q[:, None], head_thetas)[:, 0].double()
+    rk = apply_rope(kx.to(dtype)[:, None, :], pos_k[:, None], head_thetas)[:, 0].double()
     return (rq * rk).sum(-1)
 
 
@@ -159,7 +159,7 @@ assert rel_err[torch.bfloat16] < 2e-2, rel_err
 # What float64 angles buy: the same check with angles computed the naive way, positions * theta in the input dtype.
 def naive_bf16_scores(pos_q, pos_k):
     def rot(x, pos):
-        a = pos.to(torch.bfloat16)[:, None] * theta_np.to(torch.bfloat16)
+        a = pos.to(torch.bfloat16)[:, None] * head_thetas.to(torch.bfloat16)
         x = x.to(torch.bfloat16)
         x1, x2 = x[:, : head_dim // 2], x[:, head_dim // 2 :]
         return torch.cat((x1 * a.cos() - x2 * a.sin(), x1 * a.sin() + x2 * a.cos()), -1).double()
@@ -186,8 +186,8 @@ print(f"  bf16 angles computed in bf16       : {'> 10x worse' if naive_err > 10 
 # %%
 x = torch.randn(3, 10, head_dim, generator=gen, dtype=torch.float64)
 pos = torch.arange(10) * 1013
-y_inter = apply_rope(x, pos, theta_np, layout="interleaved")
-y_half = apply_rope(convert_layout(x, src="interleaved", dst="half_split"), pos, theta_np, layout="half_split")
+y_inter = apply_rope(x, pos, head_thetas, layout="interleaved")
+y_half = apply_rope(convert_layout(x, src="interleaved", dst="half_split"), pos, head_thetas, layout="half_split")
 layout_gap = (convert_layout(y_inter, src="interleaved", dst="half_split") - y_half).abs().max().item()
 assert layout_gap < 1e-12
 
@@ -283,7 +283,7 @@ configs = [
     (64, 1e4, 512, "d=64, b=1e4"),
 ]
 fig, ax = plt.subplots()
-for i, (d, b, L, label) in enumerate(configs):
+for d, b, L, label in configs:
     wavelength = 2 * math.pi / inv_freq(d, b).numpy()
     (line,) = ax.plot(np.arange(d // 2), wavelength, marker=".", label=label)
     ax.axhline(L, color=line.get_color(), linestyle="--", linewidth=1)
@@ -310,4 +310,4 @@ for d, b, L, label in configs:
 # * Reproduced RoFormer's long-term decay of the relative upper bound, and showed that a larger base decays
 #   more slowly.
 # * For the Llama-2-like configuration, only some of the 64 pairs complete a turn within $L = 4096$. The rest are
-#   what context extension is about (notebooks 02–05).
+#   what context extension is about (notebooks 02–08).

@@ -138,9 +138,9 @@ theta_fixed = 1 / (lam_fixed * (beta * lam_fixed) ** (m - 1))
 assert same_log(theta_fixed, theta_i.subs(i, m - 1) * s ** (-2 * m / d))
 assert same_log(theta_fixed.subs(m, d / 2), theta_i.subs(i, d / 2 - 1) / s)  # PI at the slowest pair
 # Su's NTK-old row: base b*s. NTK-fixed's pair i (digit m = i + 1) is scaled as NTK-old scales pair i + 1
-theta_old_su = (b * s) ** (-2 * i / d)
-assert same_log(theta_fixed.subs(m, i + 1) / theta_i, (theta_old_su / theta_i).subs(i, i + 1))
-assert not same_log(theta_old_su, theta_ntk)  # and it is not bloc97's NTK-aware base
+theta_ntk_old = (b * s) ** (-2 * i / d)
+assert same_log(theta_fixed.subs(m, i + 1) / theta_i, (theta_ntk_old / theta_i).subs(i, i + 1))
+assert not same_log(theta_ntk_old, theta_ntk)  # and it is not bloc97's NTK-aware base
 
 a_sol = sp.solve(sp.Eq(a * (d / 2) ** p, sp.log(s)), a)[0]
 cumulative = sp.exp(a_sol * m**p)  # lambda_1 ... lambda_m
@@ -179,7 +179,7 @@ mixed = theta_i.subs(i, m - 1) / cumulative
 closed = {
     "PI": sym_profile(theta_i / s, i, {s: S_SU}),
     "NTK-aware": sym_profile(theta_ntk, i, {s: S_SU}),
-    "NTK-old (Su, base b·s)": sym_profile(theta_old_su, i, {s: S_SU}),
+    "NTK-old (Su, base b·s)": sym_profile(theta_ntk_old, i, {s: S_SU}),
     "NTK-fixed": sym_profile(theta_fixed, m, {s: S_SU}),
     "NTK-mixed p=0.625": sym_profile(mixed, m, {s: S_SU, p: P_GAU}),
     "Su LLaMA-2 patch k=12, p=0.75": sym_profile(mixed, m, {s: K_LLAMA2, p: P_LLAMA2}),
@@ -298,16 +298,16 @@ for name, r in ratio.items():
 # | NTK-RoPE-fixed | 51.86 | 39.61 |
 # | NTK-RoPE-mixed ($p$ = 0.625) | 53.09 | 40.12 |
 #
-# These are trained-model numbers; this notebook reproduces the *mechanism* analytically (the trained comparison
-# at our scale belongs to the experiment notebook). What the posts claim about the mechanism, asserted:
+# These are trained-model numbers; this notebook reproduces the *mechanism* analytically (notebook 04 makes the
+# trained comparison at our scale). What the posts claim about the mechanism, asserted:
 
 # %%
-r_pi, r_old, r_fix, r_mix = (ratio[k] for k in ("PI", "NTK-aware", "NTK-fixed", "NTK-mixed p=0.625"))
-r_old_su = ratio["NTK-old (Su, base b·s)"]
+r_pi, r_ntk_aware, r_fix, r_mix = (ratio[k] for k in ("PI", "NTK-aware", "NTK-fixed", "NTK-mixed p=0.625"))
+r_ntk_old = ratio["NTK-old (Su, base b·s)"]
 # PI squeezes every digit by s, the fastest included
 assert np.allclose(r_pi, 1 / S_SU, rtol=1e-14)
 # NTK-aware leaves the fastest digit as trained and squeezes the slowest exactly as PI
-assert r_old[0] == 1.0 and math.isclose(r_old[-1], 1 / S_SU, rel_tol=1e-12)
+assert r_ntk_aware[0] == 1.0 and math.isclose(r_ntk_aware[-1], 1 / S_SU, rel_tol=1e-12)
 # NTK-fixed and every mixed radix also end exactly at PI's slowest digit ...
 assert all(math.isclose(r[-1], 1 / S_SU, rel_tol=1e-12) for r in (r_fix, r_mix))
 # ... and keep the fast digits nearly as trained: NTK-fixed divides the fastest by s^(2/d) only
@@ -317,22 +317,24 @@ assert np.all(r_pi <= r_mix * (1 + 1e-12)) and np.all(r_mix <= r_fix * (1 + 1e-1
 r_mix_by_p = [(scaling.ntk_mixed_frequencies(D, BASE, S_SU, pv)[0] / theta).numpy() for pv in (0.25, 0.5, 0.75, 1.0)]
 assert all(np.all(lo <= hi * (1 + 1e-12)) for lo, hi in zip(r_mix_by_p, r_mix_by_p[1:]))
 # Every NTK variant interpolates the slow digits and extrapolates the fast ones: the ratio falls monotonically
-assert all(np.all(np.diff(r) <= 1e-15) for r in (r_old, r_old_su, r_fix, r_mix))
+assert all(np.all(np.diff(r) <= 1e-15) for r in (r_ntk_aware, r_ntk_old, r_fix, r_mix))
 # Su's NTK-old keeps the fastest pair too, and NTK-fixed is it shifted by one digit (pair i as NTK-old's pair i + 1)
-assert r_old_su[0] == 1.0 and np.allclose(r_fix[:-1], r_old_su[1:], rtol=1e-12, atol=0)
+assert r_ntk_old[0] == 1.0 and np.allclose(r_fix[:-1], r_ntk_old[1:], rtol=1e-12, atol=0)
 
 # the numbers quoted in the remark below
-assert (round(r_old[32], 2), round(r_fix[32], 2), round(r_mix[32], 2)) == (0.35, 0.34, 0.25)
+assert (round(r_ntk_aware[32], 2), round(r_fix[32], 2), round(r_mix[32], 2)) == (0.35, 0.34, 0.25)
 
 # %% tags=["nbval-check-output"]
 claims = {
     "PI divides every pair by s": bool(np.allclose(r_pi, 1 / S_SU, rtol=1e-14)),
-    "NTK-aware keeps the fastest pair, matches PI at the slowest": r_old[0] == 1.0
-    and math.isclose(r_old[-1], 1 / S_SU, rel_tol=1e-12),
+    "NTK-aware keeps the fastest pair, matches PI at the slowest": r_ntk_aware[0] == 1.0
+    and math.isclose(r_ntk_aware[-1], 1 / S_SU, rel_tol=1e-12),
     "NTK-fixed / mixed match PI at the slowest pair": all(
         math.isclose(r[-1], 1 / S_SU, rel_tol=1e-12) for r in (r_fix, r_mix)
     ),
-    "NTK-fixed = Su's NTK-old (base b s) shifted by one digit": bool(np.allclose(r_fix[:-1], r_old_su[1:], rtol=1e-12)),
+    "NTK-fixed = Su's NTK-old (base b s) shifted by one digit": bool(
+        np.allclose(r_fix[:-1], r_ntk_old[1:], rtol=1e-12)
+    ),
     "ordering PI <= mixed(p) <= fixed, monotone in p": bool(
         np.all(r_pi <= r_mix * (1 + 1e-12)) and np.all(r_mix <= r_fix * (1 + 1e-12))
     ),
@@ -344,11 +346,10 @@ for claim, holds in claims.items():
 # %% [markdown]
 # **(ours)** Where the variants differ most is the middle of the spectrum: at pair 32 of 64, NTK-aware keeps
 # $s^{-64/126} \approx 0.35$ of the frequency, NTK-fixed $s^{-66/128} \approx 0.34$ (Su's NTK-old shifted by one
-# digit), the $p = 0.625$ mixed radix only $\approx 0.25$ (asserted below). The mixed radix buys its better
-# accuracy in Su's
-# table by interpolating the middle digits harder, i.e. by moving towards PI for pairs whose wavelengths are
-# comparable to the training length. Notebook 03 shows the other way of drawing this line: by how many turns
-# each pair makes within $L$ (NTK-by-parts, YaRN, Llama 3).
+# digit), the $p = 0.625$ mixed radix only $\approx 0.25$ (asserted above). The mixed radix buys its better
+# accuracy in Su's table by interpolating the middle digits harder, i.e. by moving towards PI for pairs whose
+# wavelengths are comparable to the training length. Notebook 03 shows the other way of drawing this line: by how
+# many turns each pair makes within $L$ (NTK-by-parts, YaRN, Llama 3).
 #
 # ## Summary
 #

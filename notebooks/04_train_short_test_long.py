@@ -46,21 +46,18 @@ seed: int = 0  # every random draw in the notebook derives from it
 
 # %%
 import functools
-import re
 from collections import Counter
 
 import matplotlib.pyplot as plt
 import numpy as np
 import sympy as sp
-import torch
 
 from rope_lib.companion.data import load_corpus, make_test_set, training_overlap
-from rope_lib.companion.evaluate import bootstrap_difference, token_metrics
-from rope_lib.companion.experiments import harness, references, run_experiment
+from rope_lib.companion.evaluate import bootstrap_difference
+from rope_lib.companion.experiments import extrapolation, harness, references, run_experiment
 from rope_lib.companion.plotting import savefig
 from rope_lib.companion.report import Results, fmt, fmt_spread, format_gap, markdown_table, setup_notebook
-from rope_lib.companion.runtime import pick_device, torch_threads
-from rope_lib.companion.verdicts import ClaimBook, tier
+from rope_lib.companion.verdicts import ClaimBook, sign_tier, slug
 from rope_lib.scaling import rotations
 
 setup_notebook(profile, device, seed)
@@ -146,7 +143,7 @@ print("turns over L per pair:", np.array2string(r_num, precision=2, max_line_wid
 # ## 2. The methods, each defined once
 #
 # Each method is a `PositionScheme` factory of (scale $s$, $L$, base $b$, head dim $d$) in
-# `rope_lib.companion.experiments.extrapolation.METHODS`. **Scale rule:** static methods are tuned to the test length,
+# `rope_lib.companion.experiments.harness.METHODS`. **Scale rule:** static methods are tuned to the test length,
 # $s = L'/L$, as in Su's table (his 4096/512 runs use $k = 8$). The dynamic methods pick $s = \max(1, n/L)$ for the
 # length $n$ each token sees, evaluated as a decoder with a cache of *un-rotated* keys would: positions up to $L$ are
 # not scaled, later queries are processed in blocks (8 per doubling of the length) and each block re-rotates all
@@ -275,14 +272,6 @@ COMPARISONS = [
     ("NTK-by-parts", "Baseline"),
 ]
 gaps = {(a, b): rows.gap(a, b, "non_repeated", 8) for a, b in COMPARISONS}
-
-
-def sign_tier(g: dict) -> str:
-    """The seed-level tier of "the difference has the sign of its mean", e.g. "> 0: consistent" (a description)."""
-    direction = ">" if g["diff"] >= 0 else "<"
-    return f"{direction} 0: {tier(g['by_seed'], direction)}"
-
-
 markdown_table(
     ["8x, non-repeated", "difference (points) [95% bootstrap interval]", "per seed", "seed-level tier"],
     [
@@ -303,12 +292,6 @@ markdown_table(
 
 # %%
 SU_TABLE, SU_YARN, SU_LONGER = (f"Su, kexue.fm/archives/{n}" for n in (9706, 9859, 9948))  # the claims' sources
-
-
-def slug(name: str) -> str:
-    """A row or model name as part of a claim id: "YaRN (t = 1)-log n" -> "yarn-t-1-log-n"."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
 
 # %% [markdown]
 # **Claim 1: PI without fine-tuning does not beat direct extrapolation.** Reproduced: PI trails the baseline by
@@ -458,13 +441,16 @@ for method in NTK_ROWS:
         assert v.holds, v
 
 
-def per8(row: str) -> np.ndarray:
+def acc_per_window_8x(row: str) -> np.ndarray:
     """Per-window accuracy (%) at 8x, non-repeated, shape (seeds, windows)."""
     return rows.per_sample(row, "non_repeated", 8)
 
 
-baseline_gain = per8("Baseline-log n") - per8("Baseline")
-did = {m: bootstrap_difference(per8(f"{m}-log n") - per8(m), baseline_gain, seed=results.seed) for m in NTK_ROWS}
+baseline_gain = acc_per_window_8x("Baseline-log n") - acc_per_window_8x("Baseline")
+did = {
+    m: bootstrap_difference(acc_per_window_8x(f"{m}-log n") - acc_per_window_8x(m), baseline_gain, seed=results.seed)
+    for m in NTK_ROWS
+}
 su = references.SU_8X  # Su's interaction from his non-repeated column (no NTK-aware row in his table)
 su_did = {
     m: (su[f"{m}-log n"][1] - su[m][1]) - (su["Baseline-log n"][1] - su["Baseline"][1])
@@ -736,48 +722,25 @@ for v in loss_verdicts.values():
 
 # %% [markdown]
 # **Does the model copy?** Su's repeated column gains 30+ points over the non-repeated one: his model copies the
-# repeated half. We test it directly on the trained models of every seed (loaded from the cache), on the same test
-# windows the experiment drew. The control is exact: the second half of a repeated sample is the same bytes, at the
+# repeated half. The experiment tests it directly (`extrapolation.copy_test`), with every seed's trained models on
+# that seed's test windows. The control is exact: the second half of a repeated sample is the same bytes, at the
 # same positions, as the second half of the non-repeated sample of that window; only what precedes them differs
 # (a verbatim copy vs the natural text). Per window: accuracy on the second half with the copy minus without it.
 #
 # * *Within L*: at the training length the copy stands $L/2 = 32$ bytes back. Also printed: second half minus first
-#   half of the repeated sample (the audit's suggested test; it also mixes in the effect of position).
+#   half of the repeated sample, a comparison that mixes in the effect of position as well.
 # * *At 8x*: the copy stands $4L$ back (Baseline and YaRN on the plain model).
 
 
 # %%
-def hits(model, samples: torch.Tensor, scheme=None) -> np.ndarray:
-    """(n, T-1) next-byte hits (0/1) of every window, as the experiment scored them (checked below)."""
-    return token_metrics(model, samples, scheme, batch_tokens=eval_cfg["batch_tokens"])["hit_matrix"]
+def half_acc(what: str, kind: str, second: bool) -> np.ndarray:
+    """Per-window accuracy (%) on the first or the second half of the window's tokens, shape (seeds, windows).
 
-
-COPY_ROWS = ("Baseline", "YaRN")
-copy = {}  # (model or row, kind) -> list over seeds of (windows, predictions) hits
-with torch_threads(eval_cfg["num_threads"]):
-    for i, s in enumerate(results.seeds):
-        trained = harness.train_models(profile, pick_device(device), s, corpus=corpus, progress=False)
-        tests, files = harness.make_test_sets(
-            corpus, L, mults, eval_cfg["n_samples"], results.seed, part=i, parts=len(results.seeds)
-        )
-        assert files == results.files[i]  # the windows the experiment scored for this seed
-        for kind in ("repeated", "non_repeated"):
-            for variant in ("plain", "log_n"):
-                h = hits(trained[variant][0], tests[kind][1])
-                expected = 100 * np.asarray(results.runs[i]["train_length_metrics"][variant][kind]["acc_per_sample"])
-                np.testing.assert_allclose(100 * h.mean(1), expected, atol=1e-3)  # the JSON keeps 6 digits
-                copy.setdefault((variant, kind), []).append(h)
-            for method in COPY_ROWS:
-                h = hits(trained["plain"][0], tests[kind][8], harness.scheme_for(method, 8, L, base, d))
-                np.testing.assert_allclose(100 * h.mean(1), rows.per_sample(method, kind, 8)[i], atol=1e-3)
-                copy.setdefault((method, kind), []).append(h)
-
-
-def half(key: tuple[str, str], second: bool) -> np.ndarray:
-    """Per-window accuracy (%) on the first or second half of the sample's tokens, shape (seeds, windows)."""
-    h = np.stack(copy[key])  # prediction t scores token t + 1; the second half's tokens are T/2 .. T-1
-    split = (h.shape[-1] + 1) // 2 - 1
-    return 100 * (h[..., split:] if second else h[..., :split]).mean(-1)
+    Prediction t scores token t + 1, so the second half's tokens are T/2 .. T-1; the experiment
+    (`extrapolation.copy_halves`) checked that the two halves recombine to the per-window accuracy it stores.
+    """
+    key = "second_half_acc_pct" if second else "first_half_acc_pct"
+    return np.array([run["copy"][what][kind][key] for run in results.runs])
 
 
 STATED_COPY = {  # the stated tiers of "with the copy minus without > 0" and "repeated second minus first half > 0"
@@ -787,11 +750,12 @@ STATED_COPY = {  # the stated tiers of "with the copy minus without > 0" and "re
     "YaRN": ("not reproduced", "reversed"),
 }
 copy_verdicts = []
-for what in ("plain", "log_n", *COPY_ROWS):
+for what in ("plain", "log_n", *extrapolation.COPY_ROWS):
     within_l = what in ("plain", "log_n")  # the two models at L; the rows at 8x
     where, at = ("at L (copy L/2 back)", "at-l") if within_l else ("at 8x (copy 4L back)", "8x")
-    g = bootstrap_difference(half((what, "repeated"), True), half((what, "non_repeated"), True), seed=results.seed)
-    g_half = bootstrap_difference(half((what, "repeated"), True), half((what, "repeated"), False), seed=results.seed)
+    second_with_copy = half_acc(what, "repeated", second=True)
+    g = bootstrap_difference(second_with_copy, half_acc(what, "non_repeated", second=True), seed=results.seed)
+    g_half = bootstrap_difference(second_with_copy, half_acc(what, "repeated", second=False), seed=results.seed)
     copy_verdicts.append(
         claims.decide(
             f"04.copy.{slug(what)}.{at}",
