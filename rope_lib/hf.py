@@ -386,17 +386,7 @@ def apply(
     inner = _decoder(model)
     if getattr(model, "_rope_lib_patch", None) is not None:
         raise ValueError("rope_lib.hf.apply was already applied to this model: call rope_lib.hf.remove(model) first")
-    if attention not in ATTENTIONS:
-        raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
-    if not isinstance(log_n, bool):
-        raise ValueError(f"log_n must be a bool, got {log_n!r}")
-    if original_length is not None:
-        _checks.int_at_least("original_length", original_length, 2)
-    if attention == "rerope":
-        window = _checks.positive_int("window", window)
-        leaky_k = _checks.leaky_k(leaky_k)
-    elif window is not None or leaky_k is not None:
-        raise ValueError("window and leaky_k are only allowed with attention='rerope'")
+    window, leaky_k = _check_apply_arguments(attention, window, leaky_k, log_n, original_length)
     config = model.config
     params, L = _resolve_params(config, rope_parameters, original_length)
     head_dim = config_head_dim(config)
@@ -406,41 +396,12 @@ def apply(
             f"rope_lib.hf rotates the whole head (Llama family): partial_rotary_factor must be 1, got rotary dim "
             f"{2 * inv.shape[0]} of head_dim {head_dim}"
         )
-    rope_type = params.get("rope_type", params.get("type"))
-    if attention == "rerope":
-        if rope_type in LENGTH_DEPENDENT:
-            raise ValueError(f"attention='rerope' takes a static rope_type, not one of {LENGTH_DEPENDENT}")
-        route = "rerope"
-    else:
-        route = "length" if rope_type in LENGTH_DEPENDENT else "static"
-    sliding = _sliding_window(config)
-    if route != "static" and sliding is not None and sliding < config.max_position_embeddings:
-        raise ValueError(
-            f"rope_lib.hf cannot serve {'attention=rerope' if route == 'rerope' else repr(rope_type)} on a model with "
-            f"a sliding window (config.sliding_window = {sliding} < max_position_embeddings = "
-            f"{config.max_position_embeddings}): its keys are cached un-rotated and a sliding-window cache drops them "
-            "(a static rope_type is served)"
-        )
+    route = _route(config, params, attention)
     uses_fn = route != "static" or log_n
     if uses_fn:
         _check_registries()  # before changing anything
-    patched = copy.deepcopy(config)  # the model's own: a config shared with another model stays as it is
-    patched.rope_parameters = _config_as_applied(config, params, plain=attention == "sdpa" and not log_n)
-    setattr(
-        patched,
-        CONFIG_KEY,
-        {
-            "rope_parameters": copy.deepcopy(params),
-            "attention": attention,
-            "window": window,
-            "leaky_k": leaky_k,
-            "log_n": log_n,
-            "original_length": L,
-            "base_rope_parameters": copy.deepcopy(config.rope_parameters),
-        },
-    )
-    if uses_fn:
-        patched._attn_implementation_internal = ATTENTION_NAME
+    record = {"attention": attention, "window": window, "leaky_k": leaky_k, "log_n": log_n, "original_length": L}
+    patched = _patched_config(config, params, record, plain=attention == "sdpa" and not log_n, uses_fn=uses_fn)
     patch = _Patch(
         params=params,
         route=route,
@@ -458,19 +419,72 @@ def apply(
         uses_attention_fn=uses_fn,
         guard=None,
     )
-    device = next(model.parameters()).device
-    inner.rotary_emb = StaticRotary(inv, af) if route == "static" else IdentityRotary(head_dim)
-    inner.rotary_emb.to(device)
-    _swap_config(model, config, patched)
+    _install(model, inner, patch, StaticRotary(inv, af) if route == "static" else IdentityRotary(head_dim))
+    return model
+
+
+def _check_apply_arguments(attention, window, leaky_k, log_n, original_length) -> tuple[int | None, float | None]:
+    """:func:`apply`'s argument checks (each error names its argument); returns the checked (window, leaky_k)."""
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+    if not isinstance(log_n, bool):
+        raise ValueError(f"log_n must be a bool, got {log_n!r}")
+    if original_length is not None:
+        _checks.int_at_least("original_length", original_length, 2)
+    if attention == "rerope":
+        return _checks.positive_int("window", window), _checks.leaky_k(leaky_k)
+    if window is not None or leaky_k is not None:
+        raise ValueError("window and leaky_k are only allowed with attention='rerope'")
+    return None, None
+
+
+def _route(config, params: dict, attention: str) -> str:
+    """ "static" (frequencies fixed: the model's own attention), "length" (frequencies depend on the length) or
+    "rerope"; the raw-key routes are refused on a sliding-window cache, which drops the keys they re-rotate."""
+    rope_type = params.get("rope_type", params.get("type"))
+    if attention == "rerope":
+        if rope_type in LENGTH_DEPENDENT:
+            raise ValueError(f"attention='rerope' takes a static rope_type, not one of {LENGTH_DEPENDENT}")
+        route = "rerope"
+    else:
+        route = "length" if rope_type in LENGTH_DEPENDENT else "static"
+    sliding = _sliding_window(config)
+    if route != "static" and sliding is not None and sliding < config.max_position_embeddings:
+        raise ValueError(
+            f"rope_lib.hf cannot serve {'attention=rerope' if route == 'rerope' else repr(rope_type)} on a model with "
+            f"a sliding window (config.sliding_window = {sliding} < max_position_embeddings = "
+            f"{config.max_position_embeddings}): its keys are cached un-rotated and a sliding-window cache drops them "
+            "(a static rope_type is served)"
+        )
+    return route
+
+
+def _patched_config(config, params: dict, record: dict, *, plain: bool, uses_fn: bool):
+    """The model's own copy of ``config`` (a config shared with another model stays as it is), saying what was
+    applied: ``rope_parameters`` as applied and the call under ``config.rope_lib`` (see :func:`load`)."""
+    patched = copy.deepcopy(config)
+    patched.rope_parameters = _config_as_applied(config, params, plain=plain)
+    full = {"rope_parameters": copy.deepcopy(params), **record}
+    full["base_rope_parameters"] = copy.deepcopy(config.rope_parameters)
+    setattr(patched, CONFIG_KEY, full)
+    if uses_fn:
+        patched._attn_implementation_internal = ATTENTION_NAME
+    return patched
+
+
+def _install(model: nn.Module, inner: nn.Module, patch: _Patch, rotary: nn.Module) -> None:
+    """Swap in the rotary module and the config, mark every attention layer, and on the attention-function routes
+    register the function, the guard and the refusal of another attention implementation."""
+    inner.rotary_emb = rotary.to(next(model.parameters()).device)
+    _swap_config(model, patch.old_config, patch.config)
     for layer in inner.layers:
         layer.self_attn._rope_lib_patch = patch
-    if uses_fn:
+    if patch.uses_attention_fn:
         _register(inner)
         patch.guard = inner.register_forward_pre_hook(_guard, with_kwargs=True)
         for module in (model, inner):  # both are PreTrainedModels with their own set_attn_implementation
             module.__dict__["set_attn_implementation"] = _refuse_attn_switch
     model._rope_lib_patch = patch
-    return model
 
 
 def remove(model: nn.Module) -> nn.Module:
