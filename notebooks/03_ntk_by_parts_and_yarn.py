@@ -23,14 +23,14 @@
 # arXiv:2309.00071 (§3.2 NTK-by-parts, §3.3 dynamic scaling, §3.4 YaRN; ablation table of LLaMA-7B perplexities);
 # Su Jianlin, "Transformer升级之路：16、'复盘'长度外推技术" (<https://kexue.fm/archives/9948>); Meta's Llama 3.1
 # `rope_scaling` (factor 8, low_freq_factor 1, high_freq_factor 4, original length 8192); Ding et al.,
-# *LongRoPE*, arXiv:2402.13753. Reference semantics: Hugging Face transformers `modeling_rope_utils` (installed
-# version, checked numerically below).
+# *LongRoPE*, arXiv:2402.13753. Reference semantics: Hugging Face transformers `modeling_rope_utils` (5.23.0, pinned
+# in constraints.txt; checked numerically below).
 #
 # Notation: $\theta_i = b^{-2i/d}$, wavelength $\lambda_i = 2\pi/\theta_i$, rotations $r_i = L/\lambda_i$, scale
 # $s$, training length $L$, current length $n$. *Remarks marked **(ours)** are this companion's, not the sources'.*
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # "smoke" (CPU, minutes, what is committed) or "full" (one GPU)
+profile: str = "smoke"  # "smoke" (CPU, 6 minutes on 2 cores; what is committed) or "full" (one GPU)
 device: str = "auto"  # "auto" -> cuda when present, else cpu; or "cpu", "cuda", "cuda:N"
 seed: int = 0  # every random draw in the notebook derives from it
 
@@ -283,17 +283,13 @@ wavelength = 2 * sp.pi / b ** (-2 * i / d)
 smooth = (L / wavelength - low_f) / (high_f - low_f)
 assert sp.simplify(smooth - gamma_paper.subs({r: r_of_i, alpha: low_f, beta_: high_f})) == 0
 # rope_lib's llama3 *is* its ntk_by_parts(alpha=1, beta=4), so comparing the two would prove nothing; the claim is
-# checked against code we did not write: Meta's rule as transformers implements it (float32).
-from transformers import LlamaConfig  # noqa: E402
-from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS  # noqa: E402
+# checked against code we did not write: Meta's rule as transformers implements it (float32), through the
+# adapters the unit tests use (rope_lib.companion.hf_reference: a LlamaConfig, then transformers' ROPE_INIT_FUNCTIONS).
+from rope_lib.companion import hf_reference  # noqa: E402
 
 for cfg in (LLAMA2, LLAMA3):
-    meta = LlamaConfig(
-        head_dim=cfg["d"],
-        hidden_size=4 * cfg["d"],
-        num_attention_heads=4,
-        max_position_embeddings=int(cfg["s"] * cfg["L"]),  # the extended length, as a Llama 3.1 config has it
-        rope_parameters={
+    llama31_config = hf_reference.llama_config(
+        {
             "rope_type": "llama3",
             "rope_theta": cfg["b"],
             "factor": cfg["s"],
@@ -301,8 +297,10 @@ for cfg in (LLAMA2, LLAMA3):
             "high_freq_factor": 4.0,
             "original_max_position_embeddings": cfg["L"],
         },
+        head_dim=cfg["d"],
+        max_position_embeddings=int(cfg["s"] * cfg["L"]),  # the extended length, as a Llama 3.1 config has it
     )
-    theirs = ROPE_INIT_FUNCTIONS["llama3"](meta)[0].double()
+    theirs = hf_reference.rope_init_frequencies(llama31_config)[0].double()
     by_parts = scaling.ntk_by_parts_frequencies(cfg["d"], cfg["b"], cfg["s"], cfg["L"], 1.0, 4.0)[0]
     assert torch.allclose(theirs, by_parts, rtol=1e-6, atol=0), float(((theirs - by_parts) / by_parts).abs().max())
 
@@ -424,29 +422,15 @@ for s_val in (1, 2, 4, 8, 16, 32, 64):
 # ## 8. Parity with transformers
 #
 # The types transformers also has, through its own `ROPE_INIT_FUNCTIONS` with a `LlamaConfig` built the v5 way
-# (`rope_parameters` dict; `max_position_embeddings = L` for `dynamic`, which reads $L$ from there). transformers
-# computes in float32, so we compare our float64 values rounded to float32. The unit tests run the same check over
-# a grid of head dims, partial rotary factors, bases, factors and lengths.
+# (`rope_parameters` dict; `max_position_embeddings = L` for `dynamic`, which reads $L$ from there): the adapters
+# of `rope_lib.companion.hf_reference`. transformers computes in float32, so we compare our float64 values rounded to
+# float32. `tests/test_scaling.py` runs the same check, with the same adapters, over a grid of head dims, partial
+# rotary factors, bases, factors and lengths.
 
 # %%
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 hf_logging.set_verbosity_error()
-
-
-def hf_gap(params, head_dim, max_pos, seq_len=None, extra_ours=None):
-    config = LlamaConfig(
-        head_dim=head_dim,
-        hidden_size=4 * head_dim,
-        num_attention_heads=4,
-        max_position_embeddings=max_pos,
-        rope_parameters=dict(params),
-    )
-    theirs, their_af = ROPE_INIT_FUNCTIONS[config.rope_parameters["rope_type"]](config, seq_len=seq_len)
-    ours, our_af = rope_lib.frequencies({**config.rope_parameters, **(extra_ours or {})}, head_dim, seq_len=seq_len)
-    assert math.isclose(our_af, their_af, rel_tol=1e-12)
-    return ((ours.float().double() - theirs.double()).abs() / theirs.double()).max().item()
-
 
 parity = {}
 for cfg in (LLAMA2, LLAMA3):
@@ -477,8 +461,13 @@ for cfg in (LLAMA2, LLAMA3):
         ),
     }
     for name, ((params, max_pos), kw) in cases.items():
-        extra = {"original_max_position_embeddings": LL} if params["rope_type"] == "dynamic" else None
-        parity[(cfg["name"], name)] = hf_gap(params, dd, max_pos, kw.get("seq_len"), extra)
+        config = hf_reference.llama_config(params, dd, max_pos)
+        theirs, their_af = hf_reference.rope_init_frequencies(config, seq_len=kw.get("seq_len"))
+        # transformers reads dynamic's L from max_position_embeddings, rope_lib from the dict
+        extra = {"original_max_position_embeddings": LL} if params["rope_type"] == "dynamic" else {}
+        ours, our_af = rope_lib.frequencies({**config.rope_parameters, **extra}, dd, seq_len=kw.get("seq_len"))
+        assert math.isclose(our_af, their_af, rel_tol=1e-12)
+        parity[(cfg["name"], name)] = hf_reference.float32_relative_gap(ours, theirs)
 worst = max(parity.values())
 assert worst < 1e-6, parity
 

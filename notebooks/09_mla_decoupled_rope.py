@@ -37,13 +37,12 @@
 # sources'.*
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # "smoke" (CPU, minutes, what is committed) or "full" (one GPU)
+profile: str = "smoke"  # "smoke" (CPU, 6 minutes on 2 cores; what is committed) or "full" (one GPU)
 device: str = "auto"  # "auto" -> cuda when present, else cpu; or "cpu", "cuda", "cuda:N"
 seed: int = 0  # every random draw in the notebook derives from it
 
 # %%
 import math
-import types
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -393,58 +392,23 @@ assert ab["flops_per_cached_token"] == 2 * h * 576 + 2 * h * 512
 # transformers 5.23.0 (the pinned version) `DeepseekV3Attention`, on a tiny random config with YaRN
 # (`factor` 4, `mscale` 1, `mscale_all_dim` 0.8: cos/sin carry the ratio of the two mscales, the logit scale
 # carries $\text{mscale}(s, \text{mscale\_all\_dim})^2$), DeepSeek's interleaved layout (`rope_interleave=True`), with
-# and without a query latent. Its weights are read into ours by `weights_from_deepseek_v3`; its frequencies come from
-# its own rotary module and are compared with `rope_lib.frequencies` on the same `rope_parameters`.
+# and without a query latent (module, its random weights and both ways of running it:
+# `rope_lib.companion.hf_reference`, the adapters `tests/test_mla.py` uses too). Its weights are read into ours by
+# `weights_from_deepseek_v3`; its frequencies come from its own rotary module and are compared with
+# `rope_lib.frequencies` on the same `rope_parameters`.
 
 # %%
 import transformers  # noqa: E402
-from transformers import DeepseekV3Config  # noqa: E402
-from transformers.models.deepseek_v3.modeling_deepseek_v3 import (  # noqa: E402
-    DeepseekV3Attention,
-    DeepseekV3RotaryEmbedding,
-)
 
-# written against transformers 5.23.0 (pinned in constraints.txt); the version in use is printed below
+from rope_lib.companion import hf_reference  # noqa: E402
 
-
-def rms_norm_float64(self, hidden):
-    """transformers' RMSNorm formula without its cast to float32 (used in the second comparison only)."""
-    return self.weight * hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
-
-
+# hf_reference follows transformers 5.23.0 (pinned in constraints.txt); the version in use is printed below
 parity = {}
 for q_lora_rank in (None, 12):
-    rope_parameters = {
-        "rope_type": "yarn",
-        "rope_theta": 10000.0,
-        "factor": 4.0,
-        "original_max_position_embeddings": 16,
-        "mscale": 1.0,
-        "mscale_all_dim": 0.8,
-    }
-    config = DeepseekV3Config(
-        hidden_size=32,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        kv_lora_rank=16,
-        q_lora_rank=q_lora_rank,
-        qk_nope_head_dim=8,
-        qk_rope_head_dim=8,
-        v_head_dim=6,
-        max_position_embeddings=64,
-        rope_parameters=rope_parameters,
-        rope_interleave=True,
-        attn_implementation="eager",
-    )
-    torch.manual_seed(seed)
-    attn = DeepseekV3Attention(config, layer_idx=0).double().eval()
-    with torch.no_grad():
-        for p_ in attn.parameters():
-            p_.normal_(0.0, 0.3)
-    rotary = DeepseekV3RotaryEmbedding(config)
+    config, attn, rotary = hf_reference.deepseek_v3_attention(q_lora_rank, rope_interleave=True, seed=seed)
     n_hf = 20
-    xh = torch.randn(2, n_hf, 32, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
-    ph = torch.arange(n_hf)
+    x_hf = torch.randn(2, n_hf, 32, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+    pos_hf = torch.arange(n_hf)
     inv, af = rope_lib.frequencies(config.rope_parameters, config.qk_rope_head_dim)
     assert torch.allclose(rotary.inv_freq.double(), inv, rtol=1e-6, atol=0)  # theirs is float32
     assert math.isclose(rotary.attention_scaling, af, rel_tol=1e-12)
@@ -452,18 +416,11 @@ for q_lora_rank in (None, 12):
     assert math.isclose(attn.scaling, scale, rel_tol=1e-12)
     w_hf = weights_from_deepseek_v3(attn)
     kw = dict(layout="interleaved", attention_factor=af, scale=scale)
-    ours_tr = mla_attention(xh, w_hf, ph, inv, **kw)
-    ours_ab = mla_attention_absorbed(xh, w_hf, ph, inv, **kw)[0]
-    causal = torch.full((n_hf, n_hf), float("-inf"), dtype=torch.float64).triu(1)[None, None]
-    with torch.no_grad():
-        as_is = attn(xh, rotary(xh, ph[None]), causal)[0]  # float32 cos/sin, RMSNorm and softmax inside
-        ang = rope_lib.angles(ph, inv)
-        emb = torch.cat((ang, ang), dim=-1)[None]  # their convention: cos/sin of cat(freqs, freqs)
-        for norm_mod in (attn.kv_a_layernorm, attn.q_a_layernorm):
-            if norm_mod is not None:
-                norm_mod.forward = types.MethodType(rms_norm_float64, norm_mod)
-        attn.config._attn_implementation = "sdpa"  # float64 softmax; causal when no mask is passed
-        float64_all = attn(xh, (emb.cos() * af, emb.sin() * af), None)[0]
+    ours_tr = mla_attention(x_hf, w_hf, pos_hf, inv, **kw)
+    ours_ab = mla_attention_absorbed(x_hf, w_hf, pos_hf, inv, **kw)[0]
+    as_is = hf_reference.deepseek_v3_output(attn, rotary, x_hf, pos_hf)  # float32 cos/sin, RMSNorm and softmax inside
+    # float64 cos/sin from rope_lib.angles, RMSNorm without its float32 cast, SDPA (attn stays patched)
+    float64_all = hf_reference.deepseek_v3_float64_output(attn, x_hf, pos_hf, inv, af)
     parity[q_lora_rank] = {
         "module as is (relative)": ((ours_tr - as_is).abs().max() / as_is.abs().max()).item(),
         "float32 steps replaced": (ours_tr - float64_all).abs().max().item(),
@@ -483,8 +440,8 @@ for q_lora_rank, gaps in parity.items():
 # %% [markdown]
 # As it ships, the module computes cos/sin, the RMSNorms and the softmax in float32, which limits the agreement to
 # float32 rounding (below $10^{-6}$ of the largest output). Feeding it float64 cos/sin from `rope_lib.angles`,
-# running SDPA and removing the float32 cast from its RMSNorm leaves only float64 rounding between it and our
-# training form
+# running SDPA and removing the float32 cast from its RMSNorm (`hf_reference.deepseek_v3_float64_output`) leaves only
+# float64 rounding between it and our training form
 # ($\le 10^{-12}$), so the weight layout (`kv_a_proj_with_mqa` = $[W_{dkv} | W_{kr}]$, `kv_b_proj` = per head
 # $[W_{uk} | W_{uv}]$), the interleaved rotation, the YaRN attention factor on the rope part only and the
 # $\text{mscale\_all\_dim}^2$ logit scale all match. **(ours)** transformers' `apply_rotary_pos_emb_interleave`

@@ -24,20 +24,20 @@
 # Sources: Su Jianlin, "Transformer升级之路：17、多模态位置编码的简单思考" (<https://kexue.fm/archives/10040>,
 # RoPE-Tie) and "Transformer升级之路：4、二维位置的旋转式位置编码" (<https://kexue.fm/archives/8397>, RoPE-2D);
 # Wang et al., *Qwen2-VL*, arXiv:2409.12191 (M-RoPE). Reference implementation for M-RoPE: Hugging Face
-# transformers' Qwen2-VL (`get_rope_index`, `Qwen2VLRotaryEmbedding`, installed version, checked below).
+# transformers' Qwen2-VL (`get_rope_index`, `Qwen2VLRotaryEmbedding`; 5.23.0, pinned in constraints.txt; checked
+# below).
 #
 # Notation: $\theta_i = b^{-2i/d}$, $i = 0..d/2-1$, base $b$, rotary dim $d$; an image has $h$ rows and $w$
 # columns, patch $(r, c)$ with $r = 1..h$, $c = 1..w$. *Remarks marked **(ours)** are this companion's, not the
 # sources'.*
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # "smoke" (CPU, minutes, what is committed) or "full" (one GPU)
+profile: str = "smoke"  # "smoke" (CPU, 6 minutes on 2 cores; what is committed) or "full" (one GPU)
 device: str = "auto"  # "auto" -> cuda when present, else cpu; or "cpu", "cuda", "cuda:N"
 seed: int = 0  # every random draw in the notebook derives from it
 
 # %%
 import itertools
-import types
 from fractions import Fraction
 
 import matplotlib.pyplot as plt
@@ -266,32 +266,11 @@ print("text before vs after the image = RoPE-1D at distance (w+1)(h+1): True")
 # `mrope_position_ids` computes the ids from the layout alone (an image is given as its patch grid before the
 # $2 \times 2$ merge, as `image_grid_thw` holds it). We run transformers' own `get_rope_index` on synthetic token
 # type sequences of the same layouts (its method needs only the merge size from the model, so it runs on a
-# stand-in object), and its rotary embedding plus `apply_rotary_pos_emb` on random q.
+# stand-in object), and its rotary embedding plus `apply_rotary_pos_emb` on random q; both through
+# `rope_lib.companion.hf_reference`, the adapters `tests/test_multimodal.py` uses too.
 
 # %%
-from transformers.models.qwen2_vl import modeling_qwen2_vl as qwen  # noqa: E402
-from transformers.models.qwen2_vl.configuration_qwen2_vl import Qwen2VLTextConfig  # noqa: E402
-
-merge = types.SimpleNamespace(spatial_merge_size=2)  # Qwen2-VL's vision config value
-stand_in = types.SimpleNamespace(config=types.SimpleNamespace(vision_config=merge))
-stand_in.get_vision_position_ids = lambda *a, **k: qwen.Qwen2VLModel.get_vision_position_ids(stand_in, *a, **k)
-
-
-def transformers_ids(layout):
-    kinds = mm.mrope_token_kinds(layout)
-    types_ = torch.tensor([[{"text": 0, "image": 1, "video": 2}[k_] for k_ in kinds]])
-    grids = {
-        kind: [[1, *it[1:]] if kind == "image" else list(it[1:]) for it in layout if it[0] == kind]
-        for kind in ("image", "video")
-    }
-    ids, _ = qwen.Qwen2VLModel.get_rope_index(
-        stand_in,
-        torch.zeros_like(types_),
-        types_,
-        *(torch.tensor(grids[k_]) if grids[k_] else None for k_ in ("image", "video")),
-    )
-    return ids[:, 0].T
-
+from rope_lib.companion import hf_reference  # noqa: E402
 
 mrope_cases = {
     "text only": [("text", 9)],
@@ -302,19 +281,13 @@ mrope_cases = {
     "mixed": [("text", 2), ("image", 2, 8), ("text", 1), ("video", 2, 6, 4), ("text", 3), ("image", 4, 4)],
 }
 for name, layout in mrope_cases.items():
-    assert torch.equal(mm.mrope_position_ids(layout), transformers_ids(layout)), name
+    hf_ids = hf_reference.qwen2_vl_rope_index([layout])[0][:, 0].T  # (3, batch, seq) -> (seq, 3)
+    assert torch.equal(mm.mrope_position_ids(layout), hf_ids), name
 
-cfg = Qwen2VLTextConfig(
-    hidden_size=128,
-    num_attention_heads=2,
-    head_dim=64,
-    rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [8, 12, 12]},
-)
-rotary = qwen.Qwen2VLRotaryEmbedding(cfg)
+rotary = hf_reference.qwen2_vl_rotary(head_dim=64, rope_theta=1e6, mrope_section=(8, 12, 12))
 ids = mm.mrope_position_ids(mrope_cases["mixed"])
 qh = torch.randn(1, 2, len(ids), 64, generator=gen)
-cos, sin = rotary(qh, ids.T[:, None, :])
-hf_q, _ = qwen.apply_rotary_pos_emb(qh, qh, cos, sin)
+hf_q, _ = hf_reference.qwen2_vl_rotate(rotary, qh, qh, ids)
 ours_q = mm.apply_mrope(qh.double(), ids, rope_lib.inv_freq(64, 1e6), (8, 12, 12))
 rot_gap = (ours_q - hf_q.double()).abs().max().item()
 assert rot_gap < 1e-4  # transformers forms the angles in float32
@@ -374,9 +347,9 @@ for hh, ww in ((2, 2), (4, 6), (16, 16), (32, 48)):
     m_span = int(mm.mrope_position_ids([("text", 1), ("image", 2 * hh, 2 * ww), ("text", 1)])[-1, 0]) - 1
     assert tie == (ww + 1) * (hh + 1) - 1 and abs(tie_frac - hh * ww) < 1e-9 and m_span == max(hh, ww)
     spans.append((hh, ww, hh * ww, tie, tie_frac, m_span))
-theta_q = rope_lib.inv_freq(128, 1e6)
+theta_qwen = rope_lib.inv_freq(128, 1e6)  # Qwen2-VL: head dim 128, b = 10^6
 width_pairs = mm.mrope_pair_axes(mm.QWEN2_VL_MROPE_SECTION) == 2
-fastest_width = theta_q[width_pairs].max().item()
+fastest_width = theta_qwen[width_pairs].max().item()
 assert width_pairs.nonzero()[0].item() == 40 and 100 * fastest_width < 0.02
 
 # %% tags=["nbval-check-output"]

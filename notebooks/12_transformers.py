@@ -29,7 +29,7 @@
 # *Remarks marked **(ours)** are this companion's, not the sources'.*
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # "smoke" (CPU, minutes, what is committed) or "full" (one GPU)
+profile: str = "smoke"  # "smoke" (CPU, 6 minutes on 2 cores; what is committed) or "full" (one GPU)
 device: str = "auto"  # "auto" -> cuda when present, else cpu; or "cpu", "cuda", "cuda:N"
 seed: int = 0  # every random draw in the notebook derives from it
 
@@ -45,7 +45,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from transformers import LlamaForCausalLM, Phi3Config
+from transformers import LlamaForCausalLM
 from transformers.models.phi3.modeling_phi3 import Phi3RotaryEmbedding
 from transformers.utils import logging as hf_logging
 
@@ -55,6 +55,7 @@ from rope_lib.companion.data import load_corpus
 from rope_lib.companion.experiments import harness, run_experiment
 from rope_lib.companion.experiments.harness import rerope_scheme
 from rope_lib.companion.export import export_llama
+from rope_lib.companion.hf_reference import apply_scheme, chunked_logits, module_frequencies, phi3_longrope_config
 from rope_lib.companion.model import dynamic_block_edges
 from rope_lib.companion.plotting import savefig
 from rope_lib.companion.report import Results, markdown_table, setup_notebook
@@ -74,22 +75,12 @@ dev = pick_device(device)
 # Phi-3-mini-128k keeps its training length in `config.original_max_position_embeddings` (4096), extends to
 # `max_position_embeddings` (131072), and has no `factor`: transformers takes $s$ = 131072 / 4096 = 32 for the
 # attention factor $\sqrt{1 + \ln s / \ln L}$. From `config.rope_parameters` alone that ratio is unknown, so the dict
-# path refuses; the config object goes in unchanged. The short/long factors below are ours (Phi-3's 48 values are
-# not needed to check the rule); the sizes are Phi-3-mini's.
+# path refuses; the config object goes in unchanged. The config is `rope_lib.companion.hf_reference`'s
+# `phi3_longrope_config` (the config `tests/test_hf.py` checks too): Phi-3-mini's sizes (head dim 96, $b = 10^4$), with
+# short/long factors of ours (Phi-3's 48 values are not needed to check the rule).
 
 # %%
-phi3 = Phi3Config(
-    hidden_size=3072,
-    num_attention_heads=32,
-    max_position_embeddings=131072,
-    original_max_position_embeddings=4096,
-    rope_theta=10000.0,
-    rope_parameters={
-        "rope_type": "longrope",
-        "short_factor": [1.0 + 0.01 * i for i in range(48)],
-        "long_factor": [1.0 + 1.5 * i for i in range(48)],
-    },
-)
+phi3 = phi3_longrope_config()
 try:
     rope_lib.frequencies(phi3.rope_parameters, 96)
     dict_refused = False
@@ -100,10 +91,10 @@ assert dict_refused
 phi3_rows = []
 for n in (4096, 4097):  # the short factors up to L, the long ones beyond
     inv, af = rope_lib.frequencies(phi3, seq_len=n)
-    emb = Phi3RotaryEmbedding(phi3)
-    emb(torch.zeros(1, 1, 96), torch.arange(n)[None])  # transformers switches short/long inside the forward
-    rel = ((inv - emb.inv_freq.double()).abs() / emb.inv_freq.double()).max().item()
-    assert rel < 1e-6 and math.isclose(af, emb.attention_scaling, rel_tol=1e-12)
+    # transformers switches short/long inside the rotary module's forward: read after one over n positions
+    hf_inv, hf_af = module_frequencies(Phi3RotaryEmbedding(phi3), n, 96)
+    rel = ((inv - hf_inv.double()).abs() / hf_inv.double()).max().item()
+    assert rel < 1e-6 and math.isclose(af, hf_af, rel_tol=1e-12)
     phi3_rows.append((n, f"{af:.6f}", f"{1 / inv[-1].item():.1f}"))
 expected_af = math.sqrt(1 + math.log(131072 / 4096) / math.log(4096))
 assert math.isclose(rope_lib.frequencies(phi3)[1], expected_af, rel_tol=1e-12)
@@ -114,7 +105,7 @@ print(f"sqrt(1 + ln 32 / ln 4096) = {expected_af:.6f}")
 markdown_table(["seq_len", "attention factor", "slowest wavelength / 2 pi"], phi3_rows)
 
 # %% [markdown]
-# The same reader handles the other configs of the issue (each checked against transformers in `tests/test_hf.py`):
+# The same reader handles other real configs (each checked against transformers in `tests/test_hf.py`):
 # Llama 3.1 (`llama3`), Qwen2.5 with the legacy `rope_scaling` (YaRN), gpt-oss (YaRN, `truncate: false`), a Dynamic
 # NTK config (whose $L$ transformers takes from `max_position_embeddings`), DeepSeek-V3 (YaRN with `mscale` /
 # `mscale_all_dim`, rotary dim `qk_rope_head_dim`), and configs nested per layer type, where `layer_type=` picks one.
@@ -152,8 +143,9 @@ print(f"max |logit difference| on {probe.shape[1]} bytes: < 1e-4")
 # part 0 of the three training seeds' disjoint parts), and the rows' own schemes: every static method tuned to
 # $s = 8$, Dynamic YaRN evaluated as a decoder with a cache of un-rotated keys (8 query blocks per doubling of the
 # length; `rope_lib.companion.model`), ReRoPE with $w = L/2$ (notebook 05). Through transformers, a row is one
-# `hf.apply(llama, rope_parameters, ...)`, a forward, and `hf.remove`. Dynamic YaRN's blocks are fed one after the
-# other through transformers' own KV cache: `apply` made the rotary module the identity, so the cache holds raw keys,
+# `hf.apply(llama, rope_parameters, ...)` (`hf_reference.apply_scheme` passes it the row's `PositionScheme` fields),
+# a forward, and `hf.remove`. Dynamic YaRN's blocks are fed one after the other through transformers' own KV cache
+# (`hf_reference.chunked_logits`): `apply` made the rotary module the identity, so the cache holds raw keys,
 # and the registered attention function rotates the queries and all cached keys with the frequencies for the current
 # length - exactly the decoder that notebook 04's row describes.
 
@@ -198,23 +190,12 @@ assert rerope.group("main")["ReRoPE"]["window"] == L // 2
 @torch.no_grad()
 def transformers_logits(model, scheme) -> torch.Tensor:
     """Logits (n, T, vocab) of the patched transformers model under a rope_lib PositionScheme."""
-    hf.apply(
-        model,
-        scheme.rope_parameters,
-        attention=scheme.attention,
-        window=scheme.window,
-        leaky_k=scheme.leaky_k,
-        log_n=scheme.log_n,
-    )
+    apply_scheme(model, scheme)
     try:
         if scheme.dynamic_blocks is None:
             return model(inputs).logits
         edges = dynamic_block_edges(L, inputs.shape[1], scheme.dynamic_blocks)  # the decoder's query blocks
-        out, parts = None, []
-        for a, b in zip(edges[:-1], edges[1:]):
-            out = model(inputs[:, a:b], past_key_values=None if out is None else out.past_key_values, use_cache=True)
-            parts.append(out.logits)
-        return torch.cat(parts, dim=1)
+        return chunked_logits(model, inputs, edges)
     finally:
         hf.remove(model)
 
@@ -350,7 +331,7 @@ export_dir.cleanup()
 # ## What this shows, and its limits
 #
 # * Config objects: equal to transformers for every rope type on real configs (checked in `tests/test_hf.py`), and
-#   LongRoPE without `factor` works - the failure the issue measured.
+#   LongRoPE without `factor` works.
 # * The five re-scored rows equal rope_lib's own numbers window by window (the table); the other rows of notebooks
 #   04-06 go through the same three routes (rotary module, raw-key attention function, ReRoPE function), each tested
 #   against rope_lib's model for every rope type in `tests/test_hf.py`.

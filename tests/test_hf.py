@@ -18,13 +18,14 @@ from transformers import (  # noqa: E402
     Gemma3TextConfig,
     GptOssConfig,
     LlamaConfig,
-    Phi3Config,
     Qwen2Config,
 )
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS  # noqa: E402
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding  # noqa: E402
 from transformers.models.phi3.modeling_phi3 import Phi3RotaryEmbedding  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
+
+from rope_lib.companion.hf_reference import apply_scheme, chunked_logits, module_frequencies, phi3_longrope_config  # noqa: E402
 
 hf_logging.set_verbosity_error()
 
@@ -50,13 +51,6 @@ def assert_parity(ours, theirs, where, unscaled=None):
     rel = (diff / (inv_hf.double().abs() if unscaled is None else unscaled)).max().item()
     assert rel < F32_RTOL, f"{where}: max relative difference {rel:.3g}"
     assert math.isclose(af, float(af_hf), rel_tol=1e-12), f"{where}: attention factor {af} vs {af_hf}"
-
-
-def module_frequencies(emb, seq_len: int, head_dim: int):
-    """inv_freq and attention scaling of a transformers rotary module after a forward of seq_len positions
-    (Dynamic NTK and LongRoPE update their frequencies there)."""
-    emb(torch.zeros(1, 1, head_dim), torch.arange(seq_len)[None])
-    return emb.inv_freq, emb.attention_scaling
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -89,22 +83,6 @@ def qwen25_yarn():
         max_position_embeddings=32768,
         rope_theta=1000000.0,
         rope_scaling={"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768},
-    )
-
-
-def phi3_longrope():
-    # Phi-3-mini-128k's layout: head_dim 96 (48 pairs), factor absent, L in config.original_max_position_embeddings
-    return Phi3Config(
-        hidden_size=3072,
-        num_attention_heads=32,
-        max_position_embeddings=131072,
-        original_max_position_embeddings=4096,
-        rope_theta=10000.0,
-        rope_parameters={
-            "rope_type": "longrope",
-            "short_factor": [1.0 + 0.01 * i for i in range(48)],
-            "long_factor": [1.0 + 1.5 * i for i in range(48)],
-        },
     )
 
 
@@ -173,7 +151,7 @@ def test_config_qwen25_yarn_legacy_rope_scaling():
 
 
 def test_config_phi3_longrope_without_factor():
-    config = phi3_longrope()
+    config = phi3_longrope_config()
     assert config.rope_parameters.get("factor") is None
     # the dict alone cannot give the attention factor (the issue's failure); the config object can
     with pytest.raises(ValueError, match="factor"):
@@ -542,17 +520,6 @@ SCHEMES = {  # every rope_lib type and attention, compared with rope_lib's own m
 assert {s.rope_type for s in SCHEMES.values()} == set(rope_lib.ROPE_TYPES)
 
 
-def apply_scheme(model, scheme: PositionScheme):
-    return hf.apply(
-        model,
-        scheme.rope_parameters,
-        attention=scheme.attention,
-        window=scheme.window,
-        leaky_k=scheme.leaky_k,
-        log_n=scheme.log_n,
-    )
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     from transformers import LlamaForCausalLM
@@ -662,16 +629,6 @@ def test_transformers_own_dynamic_cache_is_stale():
     x = ids(n=40, batch=1)
     gap = (cached_decode_logits(model, x, 12) - recompute_logits(model, x, 12)).abs().max().item()
     assert gap > 1e-3
-
-
-@torch.no_grad()
-def chunked_logits(model, x, edges):
-    """Feed x in chunks [edges[i], edges[i+1]) through the KV cache; all logits."""
-    out, rows = None, []
-    for a, b in zip(edges[:-1], edges[1:]):
-        out = model(x[:, a:b], past_key_values=None if out is None else out.past_key_values, use_cache=True)
-        rows.append(out.logits)
-    return torch.cat(rows, dim=1)
 
 
 @pytest.mark.parametrize("rope_parameters", [{"rope_type": "dynamic", "factor": 1.0}, {"rope_type": "dynamic_yarn"}])

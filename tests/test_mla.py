@@ -4,7 +4,6 @@ attention (transformers 5.23.0, the version pinned in constraints.txt)."""
 from __future__ import annotations
 
 import math
-import types
 
 import pytest
 import torch
@@ -272,52 +271,20 @@ def test_shape_and_argument_errors():
 
 # ---------------------------------------------------------------------------------------------------- transformers
 
+# The module, its random weights (YaRN with DeepSeek's two mscales: cos/sin get the mscale ratio, the logits
+# mscale_all_dim^2) and both ways of running it come from rope_lib.companion.hf_reference, which notebook 09 uses too.
 transformers = pytest.importorskip("transformers", reason="transformers is not installed: no DeepSeek-V3 parity check")
-PINNED = "5.23.0"  # the version this check was written against (constraints.txt); the module source read is that one's
-
-
-def _deepseek(q_lora_rank, interleave, seed=0):
-    from transformers import DeepseekV3Config
-    from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3Attention, DeepseekV3RotaryEmbedding
-
-    rope_parameters = {  # YaRN with DeepSeek's two mscales: cos/sin get mscale ratio, the logits mscale_all_dim^2
-        "rope_type": "yarn",
-        "rope_theta": 10000.0,
-        "factor": 4.0,
-        "original_max_position_embeddings": 16,
-        "mscale": 1.0,
-        "mscale_all_dim": 0.8,
-    }
-    config = DeepseekV3Config(
-        hidden_size=32,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        kv_lora_rank=16,
-        q_lora_rank=q_lora_rank,
-        qk_nope_head_dim=8,
-        qk_rope_head_dim=8,
-        v_head_dim=6,
-        max_position_embeddings=64,
-        rope_parameters=rope_parameters,
-        rope_interleave=interleave,
-        attn_implementation="eager",
-    )
-    torch.manual_seed(seed)
-    attn = DeepseekV3Attention(config, layer_idx=0).double().eval()
-    with torch.no_grad():
-        for p in attn.parameters():  # norm weights too, so a swapped norm would show
-            p.normal_(0.0, 0.3)
-    return config, attn, DeepseekV3RotaryEmbedding(config)
-
-
-def _rms_norm_float64(self, h):
-    return self.weight * h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
+from rope_lib.companion.hf_reference import (  # noqa: E402
+    deepseek_v3_attention,
+    deepseek_v3_float64_output,
+    deepseek_v3_output,
+)
 
 
 @pytest.mark.parametrize("q_lora_rank", [None, 12])
 @pytest.mark.parametrize("interleave", [True, False])
 def test_parity_with_transformers_deepseek_v3(q_lora_rank, interleave):
-    config, attn, rotary = _deepseek(q_lora_rank, interleave)
+    config, attn, rotary = deepseek_v3_attention(q_lora_rank, interleave)
     n = 20
     x = torch.randn(2, n, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     pos = torch.arange(n)
@@ -332,21 +299,13 @@ def test_parity_with_transformers_deepseek_v3(q_lora_rank, interleave):
     w = weights_from_deepseek_v3(attn)
     layout = "interleaved" if interleave else "half_split"
     ours = mla_attention(x, w, pos, inv, layout=layout, attention_factor=af, scale=scale)
-    mask = torch.full((n, n), float("-inf"), dtype=torch.float64).triu(1)[None, None]
-    with torch.no_grad():
-        # 1. the module as it is: its float32 cos/sin, RMSNorm and softmax limit the agreement to float32 rounding
-        theirs = attn(x, rotary(x, pos[None]), mask)[0]
-        assert (ours - theirs).abs().max() <= 1e-6 * theirs.abs().max()
-        # 2. its float32 steps replaced: float64 cos/sin from rope_lib's angles, SDPA (float64 softmax), and an RMSNorm
-        #    with the same formula as theirs minus the float32 cast; everything else (weight layout, rope layout,
-        #    scale, mscale) must then agree to float64 rounding.
-        theta = rope_lib.angles(pos, inv)
-        emb = torch.cat((theta, theta), dim=-1)[None]  # their cos/sin convention: cat(freqs, freqs)
-        for norm in (attn.kv_a_layernorm, attn.q_a_layernorm):
-            if norm is not None:
-                norm.forward = types.MethodType(_rms_norm_float64, norm)
-        attn.config._attn_implementation = "sdpa"
-        exact = attn(x, (emb.cos() * af, emb.sin() * af), None)[0]  # SDPA: causal when no mask is given
+    # 1. the module as it is: its float32 cos/sin, RMSNorm and softmax limit the agreement to float32 rounding
+    theirs = deepseek_v3_output(attn, rotary, x, pos)
+    assert (ours - theirs).abs().max() <= 1e-6 * theirs.abs().max()
+    # 2. its float32 steps replaced: float64 cos/sin from rope_lib's angles, SDPA (float64 softmax), and an RMSNorm
+    #    with the same formula as theirs minus the float32 cast; everything else (weight layout, rope layout,
+    #    scale, mscale) must then agree to float64 rounding.
+    exact = deepseek_v3_float64_output(attn, x, pos, inv, af)
     assert (ours - exact).abs().max() <= 1e-12
     # and our absorbed decode form reproduces their training-style module
     absorbed = mla_attention_absorbed(x, w, pos, inv, layout=layout, attention_factor=af, scale=scale)[0]
@@ -354,7 +313,7 @@ def test_parity_with_transformers_deepseek_v3(q_lora_rank, interleave):
 
 
 def test_weights_from_deepseek_v3_layout():
-    config, attn, _ = _deepseek(None, True)
+    config, attn, _ = deepseek_v3_attention(None, True)
     w = weights_from_deepseek_v3(attn)
     assert w.config == MLAConfig(32, 4, 16, 8, 8, 6, None)
     # c_i W_uk^h is their kv_b_proj's rows h*(8+6) .. h*(8+6)+8 applied to c

@@ -4,7 +4,6 @@ their laws, M-RoPE position ids and rotation against transformers' Qwen2-VL (the
 from __future__ import annotations
 
 import math
-import types
 from fractions import Fraction
 
 import pytest
@@ -240,42 +239,13 @@ def test_layout_token_kinds():
 
 
 @pytest.fixture(scope="module")
-def qwen2_vl():
-    """transformers' Qwen2-VL position ids (get_rope_index) and rotary embedding, for one sequence or a batch."""
-    from transformers.models.qwen2_vl import modeling_qwen2_vl as q
+def hf_reference():
+    """rope_lib.companion.hf_reference: transformers' Qwen2-VL position ids (get_rope_index) and rotary embedding, the
+    adapters notebook 11 uses too."""
+    pytest.importorskip("transformers")
+    from rope_lib.companion import hf_reference
 
-    def rope_index(layouts, spatial_merge_size=2, left_pad=None):
-        """Run transformers' get_rope_index on synthetic inputs built from our layouts (a batch, left-padded)."""
-        stub = types.SimpleNamespace(
-            config=types.SimpleNamespace(vision_config=types.SimpleNamespace(spatial_merge_size=spatial_merge_size))
-        )
-        stub.get_vision_position_ids = lambda *a, **k: q.Qwen2VLModel.get_vision_position_ids(stub, *a, **k)
-        code = {"text": 0, "image": 1, "video": 2}
-        rows, images, videos = [], [], []
-        for layout in layouts:
-            row = []
-            for item in layout:
-                if item[0] == "text":
-                    row += [0] * item[1]
-                    continue
-                t, h, w = (1, *item[1:]) if item[0] == "image" else item[1:]
-                row += [code[item[0]]] * (t * h * w // spatial_merge_size**2)
-                (images if item[0] == "image" else videos).append([t, h, w])
-            rows.append(row)
-        width = max(map(len, rows))
-        types_ = torch.tensor([[0] * (width - len(r)) + r for r in rows])
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-        ids, deltas = q.Qwen2VLModel.get_rope_index(
-            stub,
-            torch.zeros_like(types_),
-            types_,
-            torch.tensor(images) if images else None,
-            torch.tensor(videos) if videos else None,
-            attention_mask=mask,
-        )
-        return ids, deltas, mask
-
-    return types.SimpleNamespace(module=q, rope_index=rope_index)
+    return hf_reference
 
 
 MROPE_LAYOUTS = {
@@ -290,37 +260,27 @@ MROPE_LAYOUTS = {
 
 
 @pytest.mark.parametrize("name", list(MROPE_LAYOUTS))
-def test_mrope_position_ids_match_transformers(qwen2_vl, name):
+def test_mrope_position_ids_match_transformers(hf_reference, name):
     layout = MROPE_LAYOUTS[name]
-    ids, deltas, _ = qwen2_vl.rope_index([layout])
+    ids, deltas, _ = hf_reference.qwen2_vl_rope_index([layout])
     ours = mrope_position_ids(layout)
     assert ours.dtype == torch.long
     assert torch.equal(ours.T, ids[:, 0]), name
     assert int(ours.max()) + 1 - len(ours) == int(deltas[0, 0])
-    assert mrope_token_kinds(layout) == [("text", "image", "video")[c] for c in _types_of(layout)]
+    kinds = [("text", "image", "video")[c] for c in hf_reference.qwen2_vl_token_types(layout)]
+    assert mrope_token_kinds(layout) == kinds
 
 
-def _types_of(layout, m=2):
-    out = []
-    for item in layout:
-        if item[0] == "text":
-            out += [0] * item[1]
-        else:
-            t, h, w = (1, *item[1:]) if item[0] == "image" else item[1:]
-            out += [1 if item[0] == "image" else 2] * (t * h * w // m**2)
-    return out
-
-
-def test_mrope_position_ids_match_transformers_in_a_left_padded_batch(qwen2_vl):
+def test_mrope_position_ids_match_transformers_in_a_left_padded_batch(hf_reference):
     layouts = [MROPE_LAYOUTS["mixed"], MROPE_LAYOUTS["image"], MROPE_LAYOUTS["text only"]]
-    ids, deltas, mask = qwen2_vl.rope_index(layouts)
+    ids, deltas, mask = hf_reference.qwen2_vl_rope_index(layouts)
     for b, layout in enumerate(layouts):
         assert torch.equal(mrope_position_ids(layout).T, ids[:, b, mask[b].bool()])
 
 
-def test_mrope_merge_size_one_matches_transformers(qwen2_vl):
+def test_mrope_merge_size_one_matches_transformers(hf_reference):
     layout = [("text", 2), ("image", 3, 5), ("text", 1), ("video", 2, 2, 3)]
-    ids, _, _ = qwen2_vl.rope_index([layout], spatial_merge_size=1)
+    ids, _, _ = hf_reference.qwen2_vl_rope_index([layout], spatial_merge_size=1)
     assert torch.equal(mrope_position_ids(layout, spatial_merge_size=1).T, ids[:, 0])
 
 
@@ -360,24 +320,14 @@ def test_mrope_pair_axes():
 
 
 @pytest.mark.parametrize("section", [(4, 6, 6), (2, 7, 7), (16, 0, 0)])
-def test_apply_mrope_matches_transformers(qwen2_vl, section):
-    from transformers.models.qwen2_vl.configuration_qwen2_vl import Qwen2VLTextConfig
-
-    q = qwen2_vl.module
+def test_apply_mrope_matches_transformers(hf_reference, section):
     head_dim = 32
-    cfg = Qwen2VLTextConfig(
-        hidden_size=64,
-        num_attention_heads=2,
-        head_dim=head_dim,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": list(section)},
-    )
-    rotary = q.Qwen2VLRotaryEmbedding(cfg)
+    rotary = hf_reference.qwen2_vl_rotary(head_dim, 10000.0, section)
     layout = MROPE_LAYOUTS["mixed"]
     ids = mrope_position_ids(layout)  # (seq, 3)
     g = torch.Generator().manual_seed(5)
     qx, kx = (torch.randn(1, 2, len(ids), head_dim, generator=g) for _ in range(2))
-    cos, sin = rotary(qx, ids.T[:, None, :])  # transformers wants (3, batch, seq)
-    q_hf, k_hf = q.apply_rotary_pos_emb(qx, kx, cos, sin)
+    q_hf, k_hf = hf_reference.qwen2_vl_rotate(rotary, qx, kx, ids)
     # same frequencies as transformers (float32 there), so only its float32 cos/sin separate the two
     theta = rotary.inv_freq.double()
     q_ours, k_ours = (apply_mrope(t.double(), ids, theta, section) for t in (qx, kx))

@@ -17,14 +17,15 @@ from rope_lib import rope_parameters as P
 from rope_lib import scaling as S
 
 # ------------------------------------------------------------------------------------------------------------------
-# parity with transformers' ROPE_INIT_FUNCTIONS (and the models' own "default")
+# parity with transformers' ROPE_INIT_FUNCTIONS (and the models' own "default"), through the adapters notebook 03
+# uses too (rope_lib.companion.hf_reference: llama_config, rope_init_frequencies, float32_relative_gap)
 
 transformers = pytest.importorskip("transformers")
 from transformers import GPTNeoXConfig, LlamaConfig  # noqa: E402
-from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS  # noqa: E402
-from transformers.models.gpt_neox.modeling_gpt_neox import GPTNeoXRotaryEmbedding  # noqa: E402
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
+
+from rope_lib.companion.hf_reference import float32_relative_gap, llama_config, rope_init_frequencies  # noqa: E402
 
 hf_logging.set_verbosity_error()  # transformers warns (not raises) on e.g. factor 1 with llama3; keep the log short
 
@@ -37,28 +38,6 @@ GRID = list(itertools.product(PARTIAL, BASES, FACTORS, LENGTHS))
 F32_RTOL = 1e-6  # transformers computes inv_freq in float32; we compare our float64 rounded to float32
 
 
-def hf_config(params: dict, head_dim: int, max_position_embeddings: int) -> LlamaConfig:
-    """A LlamaConfig the v5 way: rope_parameters as a dict; transformers standardizes it (adds rope_type etc.)."""
-    return LlamaConfig(
-        hidden_size=4 * head_dim,
-        num_attention_heads=4,
-        head_dim=head_dim,
-        max_position_embeddings=max_position_embeddings,
-        rope_parameters=dict(params),
-    )
-
-
-def hf_frequencies(config, seq_len=None):
-    rope_type = config.rope_parameters["rope_type"]
-    if rope_type == "default":
-        # Llama's default ignores partial_rotary_factor (it rotates the whole head): use GPT-NeoX's for partial rotary
-        fn = LlamaRotaryEmbedding.compute_default_rope_parameters
-        if config.rope_parameters.get("partial_rotary_factor", 1.0) != 1.0:
-            fn = GPTNeoXRotaryEmbedding.compute_default_rope_parameters
-        return fn(config)
-    return ROPE_INIT_FUNCTIONS[rope_type](config, seq_len=seq_len)
-
-
 def assert_parity(ours, theirs, where, unscaled=None):
     """|ours - transformers| < 1e-6 relative to the result, and to the pair's unscaled theta_i when given.
 
@@ -69,13 +48,9 @@ def assert_parity(ours, theirs, where, unscaled=None):
     (inv, af), (inv_hf, af_hf) = ours, theirs
     assert inv.dtype == torch.float64, where
     assert inv.shape == inv_hf.shape, where
-    diff = (inv.to(torch.float32).double() - inv_hf.double()).abs()
-    if unscaled is None:
-        rel = (diff / inv_hf.double().abs()).max().item()
-        assert rel < F32_RTOL, f"{where}: max relative difference {rel:.3g}"
-    else:
-        rel = (diff / unscaled).max().item()
-        assert rel < F32_RTOL, f"{where}: max difference relative to theta_i {rel:.3g}"
+    rel = float32_relative_gap(inv, inv_hf, unscaled)
+    what = "relative difference" if unscaled is None else "difference relative to theta_i"
+    assert rel < F32_RTOL, f"{where}: max {what} {rel:.3g}"
     assert math.isclose(af, float(af_hf), rel_tol=1e-12), f"{where}: attention factor {af} vs {af_hf}"
 
 
@@ -84,7 +59,7 @@ def run_grid(rope_type, head_dim, make_params, *, max_pos, seq_lens=(None,), dyn
     for prf, base, factor, L in GRID:
         params = {"rope_type": rope_type, "rope_theta": base, "partial_rotary_factor": prf}
         params.update(make_params(factor, L, int(head_dim * prf)))
-        config = hf_config(params, head_dim, max_pos(factor, L))
+        config = llama_config(params, head_dim, max_pos(factor, L))
         ours_params = dict(config.rope_parameters)  # what a user passes: the standardized dict, unchanged
         if dynamic:  # transformers reads L from max_position_embeddings; rope_lib from the dict
             ours_params["original_max_position_embeddings"] = config.max_position_embeddings
@@ -94,7 +69,9 @@ def run_grid(rope_type, head_dim, make_params, *, max_pos, seq_lens=(None,), dyn
             unscaled = None
             if rope_type == "yarn" and params.get("truncate") is False:
                 unscaled = rope_lib.inv_freq(int(head_dim * prf), base)
-            assert_parity(P.frequencies(ours_params, head_dim, seq_len=n), hf_frequencies(config, n), where, unscaled)
+            assert_parity(
+                P.frequencies(ours_params, head_dim, seq_len=n), rope_init_frequencies(config, n), where, unscaled
+            )
             checked += 1
     return checked
 
@@ -105,11 +82,13 @@ def test_parity_default(head_dim):
     for prf, base in itertools.product(PARTIAL, BASES):
         params = {"rope_type": "default", "rope_theta": base, "partial_rotary_factor": prf}
         if prf == 1.0:
-            config = hf_config(params, head_dim, 4096)
+            config = llama_config(params, head_dim, 4096)
         else:
             config = GPTNeoXConfig(hidden_size=4 * head_dim, num_attention_heads=4, rope_parameters=dict(params))
         assert_parity(
-            P.frequencies(dict(config.rope_parameters), head_dim), hf_frequencies(config), f"default {prf} {base}"
+            P.frequencies(dict(config.rope_parameters), head_dim),
+            rope_init_frequencies(config),
+            f"default {prf} {base}",
         )
 
 
@@ -161,10 +140,10 @@ def test_parity_yarn_options(extra):
             "truncate": truncate,
             **extra,
         }
-        config = hf_config(params, 128, int(factor * L))
+        config = llama_config(params, 128, int(factor * L))
         unscaled = None if truncate else rope_lib.inv_freq(int(128 * prf), base)
         assert_parity(
-            P.frequencies(dict(config.rope_parameters), 128), hf_frequencies(config), f"yarn {params}", unscaled
+            P.frequencies(dict(config.rope_parameters), 128), rope_init_frequencies(config), f"yarn {params}", unscaled
         )
 
 
@@ -184,8 +163,10 @@ def test_parity_llama3(head_dim):
             "low_freq_factor": low,
             "high_freq_factor": high,
         }
-        config = hf_config(p, head_dim, 65536)
-        assert_parity(P.frequencies(dict(config.rope_parameters), head_dim), hf_frequencies(config), f"llama3 {p}")
+        config = llama_config(p, head_dim, 65536)
+        assert_parity(
+            P.frequencies(dict(config.rope_parameters), head_dim), rope_init_frequencies(config), f"llama3 {p}"
+        )
 
 
 @pytest.mark.parametrize("head_dim", HEAD_DIMS)
@@ -231,13 +212,13 @@ def test_llama_config_dicts_pass_unchanged():
         inv, af = rope_lib.frequencies(config.rope_parameters, head_dim)
         rope_type = config.rope_parameters["rope_type"]
         if not (rope_type == "default" and config.rope_parameters.get("partial_rotary_factor", 1.0) != 1.0):
-            assert_parity((inv, af), hf_frequencies(config), str(kwargs))
+            assert_parity((inv, af), rope_init_frequencies(config), str(kwargs))
 
 
 def test_dynamic_matches_transformers_decoding_schedule():
     """transformers' rotary module recomputes dynamic frequencies with seq_len = max(position)+1 = our seq_len."""
     L, factor = 64, 4.0
-    config = hf_config({"rope_type": "dynamic", "rope_theta": 1e4, "factor": factor}, 64, L)
+    config = llama_config({"rope_type": "dynamic", "rope_theta": 1e4, "factor": factor}, 64, L)
     emb = LlamaRotaryEmbedding(config)
     params = {**config.rope_parameters, "original_max_position_embeddings": L}
     x = torch.zeros(1, 1, 64)
