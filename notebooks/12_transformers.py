@@ -19,7 +19,7 @@
 # Dynamic YaRN, log n, ReRoPE, ...) into a Llama-family transformers model in place, and `remove` undoes it.
 # (3) Exported as a `LlamaForCausalLM`, the notebook-04 model re-scores a slice of the extrapolation table through
 # transformers with *the same per-window accuracies* as rope_lib's own model: Baseline, NTK-fixed, YaRN and Dynamic
-# YaRN from notebook 04 and ReRoPE from notebook 05, at 8x the training length.
+# YaRN from notebook 04 and ReRoPE from notebook 05, at 8x the training length, on every training seed.
 #
 # Sources: Hugging Face transformers 5.23.0 (pinned; `modeling_rope_utils`, `AttentionInterface`), whose rope types
 # are the parity target; the monkey patches this replaces: Su Jianlin's ReRoPE patch (github.com/bojone/rerope,
@@ -52,11 +52,9 @@ from transformers.utils import logging as hf_logging
 import rope_lib
 from rope_lib import hf
 from rope_lib.companion.data import load_corpus
-from rope_lib.companion.experiments import harness, run_experiment
-from rope_lib.companion.experiments.harness import rerope_scheme
+from rope_lib.companion.experiments import harness, run_experiment, transformers_rows
 from rope_lib.companion.export import export_llama
-from rope_lib.companion.hf_reference import apply_scheme, chunked_logits, module_frequencies, phi3_longrope_config
-from rope_lib.companion.model import dynamic_block_edges
+from rope_lib.companion.hf_reference import module_frequencies, phi3_longrope_config
 from rope_lib.companion.plotting import savefig
 from rope_lib.companion.report import Results, markdown_table, setup_notebook
 from rope_lib.companion.runtime import pick_device, torch_threads
@@ -139,15 +137,17 @@ print(f"max |logit difference| on {probe.shape[1]} bytes: < 1e-4")
 # %% [markdown]
 # ## 3. Re-scoring notebook 04's 8x column through transformers
 #
-# Seed 0's own test windows, drawn as the experiment drew them (`harness.make_test_sets` with the run's settings:
-# part 0 of the three training seeds' disjoint parts), and the rows' own schemes: every static method tuned to
-# $s = 8$, Dynamic YaRN evaluated as a decoder with a cache of un-rotated keys (8 query blocks per doubling of the
-# length; `rope_lib.companion.model`), ReRoPE with $w = L/2$ (notebook 05). Through transformers, a row is one
-# `hf.apply(llama, rope_parameters, ...)` (`hf_reference.apply_scheme` passes it the row's `PositionScheme` fields),
-# a forward, and `hf.remove`. Dynamic YaRN's blocks are fed one after the other through transformers' own KV cache
-# (`hf_reference.chunked_logits`): `apply` made the rotary module the identity, so the cache holds raw keys,
-# and the registered attention function rotates the queries and all cached keys with the frequencies for the current
-# length - exactly the decoder that notebook 04's row describes.
+# The `transformers` experiment (`rope_lib.companion.experiments.transformers_rows`) takes every training seed's
+# plain model through this export and scores the seed's own test windows at $8L$ (the windows the extrapolation and
+# rerope experiments scored) with each row's scheme: every static method tuned to $s = 8$, Dynamic YaRN evaluated as
+# a decoder with a cache of un-rotated keys (8 query blocks per doubling of the length; `rope_lib.companion.model`),
+# ReRoPE with $w = L/2$ (notebook 05). Through transformers, a row is one `hf.apply(llama, rope_parameters, ...)`
+# (`hf_reference.apply_scheme` passes it the row's `PositionScheme` fields), a forward, and `hf.remove`. Dynamic
+# YaRN's blocks are fed one after the other through transformers' own KV cache (`hf_reference.chunked_logits`):
+# `apply` made the rotary module the identity, so the cache holds raw keys, and the registered attention function
+# rotates the queries and all cached keys with the frequencies for the current length - exactly the decoder that
+# notebook 04's row describes. Here the per-window accuracies it wrote are compared with the ones notebooks 04 and 05
+# stored.
 
 
 # %%
@@ -160,80 +160,46 @@ def stored(name: str) -> Results:
 
 
 extrapolation, rerope = stored("extrapolation"), stored("rerope")
-assert extrapolation.seeds[0] == seed and extrapolation.seed == seed and rerope.seeds == extrapolation.seeds
+through_hf = Results(run_experiment("transformers", profile=profile, device=device, seed=seed, progress=False))
+assert through_hf.seeds == extrapolation.seeds == rerope.seeds and through_hf.seed == extrapolation.seed == seed
+assert through_hf.files == extrapolation.files == rerope.files  # the very windows every seed was scored on
+assert through_hf.config["eval"]["multiplier"] == MULT
 
-with torch_threads(eval_cfg["num_threads"]):
-    tests, files = harness.make_test_sets(
-        corpus,
-        L,
-        tuple(extrapolation.mults),
-        eval_cfg["n_samples"],
-        extrapolation.seed,
-        part=0,
-        parts=len(extrapolation.seeds),
-    )
-assert files == extrapolation.files[0] == rerope.files[0]  # the very windows seed 0 was scored on
-windows = tests["non_repeated"][MULT].to(dev)
-inputs, targets = windows[:, :-1], windows[:, 1:]
-print(f"{windows.shape[0]} windows of {windows.shape[1]} bytes = {MULT}L")
-
-ROWS = {  # row -> (scheme, the stored per-window accuracies of seed 0 in %)
-    **{
-        name: (harness.scheme_for(name, MULT, L, base, d), extrapolation.rows.per_sample(name, "non_repeated", MULT)[0])
-        for name in ("Baseline", "NTK-fixed", "YaRN", "Dynamic YaRN")
-    },
-    "ReRoPE": (rerope_scheme(L // 2), rerope.group("main").per_sample("ReRoPE", "non_repeated", MULT)[0]),
+ROWS = {  # row -> stored per-window accuracies (%), shape (seeds, windows)
+    **{name: extrapolation.rows.per_sample(name, "non_repeated", MULT) for name in transformers_rows.FREQUENCY_ROWS},
+    "ReRoPE": rerope.group("main").per_sample("ReRoPE", "non_repeated", MULT),
 }
 assert rerope.group("main")["ReRoPE"]["window"] == L // 2
-
-
-@torch.no_grad()
-def transformers_logits(model, scheme) -> torch.Tensor:
-    """Logits (n, T, vocab) of the patched transformers model under a rope_lib PositionScheme."""
-    apply_scheme(model, scheme)
-    try:
-        if scheme.dynamic_blocks is None:
-            return model(inputs).logits
-        edges = dynamic_block_edges(L, inputs.shape[1], scheme.dynamic_blocks)  # the decoder's query blocks
-        return chunked_logits(model, inputs, edges)
-    finally:
-        hf.remove(model)
-
-
-rescored = {}
-with torch_threads(eval_cfg["num_threads"]):
-    for name, (scheme, _) in ROWS.items():
-        hits = (transformers_logits(llama, scheme).argmax(-1) == targets).double().mean(1).cpu().numpy()
-        rescored[name] = 100 * hits
+rescored = {name: np.array([run["acc_per_sample"][name] for run in through_hf.runs]) for name in ROWS}
+print(f"{len(through_hf.seeds)} seeds x {rescored['Baseline'].shape[1]} windows of {MULT}L = {MULT * L} bytes")
 
 # %% [markdown]
 # The tolerance: the results JSON stores each window's accuracy with 6 significant digits, i.e. to $10^{-4}$ points
-# here, so the per-window numbers must agree to $10^{-3}$ points (the check notebook 04 makes on its own re-scoring).
-# One flipped prediction out of $8L - 1 = 511$ would move a window by 0.2 points: agreement at $10^{-3}$ means every
-# one of the $21 \times 511$ argmaxes is the same.
+# here, so the per-window numbers must agree to $10^{-3}$ points. One flipped prediction out of $8L - 1 = 511$ would
+# move a window by 0.2 points: agreement at $10^{-3}$ means every one of the argmaxes is the same.
 
 # %%
 table = []
-for name, (_, want) in ROWS.items():
+for name, want in ROWS.items():
     gap = np.abs(rescored[name] - want).max()
     assert gap < 1e-3, (name, gap)
     table.append((name, f"{want.mean():.2f}", f"{rescored[name].mean():.2f}", f"{gap:.1e}"))
 markdown_table(
-    ["row (8x, non-repeated, seed 0)", "rope_lib (stored) %", "transformers %", "max |per-window diff|"], table
+    ["row (8x, non-repeated, every seed)", "rope_lib (stored) %", "transformers %", "largest per-window diff"], table
 )
 
 # %%
 fig, ax = plt.subplots(figsize=(5.2, 4.2))
-for name, (_, want) in ROWS.items():
-    ax.scatter(want, rescored[name], s=14, label=name)
-lims = [min(min(v) for v in rescored.values()) - 2, max(max(v) for v in rescored.values()) + 2]
+for name, want in ROWS.items():
+    ax.scatter(want.ravel(), rescored[name].ravel(), s=14, label=name)
+lims = [min(v.min() for v in rescored.values()) - 2, max(v.max() for v in rescored.values()) + 2]
 ax.plot(lims, lims, color="0.6", lw=0.8, zorder=0)
 ax.set(
     xlim=lims,
     ylim=lims,
     xlabel="rope_lib's own model (stored, %)",
     ylabel="transformers + rope_lib.hf (%)",
-    title=f"Per-window accuracy at {MULT}L, seed {seed}",
+    title=f"Per-window accuracy at {MULT}L, {len(through_hf.seeds)} seeds",
 )
 ax.legend(fontsize=7, loc="upper left")
 savefig(fig, "12_rescored_windows", profile=profile, exact=False)
@@ -248,6 +214,12 @@ plt.show()
 # (`rope_lib.rerope_decode_step`); that this equals a full prefill at every step is asserted below.
 
 # %%
+with torch_threads(eval_cfg["num_threads"]):  # seed 0's windows, as the experiments drew them (part 0 of the seeds')
+    tests, files = harness.make_test_sets(
+        corpus, L, tuple(extrapolation.mults), eval_cfg["n_samples"], seed, part=0, parts=len(extrapolation.seeds)
+    )
+assert files == extrapolation.files[0]
+windows = tests["non_repeated"][MULT].to(dev)
 prompt = windows[:1, : 2 * L]
 truth = windows[0, 2 * L : 5 * L].tolist()
 NEW = 3 * L
@@ -332,9 +304,9 @@ export_dir.cleanup()
 #
 # * Config objects: equal to transformers for every rope type on real configs (checked in `tests/test_hf.py`), and
 #   LongRoPE without `factor` works.
-# * The five re-scored rows equal rope_lib's own numbers window by window (the table); the other rows of notebooks
-#   04-06 go through the same three routes (rotary module, raw-key attention function, ReRoPE function), each tested
-#   against rope_lib's model for every rope type in `tests/test_hf.py`.
+# * The five re-scored rows equal rope_lib's own numbers window by window on every seed (the table); the other rows
+#   of notebooks 04-06 go through the same three routes (rotary module, raw-key attention function, ReRoPE function),
+#   each tested against rope_lib's model for every rope type in `tests/test_hf.py`.
 # * **(ours)** With several layers, no KV cache reproduces a *full recompute* of a length-dependent method (Dynamic
 #   NTK/YaRN, LongRoPE's switch): the cached hidden states of earlier tokens were computed at earlier lengths. What the
 #   raw-key cache gives exactly is the decoder that notebook 04 evaluates (`PositionScheme.dynamic_blocks`); with one

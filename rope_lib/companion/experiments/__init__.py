@@ -19,6 +19,7 @@ from . import (
     finetune,  # noqa: E402,F401  (registers "finetune")
     inverse_leaky,  # noqa: E402,F401  (registers "inverse_leaky")
     rerope_eval,  # noqa: E402,F401  (registers "rerope")
+    transformers_rows,  # noqa: E402,F401  (registers "transformers")
 )
 from .common import (
     EXTRA_MODELS,
