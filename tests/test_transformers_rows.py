@@ -12,9 +12,7 @@ from rope_lib.companion.report import Results  # noqa: E402
 
 
 def test_rows_through_transformers_equal_the_stored_rows(tiny_profile, monkeypatch):
-    from rope_lib.companion.experiments import rerope_eval
-
-    from rope_lib.companion.experiments import harness
+    from rope_lib.companion.experiments import harness, rerope_eval
 
     monkeypatch.setattr(rerope_eval, "SWEEP_MULT", 4)  # the tiny profile tests 2x and 4x only
     # trained long enough that its predictions depend on the context (3 steps predict one byte everywhere)
