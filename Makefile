@@ -123,7 +123,7 @@ lab-check: $(LAB_STAMP)
 # executed notebooks go to build/<profile>/. medium: CPU, about 40 minutes on 2 cores; full: one GPU.
 # PYTHONOPTIMIZE=1 strips the asserts: the claim cells guard the smoke prose; at another scale a verdict may differ,
 # and the run prints every verdict (what "what changes with scale" in the README is read from) instead of stopping.
-SCALED := $(filter notebooks/04_% notebooks/05_% notebooks/06_% notebooks/07_% notebooks/08_%,$(SOURCES))
+SCALED := $(filter notebooks/04_% notebooks/05_% notebooks/06_% notebooks/07_% notebooks/08b_%,$(SOURCES))
 medium full: | $(STAMP)
 	@mkdir -p build/$@
 	$(PIPE_ENV) $(BIN)/python -m rope_lib.companion.experiments train --profile $@

@@ -99,19 +99,19 @@ show["Leaky ReRoPE, w = 3, k = 2"]
 
 # %%
 # The reach of Leaky ReRoPE at test length sL, and when it stays within the trained range 0..L-1.
-LL_, ss_ = sp.symbols("L s", positive=True)
-reach_s = w_s + (ss_ * LL_ - 1 - w_s) / leak_s
-k_min_s = (ss_ * LL_ - 1 - w_s) / (LL_ - 1 - w_s)
+L_s, s_s = sp.symbols("L s", positive=True)
+reach_s = w_s + (s_s * L_s - 1 - w_s) / leak_s
+k_min_s = (s_s * L_s - 1 - w_s) / (L_s - 1 - w_s)
 # at k = k_min_s the reach is exactly L - 1, and it decreases in k (so k >= k_min_s is the condition, for w < L - 1)
-assert sp.simplify(reach_s.subs(leak_s, k_min_s) - (LL_ - 1)) == 0
-assert sp.simplify(sp.diff(reach_s, leak_s) + (ss_ * LL_ - 1 - w_s) / leak_s**2) == 0
+assert sp.simplify(reach_s.subs(leak_s, k_min_s) - (L_s - 1)) == 0
+assert sp.simplify(sp.diff(reach_s, leak_s) + (s_s * L_s - 1 - w_s) / leak_s**2) == 0
 # k = s overshoots by (w + 1)(1 - 1/s) > 0 for s > 1
-assert sp.simplify(reach_s.subs(leak_s, ss_) - (LL_ - 1) - (w_s + 1) * (1 - 1 / ss_)) == 0
+assert sp.simplify(reach_s.subs(leak_s, s_s) - (L_s - 1) - (w_s + 1) * (1 - 1 / s_s)) == 0
 # rope_lib agrees: the largest relative position it uses at sL, for L = 64, w = L/4, s = 8 and both leaks
-for k_num in (8.0, float(k_min_s.subs({LL_: 64, ss_: 8, w_s: 16}))):
+for k_num in (8.0, float(k_min_s.subs({L_s: 64, s_s: 8, w_s: 16}))):
     p_max = rope_lib.rerope_relative_position(torch.arange(8 * 64, dtype=torch.float64), 16, k_num).max().item()
-    assert abs(p_max - float(reach_s.subs({LL_: 64, ss_: 8, w_s: 16, leak_s: k_num}))) < 1e-9
-k_min_num = float(k_min_s.subs({LL_: 64, ss_: 8, w_s: 16}))
+    assert abs(p_max - float(reach_s.subs({L_s: 64, s_s: 8, w_s: 16, leak_s: k_num}))) < 1e-9
+k_min_num = float(k_min_s.subs({L_s: 64, s_s: 8, w_s: 16}))
 print(f"k >= (sL-1-w)/(L-1-w) keeps the reach within L-1; at L = 64, w = 16, s = 8: k >= {k_min_num:.3f}")
 
 # %% [markdown]
@@ -172,10 +172,10 @@ print("(R_w q)^T k = score at r = w;  (R_{(i-w)/k+w} q)^T (R_{j/k} k) = score at
 # leaks, forward and gradient.)
 
 # %%
-g = torch.Generator().manual_seed(seed)
+gen = torch.Generator().manual_seed(seed)
 head_dim, seq, window = 32, 97, 20
 theta = rope_lib.inv_freq(head_dim)
-q, k, v = (torch.randn(2, 3, seq, head_dim, generator=g) for _ in range(3))
+q, k, v = (torch.randn(2, 3, seq, head_dim, generator=gen) for _ in range(3))
 checks = {}
 for leak in (None, 4.0):
     fast = rope_lib.rerope_attention(q, k, v, theta, window=window, leaky_k=leak)
@@ -206,7 +206,7 @@ for name, ok in checks.items():
 # ## 5. The experiment: ReRoPE on the models of notebook 04
 #
 # The same two byte-level models as notebook 04 (trained at $L = 64$ with plain RoPE, one of them with log n in
-# training; three training seeds each, loaded from the checkpoint cache when notebook 04 already trained them), the
+# training; three training seeds each, trained once by `make models` and loaded from the checkpoint cache), the
 # same test windows (21 per seed, one per test file, none shared between seeds), no fine-tuning. Main rows at
 # $L$ and 2x-16x: ReRoPE with $w = L/2$ (Su's w256 at $L = 512$), Leaky ReRoPE with $w = L/4$, $k = 16$, and for
 # comparison Baseline, NTK-fixed and YaRN - each without log n, with log n at test time only (dagger) and on the
@@ -219,31 +219,28 @@ for name, ok in checks.items():
 # %%
 import numpy as np
 
-from rope_lib.companion.evaluate import bootstrap_difference
-from rope_lib.companion.experiments import references, run_experiment
-from rope_lib.companion.experiments import rerope_eval as rx
+from rope_lib.companion.experiments import references, rerope_eval, run_experiment
 from rope_lib.companion.report import Results, format_gap, markdown_table
-from rope_lib.companion.verdicts import ClaimBook
+from rope_lib.companion.verdicts import ClaimBook, slug
 
 results = Results(run_experiment("rerope", profile=profile, device=device, seed=seed))
 L, mults = results.train_length, results.mults
-main, window_rows, leak_rows = (results.group(g) for g in ("main", "window", "leak"))
-files = np.asarray(results.files)  # the test file of every sample, (seeds, samples): the bootstrap's groups
-print(f"{main.n_seeds} training seeds {results.seeds}, {files.shape[1]} test windows each, L = {L}")
+main, window_rows, leak_rows = (results.group(group) for group in ("main", "window", "leak"))
+# every difference of two (seeds, windows) arrays below goes through Rows.difference: paired window by window,
+# bootstrapped over seeds and the test file of each window
+n_windows = len(results.files[0])
+print(f"{main.n_seeds} training seeds {results.seeds}, {n_windows} test windows each, L = {L}")
 claims = ClaimBook("05", profile)
 SU_REROPE, SU_LONGER = "Su, kexue.fm/archives/9708", "Su, kexue.fm/archives/9948"  # the claims' sources
 
 
-def slug(name: str) -> str:
-    """A row or model name as part of a claim id: "Leaky ReRoPE-log n" -> "leaky-rerope-log-n"."""
-    return name.lower().replace(" ", "-")
-
-
 def rep_nonrep(rows, name: str, mult: int) -> str:
+    """A table cell: accuracy (%) on the repeated / non-repeated test sets, each mean ± sd over seeds."""
     return f"{rows.cell(name, 'repeated', mult)} / {rows.cell(name, 'non_repeated', mult)}"
 
 
 def su_cell(su) -> str:
+    """A table cell: Su's (repeated, non-repeated) pair, or "-" where he gives none."""
     return "%.2f / %.2f" % su if su else "-"
 
 
@@ -270,9 +267,9 @@ STATED_8X = {  # the stated verdict of each claim "a - b > 0"
     ("ReRoPE-log n-dagger", "ReRoPE"): "reproduced",
     ("ReRoPE-log n", "ReRoPE"): "consistent",
 }
-v8x = {}
+verdicts_8x = {}
 for (a, b), stated in STATED_8X.items():
-    v8x[a, b] = claims.decide(
+    verdicts_8x[a, b] = claims.decide(
         f"05.{slug(a)}-vs-{slug(b)}.8x",
         main.gap(a, b),
         ">",
@@ -293,7 +290,7 @@ for (a, b), stated in STATED_8X.items():
 # (+0.83, seeds +0.31 / +1.51 / +0.66, interval [-0.71, +2.36]).
 
 # %%
-for v in v8x.values():
+for v in verdicts_8x.values():
     if v.stated != "not decided":  # a decided claim: this run gives the stated tier
         assert v.holds, v
 
@@ -301,18 +298,18 @@ for v in v8x.values():
 # ### Window sweep (8x, accuracy %, repeated / non-repeated, mean ± sd over 3 training seeds, 21 test windows each)
 
 # %%
-windows = [max(1, round(f * L)) for f in rx.WINDOW_FRACTIONS]
+windows = [max(1, round(f * L)) for f in rerope_eval.WINDOW_FRACTIONS]
 table = []
-for frac, w in zip(rx.WINDOW_FRACTIONS, windows):
-    su_p, su_l = references.SU_WINDOW_PLAIN.get(frac), references.SU_WINDOW_LOG_N.get(frac)
+for frac, w in zip(rerope_eval.WINDOW_FRACTIONS, windows):
+    su_plain, su_log_n = references.SU_WINDOW_PLAIN.get(frac), references.SU_WINDOW_LOG_N.get(frac)
     table.append(
         [
             w,
             f"{frac:.3g}",
             rep_nonrep(window_rows, f"ReRoPE-w{w}", 8),
-            su_cell(su_p),
+            su_cell(su_plain),
             rep_nonrep(window_rows, f"ReRoPE-w{w}-log n", 8),
-            su_cell(su_l),
+            su_cell(su_log_n),
         ]
     )
 markdown_table(["w", "w / L", "plain model", "Su (no log n)", "log-n model", "Su (log n)"], table)
@@ -327,7 +324,7 @@ markdown_table(["w", "w / L", "plain model", "Su (no log n)", "log-n model", "Su
 BAND = [w for w in windows if L / 4 <= w <= L / 2]
 OUTSIDE = [w for w in windows if w not in BAND]
 MODELS = {"plain model": "", "log-n model": "-log n"}
-FRAC = dict(zip(windows, rx.WINDOW_FRACTIONS))  # w -> w / L, the key of the stated verdicts below
+FRAC = dict(zip(windows, rerope_eval.WINDOW_FRACTIONS))  # w -> w / L, the key of the stated verdicts below
 # stated verdicts (claims "> 0"), by model: the band against the rest, the band against each window outside it, and
 # each window against w = L (windows by w / L)
 STATED_REST = {"plain model": "reproduced", "log-n model": "consistent"}
@@ -357,7 +354,7 @@ for model_name, suffix in MODELS.items():
     band = np.mean([acc[w] for w in BAND], axis=0)  # (seeds, samples)
     vs_rest = claims.decide(
         f"05.window.{slug(model_name)}.band-vs-rest",
-        bootstrap_difference(band, np.mean([acc[w] for w in OUTSIDE], axis=0), groups=files, seed=results.seed),
+        window_rows.difference(band, np.mean([acc[w] for w in OUTSIDE], axis=0)),
         ">",
         claim=f"{model_name}: band (L/4..L/2) - rest, 8x",
         source=SU_REROPE,
@@ -367,7 +364,7 @@ for model_name, suffix in MODELS.items():
     for w in OUTSIDE:
         vs_out[w] = claims.decide(
             f"05.window.{slug(model_name)}.band-vs-w{w}",
-            bootstrap_difference(band, acc[w], groups=files, seed=results.seed),
+            window_rows.difference(band, acc[w]),
             ">",
             claim=f"{model_name}: band (L/4..L/2) - (w = {w / L:.3g} L), 8x",
             source=SU_REROPE,
@@ -405,8 +402,8 @@ for model_name, suffix in MODELS.items():
 # table.
 
 # %%
-for s in sweep.values():
-    for v in [s["vs_rest"], *s["vs_out"].values(), *s["vs_L"].values()]:
+for model_sweep in sweep.values():
+    for v in [model_sweep["vs_rest"], *model_sweep["vs_out"].values(), *model_sweep["vs_L"].values()]:
         if v.stated != "not decided":  # a decided claim: this run gives the stated tier
             assert v.holds, v
 
@@ -416,7 +413,7 @@ for s in sweep.values():
 # of the same model at 8x; Su's direction is $< 0$). Su's collapse is **reversed** on the log-n model ($w = L$ above
 # Baseline by +9.79, seed interval [+2.84, +16.74]; our claim "above Baseline" **reproduced**) and **not reproduced**
 # on the plain model (+6.72, interval [-11.84, +25.28]; our claim "above Baseline" **consistent**: every seed above,
-# but the seed-level interval includes zero); the cell asserts these tiers as they stand. On the plain model
+# but the seed-level interval includes zero); the cell asserts these tiers. On the plain model
 # $w = L$ is the least stable row of the sweep (seed sd about 5 points, printed in the table). One plausible reason:
 # relative position $L$ itself was never seen in training (the largest is $L-1$), and in our small byte-level model
 # the score at one unseen position applied to every distant key is nearly as harmless as at $L-1$; in Su's GAU the
@@ -427,16 +424,14 @@ STATED_COLLAPSE = {"plain model": "not reproduced", "log-n model": "reversed"}  
 STATED_ABOVE = {"plain model": "consistent", "log-n model": "reproduced"}  # (ours): w = L above Baseline (> 0)
 wl_vs_base = {}
 for model_name, suffix in MODELS.items():
-    g = bootstrap_difference(
+    w_l_minus_baseline = main.difference(
         window_rows.per_sample(f"ReRoPE-w{L}{suffix}", "non_repeated", 8),
         main.per_sample("Baseline" + suffix, "non_repeated", 8),
-        groups=files,
-        seed=results.seed,
     )
     wl_vs_base[model_name] = (
         claims.decide(
             f"05.window-l-collapse.{slug(model_name)}",
-            g,
+            w_l_minus_baseline,
             "<",
             claim=f"{model_name}: (w = L) - Baseline, 8x",
             source=SU_REROPE,
@@ -444,7 +439,7 @@ for model_name, suffix in MODELS.items():
         ),
         claims.decide(
             f"05.window-l-above-baseline.{slug(model_name)}",
-            g,
+            w_l_minus_baseline,
             ">",
             claim=f"{model_name}: (w = L) - Baseline, 8x",
             source="ours",
@@ -476,7 +471,7 @@ markdown_table(["w", "k", "here", "Su"], table)
 # %%
 for frac in (1 / 4, 1 / 2):
     w = round(frac * L)
-    reach = {k_leak: (w + (8 * L - 1 - w) / k_leak) / L for k_leak in rx.LEAKS}
+    reach = {k_leak: (w + (8 * L - 1 - w) / k_leak) / L for k_leak in rerope_eval.LEAKS}
     print(
         f"w = {w}: largest relative position / L at 8x for k = "
         + ", ".join(f"{k:g}: {r:.2f}" for k, r in reach.items())
@@ -487,9 +482,9 @@ STATED_K8 = {L // 4: "not reproduced", L // 2: "consistent"}  # Su: (k = 16) - (
 # Su: about 0 from k = 64 to k = 16; decided as the claim "(k = 64) - (k = 16) > 0", for which flat is "not reproduced"
 # (at w = L/4 the two machines differ: not reproduced here, reversed on the second one)
 STATED_K64 = {L // 4: "not decided", L // 2: "not reproduced"}
-leak_v = []
+leak_verdicts = []
 for w in k8_drop:
-    leak_v.append(
+    leak_verdicts.append(
         claims.decide(
             f"05.leak.w{w}.k16-vs-k8",
             k8_drop[w],
@@ -499,7 +494,7 @@ for w in k8_drop:
             stated=STATED_K8[w],
         )
     )
-    leak_v.append(
+    leak_verdicts.append(
         claims.decide(
             f"05.leak.w{w}.k64-vs-k16",
             k_flat[w],
@@ -521,7 +516,7 @@ for w in k8_drop:
 # non-repeated: 48.96 at $k = 64$, 49.10 at $k = 16$).
 
 # %%
-for v in leak_v:
+for v in leak_verdicts:
     if v.stated != "not decided":  # a decided claim: this run gives the stated tier
         assert v.holds, v
 
@@ -543,19 +538,22 @@ for name, by_len in su_lw.items():
     print(f"Su, LLaMA2-13B, {name:18s} " + "  ".join(f"{n}: {v if v is not None else '-'}" for n, v in by_len.items()))
 
 # %%
-xs = [1, *mults]  # main rows are also scored at L (ReRoPE clips inside L: w = L/2)
-by_seed = {name: np.stack([main.last_window_loss_per_sample(name, m).mean(1) for m in xs], 1) for name in main}
-rise = {name: by_seed[name] - by_seed[name][:, :1] for name in main}  # (seeds, contexts): change from context L
+contexts = [1, *mults]  # main rows are also scored at L (ReRoPE clips inside L: w = L/2)
+# loss on the last L bytes, mean over each seed's windows: (seeds, contexts)
+last_window_by_seed = {
+    name: np.stack([main.last_window_loss_per_sample(name, m).mean(1) for m in contexts], 1) for name in main
+}
+rise = {name: by_context - by_context[:, :1] for name, by_context in last_window_by_seed.items()}  # change from L
 fig, (ax, ax_su) = plt.subplots(1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [3, 2]}, sharey=True)
 styles = {"none": "-", "dagger": ":", "trained": "--"}
 palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 colors = dict(zip(["Baseline", "NTK-fixed", "YaRN", "ReRoPE", "Leaky ReRoPE"], palette))
 for name in main:
-    row, c = main[name], colors[main[name]["method"]]
-    ax.plot(xs, rise[name].mean(0), styles[row["log_n"]], color=c, marker="o", ms=3, label=name)
-    ax.fill_between(xs, rise[name].min(0), rise[name].max(0), color=c, alpha=0.2, lw=0)
+    row, color = main[name], colors[main[name]["method"]]
+    ax.plot(contexts, rise[name].mean(0), styles[row["log_n"]], color=color, marker="o", ms=3, label=name)
+    ax.fill_between(contexts, rise[name].min(0), rise[name].max(0), color=color, alpha=0.2, lw=0)
 ax.set_xscale("log", base=2)
-ax.set_xticks(xs, ["L" if m == 1 else f"{m}L" for m in xs])
+ax.set_xticks(contexts, ["L" if m == 1 else f"{m}L" for m in contexts])
 ax.set_xlabel("context length")
 ax.set_ylabel("loss on the last L bytes minus at context L (nats)")
 ax.set_title(f"ours, L = {L} bytes (non-repeated; dotted: log n-dagger, dashed: trained with log n)", fontsize=8.5)
@@ -563,16 +561,16 @@ ax.legend(fontsize=6, ncol=3, loc="upper left")
 su_colors = {"RoPE": colors["Baseline"], "NTK-RoPE (static)": colors["NTK-fixed"], "ReRoPE": colors["ReRoPE"]}
 su_len = list(next(iter(su_lw.values())))
 for name, by_len in su_lw.items():
-    pts = [(n, v - by_len[su_len[0]]) for n, v in by_len.items() if v is not None]
-    ax_su.plot([n for n, _ in pts], [v for _, v in pts], marker="o", ms=3, color=su_colors[name], label=name)
+    points = [(n, v - by_len[su_len[0]]) for n, v in by_len.items() if v is not None]
+    ax_su.plot([n for n, _ in points], [v for _, v in points], marker="o", ms=3, color=su_colors[name], label=name)
 ax_su.set_xscale("log", base=2)
 ax_su.set_xticks(su_len, ["4k (L)", "8k (2L)", "16k (4L)"])
 ax_su.set_xlabel("context length (tokens)")
 ax_su.set_title("Su, LLaMA2-13B, L = 4096 tokens (bojone/rerope README)", fontsize=8.5)
 ax_su.legend(fontsize=7, loc="upper left")
-for a in (ax, ax_su):
-    a.set_yscale("symlog", linthresh=0.1)  # linear within +-0.1 nats (the ReRoPE dip), logarithmic beyond
-    a.axhline(0, color="0.5", lw=0.8)
+for panel in (ax, ax_su):
+    panel.set_yscale("symlog", linthresh=0.1)  # linear within +-0.1 nats (the ReRoPE dip), logarithmic beyond
+    panel.axhline(0, color="0.5", lw=0.8)
 ax.set_ylim(-0.2, 30)  # room for the legend and for Su's RoPE (+7.36 at 8k)
 fig.suptitle("Longer context, lower loss? (below 0: lower loss on the same bytes than with context L)")
 savefig(fig, "05_longer_context_loss", profile=profile, exact=False)
@@ -585,11 +583,15 @@ plt.show()
 
 # %%
 change = {name: {m: main.loss_change(name, m, base_mult=1) for m in mults} for name in main}
-lw_L = {name: by_seed[name][:, 0] for name in main}
+loss_at_L = {name: last_window_by_seed[name][:, 0] for name in main}
 markdown_table(
     ["row", "loss at L", *(f"{m}L − L" for m in mults)],
     [
-        [name, f"{lw_L[name].mean():.3f} ± {lw_L[name].std(ddof=1):.3f}", *(format_gap(change[name][m]) for m in mults)]
+        [
+            name,
+            f"{loss_at_L[name].mean():.3f} ± {loss_at_L[name].std(ddof=1):.3f}",
+            *(format_gap(change[name][m]) for m in mults),
+        ]
         for name in main
     ],
 )
@@ -685,17 +687,15 @@ STATED_16X = {  # by row: (loss at 16L, Leaky - ReRoPE > 0; accuracy at 16x, ReR
 }
 leaky16 = {}
 for suffix, (stated_loss, stated_acc) in STATED_16X.items():
-    loss_gap = bootstrap_difference(
+    leaky_minus_rerope_loss = main.difference(
         main.last_window_loss_per_sample(f"Leaky ReRoPE{suffix}", 16),
         main.last_window_loss_per_sample(f"ReRoPE{suffix}", 16),
-        groups=files,
-        seed=results.seed,
     )
     row = suffix.lstrip("-") or "no log n"
     leaky16[suffix] = (
         claims.decide(
             f"05.leaky-behind-rerope.{slug(row)}.16x.loss",
-            loss_gap,
+            leaky_minus_rerope_loss,
             ">",
             claim=f"{row}: loss on the last L bytes at 16L, Leaky - ReRoPE",
             source="ours",
@@ -728,9 +728,9 @@ for pair in leaky16.values():
 import json
 
 bench = json.loads((repo_root() / "results" / "bench" / "rerope_cpu.json").read_text())
-by = {}
-for r in bench["rows"]:
-    by.setdefault(r["method"], {})[r["n"]] = r
+bench_by_method = {}
+for bench_row in bench["rows"]:
+    bench_by_method.setdefault(bench_row["method"], {})[bench_row["n"]] = bench_row
 fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4))
 for method, label in (
     ("sdpa", "plain RoPE + SDPA"),
@@ -738,9 +738,9 @@ for method, label in (
     ("leaky", "Leaky ReRoPE blockwise"),
     ("reference", "ReRoPE reference (2 full matrices)"),
 ):
-    ns = sorted(by[method])
-    ax_t.plot(ns, [by[method][n]["time_s"] for n in ns], marker="o", label=label)
-    ax_m.plot(ns, [by[method][n]["peak_mib"] for n in ns], marker="o", label=label)
+    ns = sorted(bench_by_method[method])
+    ax_t.plot(ns, [bench_by_method[method][n]["time_s"] for n in ns], marker="o", label=label)
+    ax_m.plot(ns, [bench_by_method[method][n]["peak_mib"] for n in ns], marker="o", label=label)
 for ax, ylabel in ((ax_t, "forward time (s)"), (ax_m, "peak memory above baseline (MiB)")):
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -752,14 +752,14 @@ savefig(fig, "05_rerope_cost", profile=profile)
 plt.show()
 
 # %% tags=["nbval-check-output"]
-n_max = max(by["blockwise"])
-ratio_8k = by["blockwise"][8192]["time_s"] / by["sdpa"][8192]["time_s"]
-mem_growth = by["blockwise"][n_max]["peak_mib"] / by["blockwise"][n_max // 2]["peak_mib"]
+n_max = max(bench_by_method["blockwise"])
+ratio_8k = bench_by_method["blockwise"][8192]["time_s"] / bench_by_method["sdpa"][8192]["time_s"]
+mem_growth = bench_by_method["blockwise"][n_max]["peak_mib"] / bench_by_method["blockwise"][n_max // 2]["peak_mib"]
 print(f"blockwise / SDPA time at 8192 tokens: {ratio_8k:.2f}x (target <= 2.5x)")
 print(
     f"blockwise peak memory, {n_max} vs {n_max // 2} tokens: {mem_growth:.2f}x (a {n_max}^2 score matrix would be 4x)"
 )
-print(f"reference peak memory at 8192 tokens: {by['reference'][8192]['peak_mib'] / 1024:.1f} GiB")
+print(f"reference peak memory at 8192 tokens: {bench_by_method['reference'][8192]['peak_mib'] / 1024:.1f} GiB")
 assert ratio_8k <= 2.5 and mem_growth < 3
 
 # %% [markdown]

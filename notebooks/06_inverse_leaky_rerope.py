@@ -64,8 +64,7 @@ from matplotlib.colors import Normalize
 
 import rope_lib
 from rope_lib.companion.evaluate import bootstrap_difference
-from rope_lib.companion.experiments import harness, references, run_experiment
-from rope_lib.companion.experiments import inverse_leaky as il
+from rope_lib.companion.experiments import harness, inverse_leaky, references, run_experiment
 from rope_lib.companion.plotting import savefig
 from rope_lib.companion.report import (
     Results,
@@ -76,17 +75,17 @@ from rope_lib.companion.report import (
     seeds_agreeing,
     setup_notebook,
 )
-from rope_lib.companion.verdicts import ClaimBook, tier
+from rope_lib.companion.verdicts import ClaimBook, slug, tier
 from rope_lib.rerope import rerope_attention, rerope_attention_reference
 
 setup_notebook(profile, device, seed)
 model_cfg, model_log_n_cfg, train_cfg, eval_cfg = harness.settings(profile, seed)
 L, d, base = model_cfg.train_length, model_cfg.head_dim, model_cfg.rope_base
 mults = tuple(eval_cfg["multipliers"])
-s_scale = int(il.DEFAULT_SCALE)  # s = 8: Su's recipe for his 8x table (section 1: what it covers)
-w = il.invleaky_window(L)  # w = L/4
-k_leak = il.invleaky_leak(s_scale)  # k = 1/(2s)
-variants = il.DEFAULT_VARIANTS[profile]
+s_scale = int(inverse_leaky.DEFAULT_SCALE)  # s = 8: Su's recipe for his 8x table (section 1: what it covers)
+w = inverse_leaky.invleaky_window(L)  # w = L/4
+k_leak = inverse_leaky.invleaky_leak(s_scale)  # k = 1/(2s)
+variants = inverse_leaky.DEFAULT_VARIANTS[profile]
 
 # %% tags=["nbval-check-output"]
 print(f"profile {profile}: L = {L}, test lengths {[m * L for m in mults]}, head dim d = {d}, base b = {base:g}")
@@ -94,7 +93,7 @@ print(
     f"InvLeaky training: Leaky ReRoPE with w = L/4 = {w}, s = {s_scale}, k = 1/(2s) = 1/{round(1 / k_leak)}, "
     "log n trained"
 )
-print(f"InvLeaky models trained in this profile: {[il.row_label(v, w, s_scale) for v in variants]}")
+print(f"InvLeaky models trained in this profile: {[inverse_leaky.row_label(v, w, s_scale) for v in variants]}")
 print(
     f"budget: {train_cfg.steps} steps x {train_cfg.batch_size} x {L} bytes, as each model of notebook 04; "
     f"training seeds {harness.training_seeds(profile, seed)}"
@@ -168,7 +167,7 @@ sp.Eq(sp.Symbol("R - sL"), sp.factor(R - ss * LL))
 # every $L$ from 4 to 1024 and several $s$:
 
 # %% tags=["nbval-check-output"]
-T = il.trained_relative_positions(L, w, k_leak)
+T = inverse_leaky.trained_relative_positions(L, w, k_leak)
 assert np.array_equal(
     T, np.array([float(p_out.subs({r: x, ww: w, kk: sp.Rational(1, 2 * s_scale)})) if x >= w else x for x in range(L)])
 )  # the library's positions = the formula
@@ -181,9 +180,12 @@ assert gap.max() <= s_scale  # claim 3
 longest_r = np.arange(max(mults) * L)
 beyond = longest_r > T.max()
 assert beyond.any() and not (np.arange(m_max_here.floor() * L) > T.max()).any()  # 16x beyond R, 12x not
-for LL_, s_ in [(L_, s_) for L_ in range(4, 1025) for s_ in (1, 2, 4, 8, 16, 32)]:
-    assert il.trained_relative_positions(LL_, il.invleaky_window(LL_), il.invleaky_leak(s_)).max() >= s_ * LL_ - 1
-R_su = il.trained_relative_positions(512, 128, il.invleaky_leak(8)).max()
+for L_check in range(4, 1025):
+    for s_check in (1, 2, 4, 8, 16, 32):
+        window_check, leak_check = inverse_leaky.invleaky_window(L_check), inverse_leaky.invleaky_leak(s_check)
+        R_check = inverse_leaky.trained_relative_positions(L_check, window_check, leak_check).max()
+        assert R_check >= s_check * L_check - 1
+R_su = inverse_leaky.trained_relative_positions(512, 128, inverse_leaky.invleaky_leak(8)).max()
 print(
     f"this profile: trained range R = {T.max():.0f} >= largest relative position at sL: {s_scale * L - 1} "
     f"({s_scale}L - 1); m_max = {float(m_max_here):.3f}"
@@ -255,8 +257,8 @@ sp.Eq(sp.Symbol(r"\lambda^{\prime}_{i}") / sp.Symbol("lambda_i"), ss ** (2 * i_ 
 def pair_counts(b_: float, d_: int, L_: int, s_: int) -> dict:
     """How this many of the d/2 pairs meet the trained / test ranges (wavelengths lambda_i = 2 pi b^(2i/d))."""
     lam = 2 * np.pi / rope_lib.inv_freq(d_, b_).numpy()
-    w_, k_ = il.invleaky_window(L_), il.invleaky_leak(s_)
-    R_ = il.trained_relative_positions(L_, w_, k_).max()
+    w_, k_ = inverse_leaky.invleaky_window(L_), inverse_leaky.invleaky_leak(s_)
+    R_ = inverse_leaky.trained_relative_positions(L_, w_, k_).max()
     return {
         "within w": int((lam <= w_).sum()),
         "within L": int((lam <= L_).sum()),
@@ -272,9 +274,9 @@ table = {
     "Su, b = 10000 (d = 128, L = 512, s = 8)": pair_counts(1e4, 128, 512, 8),
     "Su, b*s = 80000": pair_counts(8e4, 128, 512, 8),
 }
-pairs = {b_: [v for name, v in table.items() if name.startswith(b_)] for b_ in ("ours", "Su")}
-for plain_, scaled_ in pairs.values():
-    assert scaled_["within R"] <= plain_["within R"] and scaled_["aliased"] <= plain_["aliased"]
+pairs = {source: [v for name, v in table.items() if name.startswith(source)] for source in ("ours", "Su")}
+for at_base, at_scaled_base in pairs.values():
+    assert at_scaled_base["within R"] <= at_base["within R"] and at_scaled_base["aliased"] <= at_base["aliased"]
 assert pairs["ours"][1]["aliased"] == pairs["ours"][0]["aliased"]  # d = 32, s = 8: no pair leaves aliasing
 assert pairs["Su"][1]["aliased"] < pairs["Su"][0]["aliased"]  # d = 128: some do
 cols = list(next(iter(table.values())))
@@ -303,19 +305,20 @@ for name, row in table.items():
 # %%
 gen = torch.Generator().manual_seed(seed)
 n_chk, d_chk = L, d
-q = torch.randn(2, n_chk, d_chk, generator=gen, dtype=torch.float64)
-kx = torch.randn(2, n_chk, d_chk, generator=gen, dtype=torch.float64)
-v = torch.randn(2, n_chk, d_chk, generator=gen, dtype=torch.float64)
-inv = rope_lib.inv_freq(d_chk, base)
+q_chk = torch.randn(2, n_chk, d_chk, generator=gen, dtype=torch.float64)
+k_chk = torch.randn(2, n_chk, d_chk, generator=gen, dtype=torch.float64)
+v_chk = torch.randn(2, n_chk, d_chk, generator=gen, dtype=torch.float64)
+theta_chk = rope_lib.inv_freq(d_chk, base)
 ii, jj = torch.meshgrid(torch.arange(n_chk), torch.arange(n_chk), indexing="ij")
 rel = (ii - jj).double()
-P = torch.where(rel < w, rel, w + (rel - w) / k_leak)  # p(i - j), the definition
-q_at = rope_lib.apply_rope(q[:, :, None, :].expand(2, n_chk, n_chk, d_chk), P, inv)  # R_{p(i-j)} q_i, (2, i, j, d)
-scores = (q_at * kx[:, None, :, :]).sum(-1) / math.sqrt(d_chk)
+p_used = torch.where(rel < w, rel, w + (rel - w) / k_leak)  # p(i - j), the definition
+# R_{p(i-j)} q_i, shape (2, i, j, d)
+q_at = rope_lib.apply_rope(q_chk[:, :, None, :].expand(2, n_chk, n_chk, d_chk), p_used, theta_chk)
+scores = (q_at * k_chk[:, None, :, :]).sum(-1) / math.sqrt(d_chk)
 scores = scores.masked_fill(jj > ii, float("-inf"))
-want = torch.softmax(scores, dim=-1) @ v
-got_blockwise = rerope_attention(q, kx, v, inv, window=w, leaky_k=k_leak)
-got_reference = rerope_attention_reference(q, kx, v, inv, window=w, leaky_k=k_leak)
+want = torch.softmax(scores, dim=-1) @ v_chk
+got_blockwise = rerope_attention(q_chk, k_chk, v_chk, theta_chk, window=w, leaky_k=k_leak)
+got_reference = rerope_attention_reference(q_chk, k_chk, v_chk, theta_chk, window=w, leaky_k=k_leak)
 err_b, err_r = (got_blockwise - want).abs().max().item(), (got_reference - want).abs().max().item()
 assert err_b < 1e-12 and err_r < 1e-12, (err_b, err_r)
 print(
@@ -341,9 +344,9 @@ results = Results(run_experiment("inverse_leaky", profile=profile, device=device
 rows = results.rows
 claims = ClaimBook("06", profile)
 assert (results.config["scale"], results.config["window"], results.config["leaky_k"]) == (s_scale, w, k_leak)
-IL = {v: il.row_label(v, w, s_scale) for v in results.config["variants"]}
-RR = f"ReRoPE-w{w}-log n"
-main = IL["invleaky"]
+INVLEAKY_ROWS = {v: inverse_leaky.row_label(v, w, s_scale) for v in results.config["variants"]}
+REROPE_ROW = f"ReRoPE-w{w}-log n"
+invleaky_row = INVLEAKY_ROWS["invleaky"]
 files = np.asarray(results.files)  # (seeds, windows): the test file of every window, for the bootstrap
 coverage = results.by_seed("coverage")
 assert all(c["max_trained_relative_position"] == T.max() for c in coverage)  # the run trained section 1's range
@@ -354,13 +357,13 @@ assert beyond_R == [m for m in mults if m > m_max_here]
 def acc_by_seed(row: str, kind: str, mult: int) -> np.ndarray:
     """Accuracy (%) per seed; mult 1 is the training length (plain RoPE, except ReRoPE, which clips beyond w)."""
     if mult == 1:
-        if row == RR:
+        if row == REROPE_ROW:
             return results.train_length_acc_by_seed(row, kind, source="train_length_extra")
         return results.train_length_acc_by_seed(rows.model(row), kind)
     return rows.acc_by_seed(row, kind, mult)
 
 
-def cell(row: str, kind: str, mult: int) -> str:
+def acc_cell(row: str, kind: str, mult: int) -> str:
     """Mean ± sd over seeds."""
     a = acc_by_seed(row, kind, mult)
     return fmt_spread(a.mean(), a.std(ddof=1))
@@ -393,8 +396,8 @@ SU = {
         for name in rows
         if name in references.SU_8X
     },
-    RR: references.SU_REROPE_W_QUARTER_LOG_N,
-    **{IL[v]: references.SU_INVLEAKY[v] for v in IL},
+    REROPE_ROW: references.SU_REROPE_W_QUARTER_LOG_N,
+    **{INVLEAKY_ROWS[v]: references.SU_INVLEAKY[v] for v in INVLEAKY_ROWS},
 }
 
 header = ["method", "model", "L"]
@@ -402,8 +405,8 @@ header += [f"{m}x {'rep' if kind == 'repeated' else 'non-rep'}" for m in mults i
 header += ["Su L", "Su 8x rep", "Su 8x non-rep"]
 table = []
 for name in rows:
-    cells = [name, rows.model(name), cell(name, "non_repeated", 1)]
-    cells += [cell(name, kind, m) for m in mults if m >= 4 for kind in KINDS]
+    cells = [name, rows.model(name), acc_cell(name, "non_repeated", 1)]
+    cells += [acc_cell(name, kind, m) for m in mults if m >= 4 for kind in KINDS]
     cells += [fmt(x) for x in SU.get(name, (None, None, None))]
     table.append(cells)
 markdown_table(header, table)
@@ -422,38 +425,38 @@ wide_runs = results.by_seed("train_length_wide")
 n_wide = wide_runs[0]["n_samples"]
 
 
-def wide_sample(name: str, kind: str) -> np.ndarray:
+def wide_window_acc(name: str, kind: str) -> np.ndarray:
     """Per-window accuracies (%) of a model on the fresh windows of L bytes, shape (seeds, windows)."""
     return 100 * np.asarray([r["metrics"][name][kind]["acc_per_sample"] for r in wide_runs])
 
 
-OTHERS = ("Baseline", "Baseline-log n", "NTK-fixed", "NTK-fixed-log n", "YaRN", "YaRN-log n", RR)
+OTHERS = ("Baseline", "Baseline-log n", "NTK-fixed", "NTK-fixed-log n", "YaRN", "YaRN-log n", REROPE_ROW)
 gaps = {}
 for kind in ("non_repeated", "repeated"):
     for mult in (8, 16):
         for other in OTHERS:
-            gaps[(main, other, kind, mult)] = rows.gap(main, other, kind, mult)
+            gaps[(invleaky_row, other, kind, mult)] = rows.gap(invleaky_row, other, kind, mult)
     for a, b in (
         ("invleaky", "log_n"),
         ("invleaky (training scheme)", "log_n"),
         ("invleaky", "invleaky (training scheme)"),
         ("log_n", "plain"),
     ):
-        gaps[(a, b, kind, "L")] = bootstrap_difference(wide_sample(a, kind), wide_sample(b, kind), seed=seed)
-for v in IL:
+        gaps[(a, b, kind, "L")] = bootstrap_difference(wide_window_acc(a, kind), wide_window_acc(b, kind), seed=seed)
+for v in INVLEAKY_ROWS:
     if v != "invleaky":  # the "-b" variant (full profile)
         for kind in ("non_repeated", "repeated"):
-            gaps[(IL[v], main, kind, 8)] = rows.gap(IL[v], main, kind, 8)
+            gaps[(INVLEAKY_ROWS[v], invleaky_row, kind, 8)] = rows.gap(INVLEAKY_ROWS[v], invleaky_row, kind, 8)
             gaps[(v, "log_n", kind, "L")] = bootstrap_difference(
-                wide_sample(v, kind), wide_sample("log_n", kind), seed=seed
+                wide_window_acc(v, kind), wide_window_acc("log_n", kind), seed=seed
             )
 
-label = {
-    "invleaky": f"{main} (plain RoPE)",
-    "invleaky (training scheme)": f"{main} (Leaky, as trained)",
+gap_label = {
+    "invleaky": f"{invleaky_row} (plain RoPE)",
+    "invleaky (training scheme)": f"{invleaky_row} (Leaky, as trained)",
     "log_n": "log-n model",
     "plain": "plain model",
-    "invleaky_b": f"{IL.get('invleaky_b', '')} (plain RoPE)",
+    "invleaky_b": f"{INVLEAKY_ROWS.get('invleaky_b', '')} (plain RoPE)",
 }
 table = []
 for (a, b, kind, mult), g in gaps.items():
@@ -461,7 +464,7 @@ for (a, b, kind, mult), g in gaps.items():
     table.append(
         [
             f"{where}, {kind.replace('_', '-')}",
-            f"{label.get(a, a)} − {label.get(b, b)}",
+            f"{gap_label.get(a, a)} − {gap_label.get(b, b)}",
             format_gap(g),
             seeds_agreeing(g, ">").split()[0],
             tier(g["by_seed"], ">"),
@@ -483,12 +486,6 @@ markdown_table(["where", "difference", "points [95% interval]", "seeds > 0", "se
 # %%
 MARGIN = 1.0  # points: "within about a point" (Su's own InvLeaky-vs-ReRoPE gap is 0.75 at 8x)
 SU_9728 = "Su, kexue.fm/archives/9728"
-
-
-def slug(name: str) -> str:
-    """A row or test-set name as part of a claim id: "NTK-fixed-log n" -> "ntk-fixed-log-n"."""
-    return name.lower().replace("_", "-").replace(" ", "-")
-
 
 # %% [markdown]
 # **Claim (a): the InvLeaky model, run with plain RoPE, extrapolates far better than the baseline.** Every seed is
@@ -515,9 +512,9 @@ for kind in ("non_repeated", "repeated"):
     for other in ("Baseline", "Baseline-log n"):
         v = claims.decide(
             f"06.a.8x.{slug(kind)}.vs-{slug(other)}",
-            gaps[(main, other, kind, 8)],
+            gaps[(invleaky_row, other, kind, 8)],
             ">",
-            claim=f"(a) {main} − {other}, 8x {slug(kind)}",
+            claim=f"(a) {invleaky_row} − {other}, 8x {slug(kind)}",
             stated=STATED_A[(kind, other)],
             source=SU_9728,
         )
@@ -532,22 +529,22 @@ for kind in ("non_repeated", "repeated"):
 
 # %%
 for kind in ("non_repeated", "repeated"):
-    g = gaps[(main, RR, kind, 8)]
+    g = gaps[(invleaky_row, REROPE_ROW, kind, 8)]
     v = claims.decide(
         f"06.b.8x.{slug(kind)}.within-margin",
         g,
         ">",
-        claim=f"(b) {main} − {RR}, 8x {slug(kind)}",
+        claim=f"(b) {invleaky_row} − {REROPE_ROW}, 8x {slug(kind)}",
         stated="reversed",
         source=SU_9728,
         threshold=-MARGIN,
     )
-    assert v.holds, v  # the non-reproduction as it stands: below the margin
+    assert v.holds, v  # below the margin: reversed
     v = claims.decide(
         f"06.b.8x.{slug(kind)}.rerope-ahead",
         g,
         "<",
-        claim=f"{main} − {RR}, 8x {slug(kind)}",
+        claim=f"{invleaky_row} − {REROPE_ROW}, 8x {slug(kind)}",
         stated="reproduced",
     )
     assert v.holds, v  # ReRoPE clearly ahead
@@ -622,20 +619,20 @@ for kind in ("non_repeated", "repeated"):
     for other in ("NTK-fixed-log n", "YaRN-log n"):
         v = claims.decide(
             f"06.vs-frequency.8x.{slug(kind)}.vs-{slug(other)}",
-            gaps[(main, other, kind, 8)],
+            gaps[(invleaky_row, other, kind, 8)],
             ">",
-            claim=f"{main} − {other}, 8x {slug(kind)}",
+            claim=f"{invleaky_row} − {other}, 8x {slug(kind)}",
             stated=STATED_FREQ[(kind, other)],
         )
         assert v.holds, v
     v = claims.decide(
         f"06.vs-frequency.8x.{slug(kind)}.vs-yarn",
-        gaps[(main, "YaRN", kind, 8)],
+        gaps[(invleaky_row, "YaRN", kind, 8)],
         ">",
-        claim=f"{main} − YaRN, 8x {slug(kind)}",
+        claim=f"{invleaky_row} − YaRN, 8x {slug(kind)}",
         stated="not reproduced",
     )
-    assert v.holds, v  # level: as it stands
+    assert v.holds, v  # level with YaRN on the plain model: no tier on either side
 
 # %% [markdown]
 # **(ours) Beyond the trained range (16x).** At 16x plain RoPE meets relative positions up to $16L - 1 = 1023$, beyond
@@ -657,7 +654,7 @@ for kind in ("non_repeated", "repeated"):
 
 
 # %%
-def drop(row: str, kind: str = "non_repeated") -> np.ndarray:
+def drop_8x_to_16x(row: str, kind: str = "non_repeated") -> np.ndarray:
     """Per-window accuracy at 16x minus at 8x (%), shape (seeds, windows): the nested windows pair the two."""
     return rows.per_sample(row, kind, 16) - rows.per_sample(row, kind, 8)
 
@@ -666,57 +663,63 @@ for kind in ("non_repeated", "repeated"):
     for other in ("Baseline-log n", "YaRN-log n"):
         v = claims.decide(
             f"06.beyond-r.16x.{slug(kind)}.vs-{slug(other)}",
-            gaps[(main, other, kind, 16)],
+            gaps[(invleaky_row, other, kind, 16)],
             ">",
-            claim=f"{main} − {other}, 16x {slug(kind)}",
+            claim=f"{invleaky_row} − {other}, 16x {slug(kind)}",
             stated="reproduced",
         )
         assert v.holds, v
     v = claims.decide(
         f"06.beyond-r.16x.{slug(kind)}.vs-rerope",
-        gaps[(main, RR, kind, 16)],
+        gaps[(invleaky_row, REROPE_ROW, kind, 16)],
         "<",
-        claim=f"{main} − {RR}, 16x {slug(kind)}",
+        claim=f"{invleaky_row} − {REROPE_ROW}, 16x {slug(kind)}",
         stated="reproduced",
     )
     assert v.holds, v
-g_bl = bootstrap_difference(drop(main), drop("Baseline-log n"), groups=files, seed=seed)
-g_rr = bootstrap_difference(drop(main), drop(RR), groups=files, seed=seed)
+drop_gap_vs_baseline_log_n = bootstrap_difference(
+    drop_8x_to_16x(invleaky_row), drop_8x_to_16x("Baseline-log n"), groups=files, seed=seed
+)
+drop_gap_vs_rerope = bootstrap_difference(
+    drop_8x_to_16x(invleaky_row), drop_8x_to_16x(REROPE_ROW), groups=files, seed=seed
+)
 v = claims.decide(
     "06.beyond-r.drop-8x-16x.non-repeated.vs-baseline-log-n",
-    g_bl,
+    drop_gap_vs_baseline_log_n,
     ">",
-    claim=f"8x -> 16x change, non-repeated, {main} − Baseline-log n",
+    claim=f"8x -> 16x change, non-repeated, {invleaky_row} − Baseline-log n",
     stated="reproduced",
     quantity="difference of accuracy changes 8x -> 16x (points)",
 )
 assert v.holds, v
 v = claims.decide(
     "06.beyond-r.drop-8x-16x.non-repeated.vs-rerope",
-    g_rr,
+    drop_gap_vs_rerope,
     "<",
-    claim=f"8x -> 16x change, non-repeated, {main} − {RR}",
+    claim=f"8x -> 16x change, non-repeated, {invleaky_row} − {REROPE_ROW}",
     stated="consistent",
     quantity="difference of accuracy changes 8x -> 16x (points)",
 )
 assert v.holds, v
 STATED_CLIFF = {  # (kind, row key) -> stated tier of "change 8x -> 16x < change 4x -> 8x"
-    ("non_repeated", "invleaky"): "not reproduced",  # no extra loss beyond R measured, as it stands
+    ("non_repeated", "invleaky"): "not reproduced",  # no extra loss beyond R measured
     ("non_repeated", "baseline-log-n"): "not reproduced",
     ("repeated", "invleaky"): "consistent",
     ("repeated", "baseline-log-n"): "reproduced",
 }
 for kind in ("non_repeated", "repeated"):
-    for key, row in (("invleaky", main), ("baseline-log-n", "Baseline-log n")):
-        ps = {m: rows.per_sample(row, kind, m) for m in (4, 8, 16)}
-        g_acc = bootstrap_difference(ps[16] - ps[8], ps[8] - ps[4], groups=files, seed=seed)
+    for key, row in (("invleaky", invleaky_row), ("baseline-log-n", "Baseline-log n")):
+        acc_by_mult = {m: rows.per_sample(row, kind, m) for m in (4, 8, 16)}
+        second_minus_first_doubling = bootstrap_difference(
+            acc_by_mult[16] - acc_by_mult[8], acc_by_mult[8] - acc_by_mult[4], groups=files, seed=seed
+        )
         print(
-            f"{slug(kind)} {row}: change 4x -> 8x {(ps[8] - ps[4]).mean():+.1f}, "
-            f"8x -> 16x {(ps[16] - ps[8]).mean():+.1f} points"
+            f"{slug(kind)} {row}: change 4x -> 8x {(acc_by_mult[8] - acc_by_mult[4]).mean():+.1f}, "
+            f"8x -> 16x {(acc_by_mult[16] - acc_by_mult[8]).mean():+.1f} points"
         )
         v = claims.decide(
             f"06.beyond-r.second-doubling.{slug(kind)}.{key}",
-            g_acc,
+            second_minus_first_doubling,
             "<",
             claim=f"{row}: change 8x -> 16x − change 4x -> 8x, {slug(kind)}",
             stated=STATED_CLIFF[(kind, key)],
@@ -734,12 +737,13 @@ for kind in ("non_repeated", "repeated"):
 # the machine and its load (other processes sharing the CPU inflate it).
 
 # %%
-o = results.runs[0]["training_overhead"]
+overhead = results.runs[0]["training_overhead"]
 su_ratio = references.SU_TRAINING_SECONDS["leaky"] / references.SU_TRAINING_SECONDS["rope"]
 print(
-    f"training step, Leaky ReRoPE / plain RoPE: about {o['ratio']:.1f}x on {o['device']} (ratio of totals; median of "
-    f"the {len(o['s_per_step']['rope'])} rounds' ratios {o['ratio_median_of_rounds']:.1f}x; "
-    f"{o['steps_per_scheme']} steps each; Su: 350/330 = {su_ratio:.2f}x)"
+    f"training step, Leaky ReRoPE / plain RoPE: about {overhead['ratio']:.1f}x on {overhead['device']} "
+    f"(ratio of totals; median of the {len(overhead['s_per_step']['rope'])} rounds' ratios "
+    f"{overhead['ratio_median_of_rounds']:.1f}x; {overhead['steps_per_scheme']} steps each; "
+    f"Su: 350/330 = {su_ratio:.2f}x)"
 )
 
 # %% [markdown]
@@ -822,17 +826,17 @@ styles = {
     "Baseline-log n": ("C8", "--"),
     "NTK-fixed-log n": ("C2", "--"),
     "YaRN-log n": ("C3", "--"),
-    RR: ("C0", "-"),
-    **{IL[v]: (c, "-") for v, c in zip(IL, ("C1", "C4"))},
+    REROPE_ROW: ("C0", "-"),
+    **{INVLEAKY_ROWS[v]: (c, "-") for v, c in zip(INVLEAKY_ROWS, ("C1", "C4"))},
 }
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
 for ax, kind in zip(axes, ("non_repeated", "repeated")):
     for name in rows:
         color, ls = styles[name]
-        lw = 2.4 if name in IL.values() else 1.4
-        ys = np.stack([acc_by_seed(name, kind, m) for m in xs], axis=1)  # (seeds, lengths)
-        ax.plot(xs, ys.mean(0), ls, color=color, lw=lw, marker="o", ms=3, label=name)
-        ax.fill_between(xs, ys.min(0), ys.max(0), color=color, alpha=0.2, lw=0)
+        lw = 2.4 if name in INVLEAKY_ROWS.values() else 1.4
+        acc_by_length = np.stack([acc_by_seed(name, kind, m) for m in xs], axis=1)  # (seeds, lengths)
+        ax.plot(xs, acc_by_length.mean(0), ls, color=color, lw=lw, marker="o", ms=3, label=name)
+        ax.fill_between(xs, acc_by_length.min(0), acc_by_length.max(0), color=color, alpha=0.2, lw=0)
     ax.axvline(float(m_max_here), color="0.5", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [f"{m}L" if m > 1 else "L" for m in xs])
@@ -855,7 +859,7 @@ plt.show()
 def plot_position_loss(mult: int, name: str) -> None:
     """Loss by position at mult x L for the InvLeaky model and its comparators, mean over seeds with a band."""
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    for row in ("Baseline-log n", "YaRN-log n", RR, *IL.values()):
+    for row in ("Baseline-log n", "YaRN-log n", REROPE_ROW, *INVLEAKY_ROWS.values()):
         color, ls = styles[row]
         # The JSON keeps L/8-byte bins; merge 4 into one.
         x, by_seed = rows.position_loss_by_seed(row, bin_size=results.eval["position_bin"], merge=4, mult=mult)
@@ -904,5 +908,5 @@ plot_position_loss(8, "06_loss_vs_position_8x")
 # - *Scale.* The sparse trained positions are $2s = 16$ apart, a quarter of $L = 64$; Su's are also 16 apart, but at
 #   $L = 512$. Our dense window holds a full turn of 2 of 16 pairs, Su's of 21 of 64 (section 1). The loss at $L$ in (c)
 #   comes from the positions in $[w, L)$ that training skipped: our model does not interpolate perfectly
-#   between trained relative positions that far apart. The `full` profile ($L = 512$, both variants) has not yet been
-#   run on a GPU.
+#   between trained relative positions that far apart. The `full` profile ($L = 512$, both variants; one GPU) has no
+#   committed results.

@@ -56,8 +56,9 @@ setup_notebook(profile, device, seed)  # analytic notebook: float64 on the CPU w
 torch.set_num_threads(1)  # the searches are many small products: extra threads only add overhead
 
 D = 128  # Llama's head dim, the paper's and Su's setting
-# the d = 128 table: every length of the paper in the full profile; in smoke (the CI budget) up to 128k, which
-# already holds both kinds of disagreement with the paper (2k and 128k) - the longer rows take ~30 s more
+# the d = 128 table: every length of the paper in the full profile; in smoke up to 128k (the notebook's budget is
+# 6 minutes: smoke profile, 2 cores), which already holds both kinds of disagreement with the paper (2k and 128k) -
+# the longer rows take ~30 s more
 TABLE_K = (1, 2, 4, 8, 16, 32, 64, 128) + (() if profile == "smoke" else (256, 512, 1024))
 
 # %% [markdown]
@@ -163,22 +164,23 @@ ci_vals = np.array([float(mpmath.ci(v)) for v in xs])
 assert (ci_vals[xs < x0] < 0).all() and (ci_vals[xs > x0] > 0).all()  # the only sign change below pi/2
 
 
-def continuous(m, base, d=D):
+def bias_sum_continuous(m, base, d=D):
+    """Su's continuous approximation of B_m: (d/2) (Ci(m) - Ci(m/b)) / ln b."""
     return d / 2 * float(mpmath.ci(m) - mpmath.ci(m / base)) / math.log(base)
 
 
 approx_rows = []
 for base in (1e4, 1e6):
     for m in (1, 10, 100, 1_000, 10_000):
-        approx_rows.append((base, m, rope_bias_sum(m, base, D), continuous(m, base)))
-worst_gap = max(abs(ex - ap) for _, _, ex, ap in approx_rows)
+        approx_rows.append((base, m, rope_bias_sum(m, base, D), bias_sum_continuous(m, base)))
+worst_gap = max(abs(exact - approx) for _, _, exact, approx in approx_rows)
 assert worst_gap < 3, worst_gap
 
 # %% tags=["nbval-check-output"]
 print(f"first zero of Ci: x0 = {x0:.4f};  L / x0 = {1 / x0:.3f} L")
 print(f"{'base':>7s} {'m':>6s} {'B_m exact':>10s} {'(d/2)(Ci(m)-Ci(m/b))/ln b':>27s}")
-for base, m, ex, ap in approx_rows:
-    print(f"{base:7.0e} {m:6d} {ex:10.3f} {ap:27.3f}")
+for base, m, exact, approx in approx_rows:
+    print(f"{base:7.0e} {m:6d} {exact:10.3f} {approx:27.3f}")
 print(f"largest |exact - approximation| above: {worst_gap:.2f} (of d/2 = {D // 2})")
 
 # %% [markdown]
@@ -248,26 +250,28 @@ SU = {
 }  # kexue.fm/archives/10122, recomputed with a finer grid
 
 
-def two(v):
-    return float(f"{v:.1e}")  # the two significant digits both sources print
+def two_significant_digits(v):
+    """v rounded to the two significant digits both sources print."""
+    return float(f"{v:.1e}")
 
 
-searches = {kk: base_search(1024 * kk, D) for kk in TABLE_K}
-ours = {kk: r.base for kk, r in searches.items()}
+searches = {length_k: base_search(1024 * length_k, D) for length_k in TABLE_K}
+ours = {length_k: r.base for length_k, r in searches.items()}
 NOT_REPRODUCED = {512: 5.9e7}  # ours, where it is not Su's printed value (full profile only; see below)
-assert all(two(ours[kk]) == NOT_REPRODUCED.get(kk, SU[kk]) for kk in TABLE_K)  # Su's row, to his digits
+# Su's row, to his digits
+assert all(two_significant_digits(ours[n]) == NOT_REPRODUCED.get(n, SU[n]) for n in TABLE_K)
 
 # the inverse: each bound keeps B_m >= 0 up to L, the grid point just below it does not
-for kk, r in searches.items():
-    assert max_context_length(r.base, D) >= 1024 * kk > max_context_length(r.base - r.step, D)
-    assert r.base >= 1024 * kk / x0  # above the d -> infinity asymptote
-ratios = [ours[kk] / (1024 * kk) for kk in TABLE_K if kk <= 512]
+for length_k, r in searches.items():
+    assert max_context_length(r.base, D) >= 1024 * length_k > max_context_length(r.base - r.step, D)
+    assert r.base >= 1024 * length_k / x0  # above the d -> infinity asymptote
+ratios = [ours[length_k] / (1024 * length_k) for length_k in TABLE_K if length_k <= 512]
 assert all(r1 < r2 for r1, r2 in zip(ratios, ratios[1:]))  # b*/L grows: faster than linear up to 512k
 if 1024 in ours:
     assert ours[1024] < 1.2 * ours[512]  # ... but not to 1M
 
 # reading "1k" as 1000: 1k would give 4.2e3, not the 4.3e3 both sources print
-assert two(base_lower_bound(1000)) == 4.2e3
+assert two_significant_digits(base_lower_bound(1000)) == 4.2e3
 
 # %% [markdown]
 # Where the paper differs (2k, 16k, 32k, 128k and beyond) Su's explanation is the search: the authors told him they
@@ -279,19 +283,21 @@ assert two(base_lower_bound(1000)) == 4.2e3
 # the entries beyond 128k: the candidate set the authors used is not known, and this one explains 6 of 11.
 
 # %%
-two_digit = [kk * 10.0 ** (e - 1) for e in range(2, 10) for kk in range(10, 100)]
-coarse = {kk: base_lower_bound_on_grid(1000 * kk, two_digit, D) for kk in PAPER}
-coarse_matches = [kk for kk in PAPER if two(coarse[kk]) == PAPER[kk]]
+two_digit_bases = [mantissa * 10.0 ** (e - 1) for e in range(2, 10) for mantissa in range(10, 100)]
+coarse = {length_k: base_lower_bound_on_grid(1000 * length_k, two_digit_bases, D) for length_k in PAPER}
+coarse_matches = [length_k for length_k in PAPER if two_significant_digits(coarse[length_k]) == PAPER[length_k]]
 assert coarse_matches == [1, 2, 4, 8, 64, 128], coarse_matches
 
 
-def why(kk):
-    fine = two(ours[kk]) if kk in ours else SU[kk]  # Su's value where this profile does not compute the row
-    if kk in ours and fine != SU[kk]:
+def why_they_differ(length_k):
+    """The last column of the table: why ours, Su's and the paper's bound differ at L = length_k x 1024."""
+    # Su's value where this profile does not compute the row
+    fine = two_significant_digits(ours[length_k]) if length_k in ours else SU[length_k]
+    if length_k in ours and fine != SU[length_k]:
         return "ours vs Su: not reproduced (see below)"
-    if fine == PAPER[kk]:
+    if fine == PAPER[length_k]:
         return "same"
-    if kk in coarse_matches:
+    if length_k in coarse_matches:
         return "paper: coarse set of bases (the 2-digit set gives it)"
     return "paper: another coarse search (the 2-digit set does not give it)"
 
@@ -299,9 +305,12 @@ def why(kk):
 # %% tags=["nbval-check-output"]
 print(f"d = {D}; L = 1024 k for ours and Su's; the 2-digit column uses L = 1000 k")
 print(f"{'L':>5s} {'ours':>10s} {'Su':>7s} {'paper':>7s} {'2-digit set':>11s}  {'L/x0':>7s}  where they differ")
-for kk in PAPER:
-    mine = f"{ours[kk]:10.4g}" if kk in ours else f"{'-':>10s}"
-    print(f"{kk:4d}k {mine} {SU[kk]:7.1e} {PAPER[kk]:7.1e} {coarse[kk]:11.1e}  {1024 * kk / x0:7.1e}  {why(kk)}")
+for length_k in PAPER:
+    ours_cell = f"{ours[length_k]:10.4g}" if length_k in ours else f"{'-':>10s}"
+    print(
+        f"{length_k:4d}k {ours_cell} {SU[length_k]:7.1e} {PAPER[length_k]:7.1e} {coarse[length_k]:11.1e}  "
+        f"{1024 * length_k / x0:7.1e}  {why_they_differ(length_k)}"
+    )
 
 # %% [markdown]
 # Reproduced: Su's row to the two digits he prints at every length computed here, except 512k (full profile only):
@@ -335,10 +344,17 @@ plt.show()
 
 # %%
 fig, ax = plt.subplots(figsize=(6.4, 4.4))
-Ls = np.array([1024 * kk for kk in PAPER], dtype=float)
-ax.plot(Ls, [PAPER[kk] for kk in PAPER], "s", color="#D55E00", label="Men et al. Table 2", markersize=6)
-ax.plot(Ls, [SU[kk] for kk in SU], "o", color="#0072B2", label="Su (finer grid)", markersize=6, mfc="none")
-ax.plot([1024 * kk for kk in ours], list(ours.values()), "x", color="k", label="ours (Su's search)", markersize=6)
+Ls = np.array([1024 * length_k for length_k in PAPER], dtype=float)
+ax.plot(Ls, [PAPER[length_k] for length_k in PAPER], "s", color="#D55E00", label="Men et al. Table 2", markersize=6)
+ax.plot(Ls, [SU[length_k] for length_k in SU], "o", color="#0072B2", label="Su (finer grid)", markersize=6, mfc="none")
+ax.plot(
+    [1024 * length_k for length_k in ours],
+    list(ours.values()),
+    "x",
+    color="k",
+    label="ours (Su's search)",
+    markersize=6,
+)
 ax.plot(Ls, Ls / x0, "--", color="0.4", label=r"$L/x_0$ ($d\to\infty$)")
 ax.set_xscale("log")
 ax.set_yscale("log")
@@ -369,10 +385,10 @@ MODELS = [  # (name, base, context length, note)
     ("Qwen2.5-7B", 1e6, 32768, "config"),
     ("Llama-3.1-8B", 5e5, 131072, "config; llama3 scaling x8"),
 ]
-bound_for = {L_: ours[L_ // 1024] for _, _, L_, _ in MODELS}  # every context here is a row of the table
-keeps = {base: max_context_length(base, D) for _, base, _, _ in MODELS}
-above = {name: base >= bound_for[L_] for name, base, L_, _ in MODELS}
-holds = {name: keeps[base] >= L_ for name, base, L_, _ in MODELS}
+bound_for = {context: ours[context // 1024] for _, _, context, _ in MODELS}  # every context here is a row of the table
+nonnegative_to_by_base = {base: max_context_length(base, D) for _, base, _, _ in MODELS}
+above = {name: base >= bound_for[context] for name, base, context, _ in MODELS}
+holds = {name: nonnegative_to_by_base[base] >= context for name, base, context, _ in MODELS}
 assert [n for n, ok in above.items() if not ok] == [
     "Llama-7B",
     "Llama2-7B",
@@ -381,15 +397,20 @@ assert [n for n, ok in above.items() if not ok] == [
     "Llama-3.1-8B",
 ]
 assert [n for n, ok in holds.items() if ok] == ["Llama3-8B"]  # B_m >= 0 on the whole context: only Llama 3
-assert above["Mistral-7B-v0.2"] and keeps[1e6] == 27115 < 32768  # above the bound, yet B_m < 0 at m = 27115
-assert round(5e5 / bound_for[8192]) == 6 and keeps[5e5] == 18438
+assert (
+    above["Mistral-7B-v0.2"] and nonnegative_to_by_base[1e6] == 27115 < 32768
+)  # above the bound, yet B_m < 0 at m = 27115
+assert round(5e5 / bound_for[8192]) == 6 and nonnegative_to_by_base[5e5] == 18438
 
 # %% tags=["nbval-check-output"]
 print(f"{'model':16s} {'base':>7s} {'L':>7s} {'bound':>8s} {'base':>6s} {'B_m >= 0':>9s} {'on m < L':>9s}  source")
 print(f"{'':16s} {'':7s} {'':7s} {'':8s} {'vs':>6s} {'for m <':>9s}")
-for name, base, L_, note in MODELS:
+for name, base, context, note in MODELS:
     side, ok = "above" if above[name] else "below", str(holds[name])
-    print(f"{name:16s} {base:7.0e} {L_:7d} {bound_for[L_]:8.2e} {side:>6s} {keeps[base]:9d} {ok:>9s}  {note}")
+    print(
+        f"{name:16s} {base:7.0e} {context:7d} {bound_for[context]:8.2e} {side:>6s} "
+        f"{nonnegative_to_by_base[base]:9d} {ok:>9s}  {note}"
+    )
 
 # %% [markdown]
 # The base-1e4 generation sits below the bound at its own training length (the paper's point: such models can
@@ -411,14 +432,18 @@ from rope_lib.companion.experiments.harness import PROFILE_SETTINGS  # noqa: E40
 
 SMOKE = PROFILE_SETTINGS["smoke"]["model"]
 d_lm, L_lm, b_lm = SMOKE["head_dim"], SMOKE["train_length"], SMOKE["rope_base"]
-lm = base_search(L_lm, d_lm)
+smoke_search = base_search(L_lm, d_lm)
 lm_keeps = {base: max_context_length(base, d_lm) for base in (10.0, 30.0, 100.0, 300.0, 1e3, 1e4)}
-assert max_context_length(lm.base, d_lm) >= L_lm > max_context_length(lm.base - lm.step, d_lm)
-assert round(b_lm / lm.base, -1) == 30 and 4 * L_lm < lm_keeps[b_lm] < 8 * L_lm  # 1e4 covers 4L, not 8L
+assert (
+    max_context_length(smoke_search.base, d_lm)
+    >= L_lm
+    > max_context_length(smoke_search.base - smoke_search.step, d_lm)
+)
+assert round(b_lm / smoke_search.base, -1) == 30 and 4 * L_lm < lm_keeps[b_lm] < 8 * L_lm  # 1e4 covers 4L, not 8L
 
 # %% tags=["nbval-check-output"]
 print(f"smoke model: head_dim {d_lm}, L = {L_lm}, base {b_lm:.0e}")
-print(f"base_lower_bound({L_lm}, {d_lm}) = {lm.base:.2f}   (last grid step {lm.step:.1e})")
+print(f"base_lower_bound({L_lm}, {d_lm}) = {smoke_search.base:.2f}   (last grid step {smoke_search.step:.1e})")
 for base, keep in lm_keeps.items():
     print(f"  b = {base:7.0e}: B_m >= 0 for m < {keep}")
 
@@ -446,25 +471,26 @@ for base, keep in lm_keeps.items():
 from IPython.display import display  # noqa: E402
 
 from rope_lib.companion.evaluate import bootstrap_difference  # noqa: E402
-from rope_lib.companion.experiments import base_bound as bb  # noqa: E402
+from rope_lib.companion.experiments import base_bound as base_bound_experiment  # noqa: E402
 from rope_lib.companion.experiments import harness, run_experiment  # noqa: E402
 from rope_lib.companion.report import Results, fmt_spread, markdown_table  # noqa: E402
-from rope_lib.companion.verdicts import NOT_DECIDED, ClaimBook  # noqa: E402
+from rope_lib.companion.verdicts import NOT_DECIDED, ClaimBook, slug  # noqa: E402
 
 results = Results(run_experiment("base_bound", profile=profile, device=device, seed=seed))  # the profile's threads
 claims = ClaimBook("07", profile)  # every claim of this section is decided and recorded through it
-bb_cfg = results.config["base_bound"]
-BASES = [bb.base_label(b) for b in bb_cfg["bases"]]
+bound_cfg = results.config["base_bound"]
+BASES = [base_bound_experiment.base_label(b) for b in bound_cfg["bases"]]
 LOW, HIGH = BASES[0], BASES[-1]  # the lowest base (below the bound) and 1e4 (above)
-L_LM, D_LM = results.train_length, bb_cfg["head_dim"]  # the smoke model's in smoke (section 4); larger elsewhere
+L_LM, D_LM = results.train_length, bound_cfg["head_dim"]  # the smoke model's in smoke (section 4); larger elsewhere
 DIST = np.array(results.eval["passkey"]["distances"])
 FAR = DIST >= L_LM // 2  # "long range": the key in the first half of the window
 assert results.seeds == harness.training_seeds(profile, seed) and list(DIST) == list(range(1, L_LM - 1))
-assert bb_cfg["bound"] == base_lower_bound(L_LM, D_LM) and float(LOW) < bb_cfg["bound"] < float(HIGH)
+assert bound_cfg["bound"] == base_lower_bound(L_LM, D_LM) and float(LOW) < bound_cfg["bound"] < float(HIGH)
 
 
-def hits(base: str, kind: str) -> np.ndarray:
-    """Passkey hits of the text or retrieval model, shape (seeds, distances, samples); the same samples per seed."""
+def passkey_correct(base: str, kind: str) -> np.ndarray:
+    """Passkey outcomes (1: key retrieved) of the text or retrieval model, shape (seeds, distances, samples); the same
+    samples per seed."""
     return np.array([[run["bases"][base][kind]["passkey"][str(m)] for m in DIST] for run in results.runs])
 
 
@@ -473,38 +499,41 @@ def text_loss(base: str, kind: str) -> np.ndarray:
     return np.array([run["bases"][base][kind]["loss_per_sample"] for run in results.runs])
 
 
-def loss_gap(a: np.ndarray, b: np.ndarray) -> dict:
+def loss_difference(a: np.ndarray, b: np.ndarray) -> dict:
+    """a - b for two (seeds, windows) arrays of per-window loss, paired window by window and bootstrapped over seeds
+    and the test file of each window (as Rows.difference, which this results file has no rows for)."""
     return bootstrap_difference(a, b, groups=np.array(results.files), seed=results.seed)
 
 
-def passkey_gap(a: np.ndarray, b: np.ndarray) -> dict:
+def passkey_difference(a: np.ndarray, b: np.ndarray) -> dict:
     """Paired over each seed's passkey samples (each from its own test file), bootstrapped over seeds and samples."""
     return bootstrap_difference(a, b, seed=results.seed)
 
 
-def by_seed(x: np.ndarray) -> str:
+def seed_mean_sd(x: np.ndarray) -> str:
+    """A table cell: mean ± sd over seeds of each seed's mean of x, shape (seeds, ...)."""
     per_seed = x.reshape(x.shape[0], -1).mean(1)
     return fmt_spread(per_seed.mean(), per_seed.std(ddof=1), 3)
 
 
 table = []
 for base in BASES:
-    keeps = results.runs[0]["bases"][base]["keeps_bias_sum_nonnegative_to"]
-    ret = hits(base, "retrieval")
+    nonnegative_to = results.runs[0]["bases"][base]["keeps_bias_sum_nonnegative_to"]
+    retrieval_correct = passkey_correct(base, "retrieval")
     table.append(
         [
             base,
-            f"m < {keeps}",
-            by_seed(text_loss(base, "text")),
-            by_seed(text_loss(base, "retrieval")),
-            by_seed(hits(base, "text")),
-            by_seed(ret[:, DIST <= L_LM // 4]),
-            by_seed(ret[:, FAR]),
+            f"m < {nonnegative_to}",
+            seed_mean_sd(text_loss(base, "text")),
+            seed_mean_sd(text_loss(base, "retrieval")),
+            seed_mean_sd(passkey_correct(base, "text")),
+            seed_mean_sd(retrieval_correct[:, DIST <= L_LM // 4]),
+            seed_mean_sd(retrieval_correct[:, FAR]),
         ]
     )
 print(
-    f"L = {L_LM}, d = {D_LM}, bound {bb_cfg['bound']:.0f}; mean ± sd over {len(results.seeds)} seeds "
-    f"(passkey: {ret.shape[-1]} samples per distance and seed)"
+    f"L = {L_LM}, d = {D_LM}, bound {bound_cfg['bound']:.0f}; mean ± sd over {len(results.seeds)} seeds "
+    f"(passkey: {retrieval_correct.shape[-1]} samples per distance and seed)"
 )
 display(
     markdown_table(
@@ -524,13 +553,13 @@ display(
 # %%
 fig, ax = plt.subplots(figsize=(7.0, 4.0))
 for base, color in zip(BASES, ("#D55E00", "#0072B2", "#009E73", "#CC79A7")):
-    acc = hits(base, "retrieval").mean(-1)  # (seeds, distances)
+    acc = passkey_correct(base, "retrieval").mean(-1)  # (seeds, distances)
     for row in acc:
         ax.plot(DIST, row, color=color, linewidth=0.6, alpha=0.45)
-    keeps = results.runs[0]["bases"][base]["keeps_bias_sum_nonnegative_to"]
-    ax.plot(DIST, acc.mean(0), color=color, linewidth=1.6, label=f"b = {base} (B_m >= 0 for m < {keeps})")
-    if keeps < DIST[-1]:
-        ax.axvline(keeps, color=color, linestyle=":", linewidth=1.0)
+    nonnegative_to = results.runs[0]["bases"][base]["keeps_bias_sum_nonnegative_to"]
+    ax.plot(DIST, acc.mean(0), color=color, linewidth=1.6, label=f"b = {base} (B_m >= 0 for m < {nonnegative_to})")
+    if nonnegative_to < DIST[-1]:
+        ax.axvline(nonnegative_to, color=color, linestyle=":", linewidth=1.0)
 ax.axhline(1 / 16, color="0.4", linestyle="--", linewidth=0.8, label="chance (1/16)")
 ax.set_ylim(-0.02, 1.05)
 ax.set_xlabel("key distance m (bytes before the question)")
@@ -556,11 +585,13 @@ plt.show()
 
 # %%
 RETRIEVAL_MARGIN = 0.05  # accuracy: a fall of at least 5 points counts as "retrieval falls"
-loss_low_high = loss_gap(text_loss(LOW, "text"), text_loss(HIGH, "text"))
+loss_low_high = loss_difference(text_loss(LOW, "text"), text_loss(HIGH, "text"))
 margins = {"2%": math.log(1.02), "5%": math.log(1.05)}  # perplexity ratio -> nats/byte
-far_gap = passkey_gap(hits(HIGH, "retrieval")[:, FAR].mean(1), hits(LOW, "retrieval")[:, FAR].mean(1))
-far_acc = {base: 100 * hits(base, "retrieval")[:, FAR].mean() for base in (LOW, HIGH)}
-cost_gap = loss_gap(
+far_gap = passkey_difference(
+    passkey_correct(HIGH, "retrieval")[:, FAR].mean(1), passkey_correct(LOW, "retrieval")[:, FAR].mean(1)
+)
+far_acc = {base: 100 * passkey_correct(base, "retrieval")[:, FAR].mean() for base in (LOW, HIGH)}
+cost_gap = loss_difference(
     text_loss(LOW, "retrieval") - text_loss(LOW, "text"), text_loss(HIGH, "retrieval") - text_loss(HIGH, "text")
 )
 LOSS_QUANTITY = "text loss gap at L (nats/byte)"
@@ -664,15 +695,15 @@ heat_cfg = results.eval["heatmap"]
 H_METHODS, H_MULTS, FRACS = heat_cfg["methods"], heat_cfg["multipliers"], heat_cfg["distance_fractions"]
 
 
-def heat_hits(method: str, mult: int) -> np.ndarray:
-    """(seeds, distances, samples) hits at mult x L; distances in increasing order."""
+def heatmap_correct(method: str, mult: int) -> np.ndarray:
+    """Passkey outcomes (1: key retrieved) at mult x L, shape (seeds, distances, samples); distances increasing."""
     cell = [run["heatmap"][method][str(mult)] for run in results.runs]
     return np.array([[c[k] for k in sorted(c, key=int)] for c in cell])
 
 
 fig, axes = plt.subplots(1, len(H_METHODS), figsize=(12.0, 3.2), sharey=True)
 for ax, method in zip(axes, H_METHODS):
-    grid = np.stack([heat_hits(method, mult).mean((0, 2)) for mult in H_MULTS], axis=1)  # (distances, mults)
+    grid = np.stack([heatmap_correct(method, mult).mean((0, 2)) for mult in H_MULTS], axis=1)  # (distances, mults)
     im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
     ax.set_xticks(range(len(H_MULTS)), [f"{m}x" for m in H_MULTS])
     ax.set_title(method)
@@ -691,27 +722,32 @@ plt.show()
 # over seeds and samples printed beside it).
 
 # %%
-TOP = max(H_MULTS)
+TOP_MULT = max(H_MULTS)
 far_half = [i for i, f in enumerate(FRACS) if f >= 0.5]
-far_keys = {m: heat_hits(m, TOP)[:, far_half].mean(1) for m in H_METHODS}  # (seeds, samples)
-claim4 = {m: passkey_gap(far_keys[m], far_keys["Baseline"]) for m in H_METHODS if m != "Baseline"}
+far_keys = {m: heatmap_correct(m, TOP_MULT)[:, far_half].mean(1) for m in H_METHODS}  # (seeds, samples)
+far_half_gaps = {m: passkey_difference(far_keys[m], far_keys["Baseline"]) for m in H_METHODS if m != "Baseline"}
 print(
-    f"{TOP}x, key in the far half: Baseline retrieves {100 * far_keys['Baseline'].mean():.0f}% "
+    f"{TOP_MULT}x, key in the far half: Baseline retrieves {100 * far_keys['Baseline'].mean():.0f}% "
     f"(per seed {', '.join(f'{100 * v:.0f}%' for v in far_keys['Baseline'].mean(1))})"
 )
 # NTK-aware: reproduced here, consistent on the second machine
-STATED4 = {"NTK-aware": "not decided", "YaRN": "reproduced", "Dynamic YaRN": "reproduced", "ReRoPE": "reproduced"}
-claim4_v = {
+STATED_FAR_HALF = {
+    "NTK-aware": "not decided",
+    "YaRN": "reproduced",
+    "Dynamic YaRN": "reproduced",
+    "ReRoPE": "reproduced",
+}
+far_half_verdicts = {
     m: claims.decide(
-        f"07.far-passkey.{m.lower().replace(' ', '-')}-vs-baseline.{TOP}x",
+        f"07.far-passkey.{slug(m)}-vs-baseline.{TOP_MULT}x",
         g,
         ">",
-        claim=f"{m} - Baseline, passkey at {TOP}x, key in the far half",
+        claim=f"{m} - Baseline, passkey at {TOP_MULT}x, key in the far half",
         source="ours",
         quantity="passkey accuracy gap (fraction)",
-        stated=STATED4[m],
+        stated=STATED_FAR_HALF[m],
     )
-    for m, g in claim4.items()
+    for m, g in far_half_gaps.items()
 }
 
 # %% [markdown]
@@ -725,6 +761,6 @@ claim4_v = {
 # a first-position effect; the claim averages the far half for that reason.
 
 # %%
-for v in claim4_v.values():
+for v in far_half_verdicts.values():
     if v.stated != NOT_DECIDED:  # a claim the two machines decide differently is asserted neither way
         assert v.holds, v

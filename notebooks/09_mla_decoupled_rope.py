@@ -37,7 +37,7 @@
 # sources'.*
 
 # %% tags=["parameters"]
-profile: str = "smoke"  # "smoke" (CPU, 6 minutes on 2 cores; what is committed) or "full" (one GPU)
+profile: str = "smoke"  # "smoke" (CPU, minutes, what is committed) or "full" (one GPU)
 device: str = "auto"  # "auto" -> cuda when present, else cpu; or "cpu", "cuda", "cuda:N"
 seed: int = 0  # every random draw in the notebook derives from it
 

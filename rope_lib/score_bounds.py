@@ -174,7 +174,7 @@ def interpolation_bound(
     """The bound on |a(s) - a_linear(s)| for s1 <= s <= s2 and coefficients with max_j |h_j| = ``max_abs_h``.
 
     ``form="paper"``: PI's Eq. 5, d max|h| (s - s1)(s2 - s) / (8 ln c). Not valid for every h (module docstring: its
-    last step uses a reversed inequality; a counterexample at d = 128 is in notebook 08 and the tests).
+    last step uses a reversed inequality; a counterexample at d = 128 is in notebook 08a and the tests).
     ``form="sum"``: max|h| (s - s1)(s2 - s) / 2 * sum_j theta_j^2, the bound the proof establishes (the geometric
     sum (1 - c^-2)/(1 - c^(-4/d)) kept as it is). ``s``, ``s1``, ``s2`` broadcast; returns float64 of that shape.
     """

@@ -56,7 +56,7 @@ def _is_int(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class FineTune:
-    """Start from a trained model instead of random weights (notebooks 07 and 08), with a fresh optimizer.
+    """Start from a trained model instead of random weights (notebooks 07 and 08b), with a fresh optimizer.
 
     ``init_from``: the cache key of the trained model (:func:`config_key`). ``length``: sequence length of the
     training batches (None: the model's train_length, which stays the "original length" every scaling method and

@@ -1,4 +1,4 @@
-"""Extend by fine-tuning (notebook 08): PI, NTK-aware, YaRN and direct fine-tuning from the notebook-04 model.
+"""Extend by fine-tuning (notebook 08b): PI, NTK-aware, YaRN and direct fine-tuning from the notebook-04 model.
 
 Chen et al. 2023 (Positional Interpolation, arXiv 2306.15595, Tables 3-4) fine-tune LLaMA from 2048 to 8192-32768
 positions for 1000 steps with interpolated positions, and compare with fine-tuning on plain positions ("direct");
