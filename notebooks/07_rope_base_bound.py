@@ -72,7 +72,7 @@ TABLE_K = (1, 2, 4, 8, 16, 32, 64, 128) + (() if profile == "smoke" else (256, 5
 # moment rules (independent factors; $\mathbb{E}[x] = \mu$, $\mathbb{E}[x^2] = \mu^2 + \sigma^2$ for $q$ and $k$;
 # $\mathbb{E}[\varepsilon_j] = 0$):
 
-# %%
+# %% tags=["derivation"]
 mu, sigma, tau, m_s = sp.symbols("mu sigma tau m", real=True)
 
 
@@ -112,18 +112,15 @@ gap
 # %% [markdown]
 # For any $d$: the gap is $\mathbb{E}[q^\top A q] - \mathbb{E}[q]^\top A\,\mathbb{E}[k] = \sigma^2 \operatorname{tr} A$
 # for every matrix $A$ (the $\mu^2$ terms cancel, the diagonal keeps $\sigma^2$), and the trace of RoPE's
-# block-diagonal $R_m$ is the sum of its $2\times 2$ blocks' traces, $2\cos(m\theta_i)$ each:
+# block-diagonal $R_m$ is the sum of its $2\times 2$ blocks' traces, $2\cos(m\theta_i)$ each (by construction of
+# the symbolic blocks; checked against the matrices `rope_lib` builds in the next cell):
 
-# %%
+# %% tags=["derivation"]
 qs, ks = sp.symbols("q0:4", real=True), sp.symbols("k0:4", real=True)
 A = sp.Matrix(4, 4, sp.symbols("a0:16", real=True))  # a generic matrix
 q, k = sp.Matrix(qs), sp.Matrix(ks)
 lhs = expectation((q.T * A * q)[0], qs, ks, ()) - expectation((q.T * A * k)[0], qs, ks, ())
 assert sp.simplify(lhs - sigma**2 * A.trace()) == 0
-phi = sp.symbols("phi", real=True)
-assert sp.simplify(rotation(2, [phi / m_s]).trace() - 2 * sp.cos(phi)) == 0
-th = sp.symbols("theta0:5", positive=True)
-assert sp.simplify(rotation(10, th).trace() - 2 * sum(sp.cos(m_s * t) for t in th)) == 0  # blocks add
 sp.Eq(sp.Symbol("E gap"), 2 * sigma**2 * sp.Symbol("B_m"))
 
 # %% [markdown]
@@ -144,16 +141,18 @@ for base in (1e4, 5e5):
 # substitution $u = m b^{-t}$ gives $\frac d2\,\frac{\mathrm{Ci}(m) - \mathrm{Ci}(m/b)}{\ln b}$. Checked by
 # differentiating the antiderivative:
 
-# %%
+# %% tags=["derivation"]
 t, u, bb, mm, x = sp.symbols("t u b m x", positive=True)
 F = -sp.Ci(mm * bb ** (-t)) / sp.log(bb)  # candidate antiderivative of cos(m b^-t) in t
 assert sp.simplify(sp.diff(F, t) - sp.cos(mm * bb ** (-t))) == 0
-integral = F.subs(t, 1) - F.subs(t, 0)
 closed = (sp.Ci(mm) - sp.Ci(mm / bb)) / sp.log(bb)
-assert sp.simplify(integral - closed) == 0
 # the same through the substitution: dt = -du / (u ln b), limits m -> m/b
 assert sp.simplify(sp.integrate(sp.cos(u) / (u * sp.log(bb)), (u, mm / bb, mm)) - closed) == 0
-assert sp.diff(sp.Ci(x), x) == sp.cos(x) / x  # Ci increases on (0, pi/2): one zero there
+# and against the integral evaluated numerically (mpmath quadrature in t), at points where the sum's terms oscillate
+# (the integrand turns about m / (2 pi) times over t in [0, 1]: enough quadrature intervals for each)
+for m_val, b_val, pieces in ((3, 10, 64), (50, 1e4, 64), (1_000, 1e4, 256), (5_000, 1e6, 512)):
+    quad = mpmath.quad(lambda t_: mpmath.cos(m_val * mpmath.mpf(b_val) ** (-t_)), mpmath.linspace(0, 1, pieces + 1))
+    assert abs(float(closed.subs({mm: m_val, bb: b_val}).evalf(30)) - float(quad)) < 1e-10, (m_val, b_val)
 sp.Eq(sp.Symbol("B_m"), D / 2 * closed)
 
 # %%
@@ -189,10 +188,11 @@ print(f"largest |exact - approximation| above: {worst_gap:.2f} (of d/2 = {D // 2
 # sum within 3 (of $B_0 = 64$) at these points; it is the $d\to\infty$ limit, whose oscillations are smoother than
 # the finite sum's, so the exact bounds below lie above $L/x_0$.
 #
-# **Partial rotation.** If only half the pairs rotate (as in GPT-NeoX or MLA's decoupled part), the other half has
+# **Partial rotation.** If only half the pairs rotate (Su's remark; partial rotation is used in practice, e.g.
+# GPT-NeoX-20B rotates a quarter of each head's dimensions and MLA's heads 64 of 192), the other half has
 # $\theta = 0$ and $B_m = \sum_{i<d/4} \left(1 + \cos(m b^{-4i/d})\right) \ge 0$ for every $m$ and $b$: no bound.
 # Each term is a square, $1 + \cos x = 2\cos^2(x/2)$; numerically, the unrotated pairs add $d/4$ and the rotated
-# ones are a $d/2$-dim RoPE with the same base:
+# ones are a $d/2$-dim RoPE with the same base (checked against the sum of squares, term by term):
 
 # %%
 assert sp.simplify(1 + sp.cos(x) - 2 * sp.cos(x / 2) ** 2) == 0
@@ -201,7 +201,9 @@ partial_min = {}
 for base in (10.0, 1e4, 1e6):
     rotated = rope_bias_sum(ms, base, D // 2)  # theta_i = b^(-2i/(d/2)) = b^(-4i/d), i < d/4
     partial = rotated + D // 4  # d/4 unrotated pairs: cos(0) = 1 each
-    assert partial.min() >= 0
+    # the same sum written as 2 sum cos^2(m theta_i / 2) with theta_i = b^(-4i/d), evaluated on its own
+    squares = 2 * (np.cos(np.outer(ms[:5000], base ** (-4 * np.arange(D // 4) / D)) / 2) ** 2).sum(1)
+    np.testing.assert_allclose(partial[:5000], squares, atol=1e-9)
     partial_min[base] = (partial.min(), max_context_length(base, D))
 assert all(full_L < 200_001 for _, full_L in partial_min.values())  # full rotation fails inside the range
 
@@ -274,13 +276,13 @@ if 1024 in ours:
 assert two_significant_digits(base_lower_bound(1000)) == 4.2e3
 
 # %% [markdown]
-# Where the paper differs (2k, 16k, 32k, 128k and beyond) Su's explanation is the search: the authors told him they
-# computed, for many bases, the longest context each keeps $B_m \ge 0$, and took the smallest base reaching each
-# $L$; a coarse set of bases misses the narrow feasible intervals. **(ours)** Testing that with the coarsest natural
-# set, the two-significant-digit bases $1.0\cdot10^e, 1.1\cdot10^e, \dots, 9.9\cdot10^e$ (and "1k" = 1000 this
-# time), `base_lower_bound_on_grid` returns the paper's number exactly at 1k, 2k, 4k, 8k, 64k and 128k — including
-# both entries where Su's finer search went down (2k: 1.6e4, 128k: 7.8e6). It does not give the paper's 16k, 32k or
-# the entries beyond 128k: the candidate set the authors used is not known, and this one explains 6 of 11.
+# Where the paper differs (2k, 16k, 32k, 128k and beyond) Su's explanation (kexue.fm/archives/10122) is the search: the
+# paper's numbers come from computing, for a set of bases, the longest context each keeps $B_m \ge 0$, and taking the
+# smallest base reaching each $L$; a coarse set of bases misses the narrow feasible intervals. **(ours)** Testing that
+# with the coarsest natural set, the two-significant-digit bases $1.0\cdot10^e, 1.1\cdot10^e, \dots, 9.9\cdot10^e$ (and
+# "1k" = 1000 this time), `base_lower_bound_on_grid` returns the paper's number exactly at 1k, 2k, 4k, 8k, 64k and 128k
+# — including both entries where Su's finer search went down (2k: 1.6e4, 128k: 7.8e6). It does not give the paper's 16k,
+# 32k or the entries beyond 128k: the candidate set the authors used is not known, and this one explains 6 of 11.
 
 # %%
 two_digit_bases = [mantissa * 10.0 ** (e - 1) for e in range(2, 10) for mantissa in range(10, 100)]
@@ -460,9 +462,10 @@ for base, keep in lm_keeps.items():
 #   one *is* notebook 04's). Its loss at $L$ is the "perplexity" side of the claim. It never saw a key.
 # * a **retrieval model**: the text model fine-tuned for 160 steps on passkey rows (the filler is still text, so it
 #   keeps modelling language), with a recipe found on these models: the embedding rows of the question and key bytes
-#   re-drawn at random (pre-training leaves the 17 never-seen bytes collapsed onto one vector, cosine 0.98, so no head
-#   can tell one key from another), the answer byte's loss weighted 10x, and a curriculum on the key's distance
-#   ($m \le 4$, then $\le 16$, then all). Its passkey accuracy at every $m = 1..L-2$ is the retrieval side.
+#   re-drawn at random (pre-training leaves the 17 never-seen bytes nearly parallel - their mean pairwise cosine is
+#   printed below - so no head can tell one key from another), the answer byte's loss weighted 10x, and a
+#   curriculum on the key's distance ($m \le 4$, then $\le 16$, then all). Its passkey accuracy at every
+#   $m = 1..L-2$ is the retrieval side.
 #
 # Bases: 10, which keeps $B_m \ge 0$ only for $m < 5$ (30 times below the bound 315 of section 4), and 1e4 (30 times
 # above; $B_m \ge 0$ to $m = 473$, beyond $7L$).
@@ -474,7 +477,8 @@ from rope_lib.companion.evaluate import bootstrap_difference  # noqa: E402
 from rope_lib.companion.experiments import base_bound as base_bound_experiment  # noqa: E402
 from rope_lib.companion.experiments import harness, run_experiment  # noqa: E402
 from rope_lib.companion.report import Results, fmt_spread, markdown_table  # noqa: E402
-from rope_lib.companion.verdicts import NOT_DECIDED, ClaimBook, slug  # noqa: E402
+from rope_lib.companion.runtime import repo_root  # noqa: E402
+from rope_lib.companion.verdicts import NOT_DECIDED, ClaimBook, seed_interval, slug  # noqa: E402
 
 results = Results(run_experiment("base_bound", profile=profile, device=device, seed=seed))  # the profile's threads
 claims = ClaimBook("07", profile)  # every claim of this section is decided and recorded through it
@@ -535,6 +539,16 @@ print(
     f"L = {L_LM}, d = {D_LM}, bound {bound_cfg['bound']:.0f}; mean ± sd over {len(results.seeds)} seeds "
     f"(passkey: {retrieval_correct.shape[-1]} samples per distance and seed)"
 )
+cosines = {
+    (base, kind): [run["bases"][base][kind]["passkey_rows_cosine"] for run in results.runs]
+    for base in BASES
+    for kind in ("text", "retrieval")
+}
+for (base, kind), by_seed in cosines.items():
+    print(
+        f"base {base}, {kind} model: mean pairwise cosine of the 17 never-seen bytes' embedding rows "
+        f"{', '.join(f'{c:.3f}' for c in by_seed)} (per seed)"
+    )
 display(
     markdown_table(
         [
@@ -578,7 +592,9 @@ plt.show()
 #
 # **Claim 2 (the paper): below the bound long-range retrieval falls.** Retrieval model at 1e4 minus at the low base,
 # passkey accuracy at the distances $m \ge L/2$: its sign, and whether the fall reaches 5 points (our margin: one
-# miss in twenty; the paper's falls are of a different order).
+# miss in twenty; the paper's falls are of a different order). A fall that is the paper's is a *long-range* one: we
+# also decide the fall at short range ($m \le L/4$) and the long-range fall minus the short-range one, sample by
+# sample (the same texts at every distance).
 #
 # **(ours) Claim 3: learning retrieval costs more text loss below the bound.** The retrieval model's text loss minus
 # its text model's, at the low base minus at 1e4 (observed $> 0$).
@@ -591,6 +607,16 @@ far_gap = passkey_difference(
     passkey_correct(HIGH, "retrieval")[:, FAR].mean(1), passkey_correct(LOW, "retrieval")[:, FAR].mean(1)
 )
 far_acc = {base: 100 * passkey_correct(base, "retrieval")[:, FAR].mean() for base in (LOW, HIGH)}
+NEAR = DIST <= L_LM // 4  # short range: where a fall would not be the long-range one the paper describes
+near_gap = passkey_difference(
+    passkey_correct(HIGH, "retrieval")[:, NEAR].mean(1), passkey_correct(LOW, "retrieval")[:, NEAR].mean(1)
+)
+# the fall at long range beyond the one at short range, sample by sample (the same texts at every distance)
+fall_by_sample = {
+    name: passkey_correct(HIGH, "retrieval")[:, mask].mean(1) - passkey_correct(LOW, "retrieval")[:, mask].mean(1)
+    for name, mask in (("far", FAR), ("near", NEAR))
+}
+far_beyond_near = passkey_difference(fall_by_sample["far"], fall_by_sample["near"])
 cost_gap = loss_difference(
     text_loss(LOW, "retrieval") - text_loss(LOW, "text"), text_loss(HIGH, "retrieval") - text_loss(HIGH, "text")
 )
@@ -639,6 +665,24 @@ v_far_fall = claims.decide(
     quantity="passkey accuracy gap (fraction)",
     stated="reversed",
 )
+v_near_sign = claims.decide(
+    "07.near-retrieval-falls",
+    near_gap,
+    ">",
+    claim=f"2. passkey at m <= {L_LM // 4}, base {HIGH} - base {LOW}, falls",
+    source="ours",
+    quantity="passkey accuracy gap (fraction)",
+    stated="not reproduced",
+)
+v_far_beyond_near = claims.decide(
+    "07.far-fall-beyond-near-fall",
+    far_beyond_near,
+    ">",
+    claim=f"2. the fall (base {HIGH} - base {LOW}) at m >= {L_LM // 2} minus the fall at m <= {L_LM // 4}",
+    source=SOURCE,
+    quantity="passkey accuracy gap (fraction)",
+    stated="consistent",
+)
 v_cost = claims.decide(
     "07.retrieval-cost-below-bound",
     cost_gap,
@@ -650,37 +694,82 @@ v_cost = claims.decide(
 )
 
 # %% [markdown]
-# **Claim 1: consistent with a 5% margin, not reproduced with 2%.** The base-10 text model's loss is +0.02
-# nats/byte above the base-1e4 model's (seeds +0.002, +0.019, +0.034: every seed slightly worse). Every seed is
-# within 5% in perplexity (0.049 nats/byte), but the seed-level interval [-0.02, +0.06] includes that margin:
-# consistent. With 2% (0.020 nats/byte) the seeds fall on both sides of the margin: not reproduced.
-# Either way the loss barely notices a base 30 times below the bound. **Claim 2: consistent as a fall, reversed as
-# a 5-point fall.** The base-10 retrieval model finds the key at every distance, the longest included; at
-# $m \ge L/2$ it retrieves 98.8% of the keys where the base-1e4 model retrieves 100.0%. The fall is +0.01 (seeds
-# +0.006, +0.014, +0.016): every seed falls, but the seed-level interval [-0.00, +0.03] includes zero; and that
-# whole interval lies below 5 points, so a fall of 5 points is reversed. Nothing changes where $B_m < 0$ (the
-# dotted line at $m = 5$ in the figure). **Claim 3 (ours): reproduced.** What the low base does cost is language
-# modelling: the same retrieval fine-tuning raises the base-10 model's text loss by +0.43 nats/byte more than the
-# base-1e4 model's (seeds +0.40, +0.38, +0.51; seed-level interval [+0.26, +0.60]).
+# **Claim 1: not shown at either margin.** The base-10 text model's loss is above the base-1e4 model's on every
+# seed (+0.00, +0.02, +0.03 nats/byte; mean +0.02; the claim lines above). With a 5% margin ($\ln 1.05 = 0.049$)
+# every seed is inside it, but the seed-level interval [−0.02, +0.06] reaches past it: consistent, which is not
+# "reproduced" - three seeds do not show that the loss stays within 5%. With 2% ($0.020$) the seeds fall on both
+# sides: not reproduced. The loss does not visibly break down at a base 30 times below the bound; how close it stays
+# is not resolved here.
 #
-# Why retrieval survives **(ours, a hypothesis, not tested)**: in this task the key is the only byte of its kind in
-# the window, so a head that attends roughly uniformly still carries it (its value stands out of the average), and
-# the answer needs no similarity match between the question and the key - the match that $B_m$ is about. The
-# paper's retrieval (a passkey of digits in ordinary text, found by what surrounds it) needs that match; ours
-# cannot be learned by this model (with digit keys no training run learned, README). So this section shows that a
-# base far below the bound does not stop a unique key from being found, not that the paper's bound is wrong.
+# **Claim 2: a small fall, not the paper's.** The base-10 retrieval model finds the key at every distance, the
+# longest included; at $m \ge L/2$ it retrieves 98.8% of the keys where the base-1e4 model retrieves 100.0%. The fall
+# is +0.01 (seeds +0.01, +0.01, +0.02): every seed falls, but the seed-level interval [−0.00, +0.03] includes zero -
+# consistent; and that whole interval lies below 5 points, so a 5-point fall is reversed. At short range
+# ($m \le L/4$) nothing falls here (both bases retrieve every key on every seed: not reproduced), so the long-range
+# fall minus the short-range one is the long-range fall itself - consistent. Nothing changes where $B_m$ turns
+# negative (the dotted line at $m = 5$ in the figure). **Claim 3 (ours): reproduced.** What the low base does cost is
+# language modelling: the same retrieval fine-tuning raises the base-10 model's text loss by +0.43 nats/byte more
+# than the base-1e4 model's (seeds +0.40, +0.38, +0.51; seed-level interval [+0.26, +0.60]). The re-drawn rows do
+# what they are for: the text models' 17 never-seen rows are nearly parallel (mean cosine 0.98 on every seed, printed
+# above), the retrieval models' nearly orthogonal.
 #
-# **Second scale** (medium profile, $L = 128$, bound 1029, so base 10 is 100 times below it;
-# `results/medium/base_bound.json`, the README's scale table; bootstrap intervals, not decided on the seed level
-# here): the same picture, slightly stronger on retrieval. Loss +0.01 [−0.02, +0.04] (inside 5%, not inside 2%);
-# far retrieval falls by 3 points [0, 7] (93-99% against 99.5-99.9%: a 5-point fall neither shown nor excluded);
-# the retrieval training's text-loss cost +0.54. Twice the length does not produce the paper's fall.
+# What this task can and cannot show **(ours)**: the key is the only byte of its kind in the window, so a head that
+# attends roughly uniformly still carries it (its value stands out of the average), and the answer needs no
+# similarity match between the question and the key - the match that $B_m$ is about. The paper's retrieval (a
+# passkey of digits in ordinary text, found by what surrounds it) needs that match; with digit keys no training run
+# of this model learned retrieval at all. So the small fall measured here is on a task that cannot exercise $B_m$:
+# this section shows that a base far below the bound does not stop a unique key from being found, not that the
+# paper's bound is wrong, and not that its mechanism causes the fall.
+#
+# **Second scale** (medium profile, $L = 128$, bound 1029, so base 10 is 100 times below it; its committed results,
+# `results/medium/base_bound.json`, printed below with the same seed-level intervals): the fall is larger there and
+# appears at short range too, with a spread across seeds that leaves the long-range excess undecided.
+
+# %%
+medium = repo_root() / "results" / "medium"
+if (medium / "base_bound.json").is_file():
+    res_m = Results.load("base_bound", "medium", out=medium)
+    dist_m, L_m = np.array(res_m.eval["passkey"]["distances"]), res_m.train_length
+    bases_m = list(res_m.runs[0]["bases"])
+
+    def medium_correct(base: str) -> np.ndarray:
+        """The medium retrieval models' passkey outcomes, shape (seeds, distances, samples)."""
+        return np.array([[run["bases"][base]["retrieval"]["passkey"][str(m)] for m in dist_m] for run in res_m.runs])
+
+    def medium_fall(mask: np.ndarray) -> np.ndarray:
+        """Per seed and sample: accuracy at base 1e4 minus at the lowest base, over the distances in mask."""
+        return medium_correct(bases_m[-1])[:, mask].mean(1) - medium_correct(bases_m[0])[:, mask].mean(1)
+
+    ranges = {f"m >= {L_m // 2}": dist_m >= L_m // 2, f"m <= {L_m // 4}": dist_m <= L_m // 4}
+    for label, mask in ranges.items():
+        falls = medium_fall(mask).mean(1)
+        mean, lo, hi = seed_interval(list(falls))
+        low_acc = 100 * medium_correct(bases_m[0])[:, mask].mean((1, 2))
+        print(
+            f"L = {L_m}, {label}: fall {100 * mean:+.1f} points (per seed "
+            f"{', '.join(f'{100 * f:+.1f}' for f in falls)}; seed-level interval [{100 * lo:+.1f}, {100 * hi:+.1f}]); "
+            f"base {bases_m[0]} retrieves {', '.join(f'{a:.1f}%' for a in low_acc)}"
+        )
+    excess = (medium_fall(dist_m >= L_m // 2) - medium_fall(dist_m <= L_m // 4)).mean(1)
+    mean, lo, hi = seed_interval(list(excess))
+    print(
+        f"L = {L_m}, long-range fall minus short-range fall: {100 * mean:+.1f} points (per seed "
+        f"{', '.join(f'{100 * f:+.1f}' for f in excess)}; [{100 * lo:+.1f}, {100 * hi:+.1f}])"
+    )
+
+# %% [markdown]
+# At $L = 128$ the long-range fall is +3.1 points (per seed +2.3, +6.4, +0.5), every seed again, and there is a
+# short-range one, +2.3 (base 10 retrieves 95.5-99.6% at $m \le L/4$): the fall is not confined to long range, and
+# the long-range excess is of either sign across seeds (+0.7; per seed −2.2, +6.1, −1.7). Twice the length gives a
+# larger fall, on a task that cannot exercise $B_m$ - not the paper's long-range collapse.
 
 # %%
 assert v_within5.holds, v_within5  # within 5% perplexity
 assert v_within2.holds, v_within2  # but not within 2%
 assert v_far_sign.holds, v_far_sign  # the sign of the fall
 assert v_far_fall.holds, v_far_fall  # no fall of 5 points
+assert v_near_sign.holds, v_near_sign  # no fall at short range (L = 64)
+assert v_far_beyond_near.holds, v_far_beyond_near  # the long-range fall exceeds the short-range one on every seed
 assert v_cost.holds, v_cost  # (ours) retrieval costs more text loss below the bound
 
 # %% [markdown]

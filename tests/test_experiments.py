@@ -175,7 +175,8 @@ def test_base_bound_json_and_models(tiny_profile, monkeypatch, corpus):
     from rope_lib.companion.experiments import base_bound as bb
     from rope_lib.companion.train import config_key
 
-    monkeypatch.setitem(bb.SETTINGS, "smoke", {"bases": (10.0, 1e4), "steps": 4, "curriculum": ((2, 3),)})
+    monkeypatch.setitem(bb.SETTINGS, "smoke", {"bases": (10.0, 1e4)})
+    monkeypatch.setitem(hx.RETRIEVAL_BUDGET, "smoke", {"steps": 4, "curriculum": ((2, 3),)})
     configs = bb.retrieval_configs("smoke", 0)
     assert list(configs) == ["text-b10", "retrieval-b10", "text-b10000", "retrieval-b10000"]
     plain_model, plain_train = hx.shared_models("smoke", 0)["plain"]
@@ -224,7 +225,8 @@ def test_full_profile_code_path_at_toy_size(tiny_profile, monkeypatch):
     monkeypatch.setattr(rx, "SWEEP_MULT", 4)  # the toy profile tests 2x and 4x only
     monkeypatch.setattr(ft, "EXTEND", 2)  # fine-tune to 2L, score at L, 2L, 4L
     monkeypatch.setitem(ft.SETTINGS, "full", {**ft.SETTINGS["full"], "steps": 3, "warmup_steps": 1, "snapshots": (1,)})
-    monkeypatch.setitem(bb.SETTINGS, "full", {"bases": (10.0, 1e4), "steps": 3, "curriculum": ((1, 2),)})
+    monkeypatch.setitem(bb.SETTINGS, "full", {"bases": (10.0, 1e4)})
+    monkeypatch.setitem(hx.RETRIEVAL_BUDGET, "full", {"steps": 3, "curriculum": ((1, 2),)})
     monkeypatch.setitem(il.TIMING, "rounds", 1)
     monkeypatch.setitem(il.TIMING, "steps_per_round", 1)
     monkeypatch.setitem(il.TIMING, "warmup_steps", 0)
@@ -237,6 +239,24 @@ def test_full_profile_code_path_at_toy_size(tiny_profile, monkeypatch):
         "variants"
     ] == list(il.DEFAULT_VARIANTS["full"])
     assert not (tiny_profile / "results" / "smoke").exists()  # the full profile never writes the smoke outputs
+    _check_finetune_json(json.loads((tiny_profile / "results" / "full" / "finetune.json").read_text()), ft)
+
+
+def _check_finetune_json(results: dict, ft) -> None:
+    """The split at L and the retrieval path of notebook 08b's results file."""
+    L, run = results["config"]["eval"]["train_length"], results["runs"][0]
+    for mult in (ft.EXTEND, 2 * ft.EXTEND):  # beyond L: (L - 1) predictions before L, the rest from L on
+        m = run["rows"]["PI @ 0"]["metrics"]["non_repeated"][str(mult)]
+        T = mult * L
+        whole = np.array(m["within_L_loss_per_sample"]) * (L - 1) + np.array(m["beyond_L_loss_per_sample"]) * (T - L)
+        np.testing.assert_allclose(whole / (T - 1), m["loss_per_sample"], rtol=1e-5)
+    assert "within_L_loss_per_sample" not in run["rows"]["PI @ 0"]["metrics"]["non_repeated"]["1"]
+    steps = results["config"]["finetune"]["steps"]
+    assert list(run["retrieval"]) == [f"{m} @ {s}" for m in ft.RETRIEVAL_METHODS for s in (0, steps)]
+    distances = results["config"]["eval"]["passkey"]["distances"]
+    assert distances[-1] == ft.EXTEND * L - 2 and distances == sorted(set(distances))  # spaced, the longest last
+    for hits in run["retrieval"].values():
+        assert list(hits) == [str(d) for d in distances] and all(len(h) == ft.PASSKEY_SAMPLES for h in hits.values())
 
 
 def test_evaluations_are_cached_exactly_and_keyed_by_what_they_depend_on(tiny_profile):

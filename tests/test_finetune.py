@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from rope_lib.companion.data import load_corpus
 from rope_lib.companion.model import ModelConfig, PositionScheme
 from rope_lib.companion.train import FineTune, TrainConfig, config_key, load_snapshot, snapshot_path, train
 
@@ -129,10 +130,13 @@ def test_finetune_errors(cache, corpus):
 
 def test_experiment_configs_are_fair():
     from rope_lib.companion.experiments import finetune as ft
+    from rope_lib.companion.experiments.harness import retrieval_model
 
     configs = ft.finetune_configs("smoke", 0)
-    assert list(configs) == [f"ft-{m}" for m in ft.METHODS]
-    trains = [t for _, t in configs.values()]
+    text = [f"ft-{m}" for m in ft.METHODS]
+    from_retrieval = [f"rft-{m}" for m in ft.RETRIEVAL_METHODS]
+    assert list(configs) == [*text, "retrieval", *from_retrieval]
+    trains = [configs[k][1] for k in text]
     assert all(m == configs["ft-Direct"][0] for m, _ in configs.values())  # one architecture: notebook 04's
     # the same data, steps, lr, schedule and seed for every method; only the position scheme differs
     same = [{k: v for k, v in t.to_dict().items() if k != "scheme"} for t in trains]
@@ -142,3 +146,24 @@ def test_experiment_configs_are_fair():
     assert t.sequence_length(model) == ft.EXTEND * model.train_length and t.min_lr_ratio == 1.0
     assert configs["ft-Direct"][1].scheme.rope_type == "default" and configs["ft-PI"][1].scheme.rope_type == "linear"
     assert configs["ft-YaRN"][1].scheme.rope_parameters["factor"] == ft.EXTEND
+    assert configs[f"ft-{ft.YARN_WIDE}"][1].scheme.rope_parameters["factor"] == 2 * ft.EXTEND
+    # the retrieval path: notebook 07's retrieval model at notebook 04's base, then the same text fine-tuning (no
+    # passkey task, no snapshots) as the text model of the same method, from that model instead
+    assert configs["retrieval"] == retrieval_model("smoke", 0, model.rope_base)
+    retrieval_key = config_key(*configs["retrieval"], load_corpus().digest)
+    for m in ft.RETRIEVAL_METHODS:
+        r, f = configs[f"rft-{m}"][1], configs[f"ft-{m}"][1]
+        assert r.finetune.init_from == retrieval_key and r.task is None and r.snapshots == ()
+        assert replace(r, finetune=replace(r.finetune, snapshots=f.finetune.snapshots, init_from="x" * 20)) == replace(
+            f, finetune=replace(f.finetune, init_from="x" * 20)
+        )
+
+
+@pytest.mark.parametrize(
+    "rates, expected",
+    [([0.5, 0.2, 0.1, 1.0], 20), ([0.19, 1.0, 1.0, 1.0], 0), ([1.0, 1.0, 1.0, 0.2], 40), ([0.3, 0.0, 0.9, 0.9], 10)],
+)
+def test_k_max_is_the_largest_distance_with_every_shorter_one_retrieved(rates, expected):
+    from rope_lib.companion.experiments.finetune import k_max
+
+    assert k_max(rates, [10, 20, 30, 40]) == expected

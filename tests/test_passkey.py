@@ -209,3 +209,19 @@ def test_reinit_redraws_only_the_passkey_rows_and_the_answer_weight_counts(tmp_p
         use_cache=False,
     )
     assert not torch.equal(plain.embed.weight, weighted.embed.weight)
+
+
+def test_passkey_rows_cosine_reads_the_query_and_key_rows_only():
+    from rope_lib.companion.evaluate import passkey_rows_cosine
+    from rope_lib.companion.model import RoPELM
+
+    model = RoPELM(ModelConfig(vocab_size=256, d_model=32, n_layers=1, n_heads=2, head_dim=16, d_ff=32))
+    rows = [data.PASSKEY_QUERY, *data.PASSKEY_SYMBOLS]
+    with torch.no_grad():
+        model.embed.weight[rows] = torch.randn(32)  # one vector, 17 times: parallel
+        model.embed.weight[1] = -model.embed.weight[1]  # another byte: not read
+    assert passkey_rows_cosine(model) == pytest.approx(1.0, abs=1e-12)
+    with torch.no_grad():
+        model.embed.weight[rows] = torch.eye(32)[: len(rows)]  # orthogonal
+        model.embed.weight[rows[0]] = -model.embed.weight[rows[1]]  # one pair opposite: cos -1
+    assert passkey_rows_cosine(model) == pytest.approx(-1 / (17 * 16 / 2), abs=1e-12)

@@ -107,3 +107,181 @@ def _pinned_transformers() -> bool:
     from rope_lib.hf import TRANSFORMERS_VERSION
 
     return transformers.__version__ == TRANSFORMERS_VERSION
+
+
+# The README's generated blocks (rope_lib.companion.readme): committed text = what the records give, and the rendering
+# itself on a tiny synthetic records folder.
+
+
+def test_readme_generated_blocks_match_the_records():
+    """README.md's verdicts, findings, scale and speed blocks are what `make readme` writes from results/: a renamed
+    headline claim fails here naming its id, a changed record fails with the diff to commit."""
+    import difflib
+
+    from rope_lib.companion import readme as R
+
+    text = README.read_text(encoding="utf-8")
+    new = R.render(text, README.parent)
+    diff = "".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True), "README.md", "generated"))
+    assert new == text, f"README.md differs from the records: run `make readme`\n{diff}"
+
+
+def test_profiles_and_notebooks_match_the_repository():
+    from rope_lib.companion import readme as R
+    from rope_lib.companion.experiments.harness import PROFILE_SETTINGS
+
+    assert {p.name: p.L for p in R.PROFILES} == {
+        name: s["model"]["train_length"] for name, s in PROFILE_SETTINGS.items()
+    }
+    assert list(R.HEADLINES) == list(R.NOTEBOOKS)
+    for stem, _ in R.NOTEBOOKS.values():
+        assert (README.parent / "notebooks" / f"{stem}.py").is_file(), stem
+    ids = [h.id for group in R.HEADLINES.values() for h in group]
+    assert len(ids) == len(set(ids)), "a headline listed twice"
+    for nb, group in R.HEADLINES.items():
+        assert all(h.id.startswith(f"{nb}.") for h in group), nb
+
+
+def _claim(cid, tier, *, stated=None, mean=1.0, claim=None, quantity="accuracy gap (points)"):
+    return {
+        "id": cid,
+        "notebook": cid.split(".")[0],
+        "claim": claim or f"claim {cid}",
+        "source": "ours",
+        "quantity": quantity,
+        "direction": ">",
+        "threshold": 0.0,
+        "by_seed": [mean - 0.5, mean, mean + 0.5],
+        "mean": mean,
+        "seed_lo": mean - 2.0,
+        "seed_hi": mean + 2.0,
+        "boot_lo": None,
+        "boot_hi": None,
+        "tier": tier,
+        "stated": stated or tier,
+    }
+
+
+def _records(folder, claims):
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    by_nb = {}
+    for c in claims:
+        by_nb.setdefault(c["notebook"], []).append(c)
+    for nb, cs in by_nb.items():
+        (folder / f"{nb}.json").write_text(json.dumps({"notebook": nb, "claims": cs}), encoding="utf-8")
+
+
+def _synthetic(tmp_path, *, medium=True):
+    """smoke (with a second machine) and, unless ``medium`` is False, medium records; no full profile."""
+    res = tmp_path / "results"
+    _records(
+        res / "smoke" / "verdicts",
+        [
+            _claim("99.a", "reproduced", mean=3.0, claim="A | B"),
+            _claim("99.b.w16", "consistent", mean=0.25, quantity="loss change (nats)"),
+            _claim("99.c", "not reproduced", stated="not decided", mean=-0.5),
+        ],
+    )
+    _records(
+        res / "smoke" / "second-machine" / "verdicts",
+        [_claim("99.a", "reproduced"), _claim("99.b.w16", "consistent"), _claim("99.c", "consistent")],
+    )
+    if medium:
+        # 99.b's window doubles with L; 99.c is missing at L = 128
+        _records(res / "medium" / "verdicts", [_claim("99.a", "reversed", mean=-2.0), _claim("99.b.w32", "consistent")])
+    return res
+
+
+def _headlines(*ids):
+    from rope_lib.companion import readme as R
+
+    return {"99": tuple(R.Headline(i, label="label" if i == "99.a" else None) for i in ids)}
+
+
+def test_scale_table_marks_changes_missing_claims_and_profiles_not_run(tmp_path):
+    from rope_lib.companion import readme as R
+
+    res = _synthetic(tmp_path)
+    text = R.scale_block(res, _headlines("99.a", "99.b.w16", "99.c"))
+    a, b, c = (line for line in text.splitlines() if line.startswith("| 99 |"))
+    assert "label: A \\| B > 0 (points)" in a  # a "|" inside a cell is escaped
+    assert "| reproduced (+3.00) | **changed**: reversed (-2.00) | not run |" in a
+    assert "| consistent (+0.250) | consistent (+1.00) | not run |" in b  # w16 at L = 64 is w32 at L = 128
+    assert "| not decided: not reproduced / consistent (-0.500) | not recorded | not run |" in c
+    assert "L = 512 (full): not run" in text and "no second machine" in text
+
+
+def test_scale_table_changed_against_both_tiers_of_an_undecided_claim(tmp_path):
+    from rope_lib.companion import readme as R
+
+    res = _synthetic(tmp_path)
+    _records(res / "medium" / "verdicts", [_claim("99.c", "consistent"), _claim("99.a", "reproduced", mean=3.0)])
+    rows = R.scale_block(res, _headlines("99.a", "99.c")).splitlines()
+    assert rows[-2].endswith("| reproduced (+3.00) | reproduced (+3.00) | not run |")  # same tier: unmarked
+    assert rows[-1].endswith("| consistent (+1.00) | not run |")  # one of L = 64's two tiers: not a change
+    _records(res / "medium" / "verdicts", [_claim("99.c", "reversed")])
+    assert (
+        R.scale_block(res, _headlines("99.c")).splitlines()[-1].endswith("| **changed**: reversed (+1.00) | not run |")
+    )
+
+
+def test_a_profile_without_records_reads_not_run(tmp_path):
+    from rope_lib.companion import readme as R
+
+    res = _synthetic(tmp_path, medium=False)
+    row = R.scale_block(res, _headlines("99.a")).splitlines()[-1]
+    assert row.endswith("| reproduced (+3.00) | not run | not run |")
+
+
+def test_a_missing_headline_id_is_an_error_naming_it_and_the_folder(tmp_path):
+    from rope_lib.companion import readme as R
+
+    res = _synthetic(tmp_path)
+    readme = "<!-- verdicts:start -->\n<!-- verdicts:end -->\n<!-- findings:start -->\n<!-- findings:end -->\n"
+    readme += "<!-- scale:start -->\n<!-- scale:end -->\n<!-- speed:start -->\n<!-- speed:end -->\n"
+    with pytest.raises(ValueError, match=r"'99\.renamed' is not recorded in .*results/smoke/verdicts.*HEADLINES"):
+        R.render(readme, tmp_path, headlines=_headlines("99.a", "99.renamed"))
+    with pytest.raises(ValueError, match=r"'99\.renamed' is not recorded"):
+        R.scale_block(res, _headlines("99.renamed"))
+
+
+def test_findings_bullets_and_the_whole_render(tmp_path):
+    from rope_lib.companion import readme as R
+
+    _synthetic(tmp_path)
+    readme = "intro\n<!-- verdicts:start -->\nold\n<!-- verdicts:end -->\nmiddle\n<!-- findings:start -->\nold\n"
+    readme += "<!-- findings:end -->\n<!-- scale:start -->\n<!-- scale:end -->\n<!-- speed:start -->\nold\n"
+    readme += "<!-- speed:end -->\nend\n"
+    out = R.render(readme, tmp_path, headlines=_headlines("99.a", "99.b.w16", "99.c"))
+    assert out.startswith("intro\n<!-- verdicts:start -->\n| notebook |") and out.endswith("<!-- speed:end -->\nend\n")
+    assert "old" not in out and R.render(out, tmp_path, headlines=_headlines("99.a", "99.b.w16", "99.c")) == out
+    assert "- label: A | B > 0 points - **reproduced**: +3.00 points [+1.00, +5.00], seeds +2.50, +3.00, +3.50" in out
+    assert "> 0 nats - **consistent**: +0.25 nats [-1.75, +2.25], seeds -0.25, +0.25, +0.75" in out
+    assert "**not decided** (not reproduced here, consistent on the second machine)" in out
+    assert "No benchmark recorded" in out
+    with pytest.raises(ValueError, match="no single <!-- speed:start -->"):
+        R.render(readme.replace("<!-- speed:end -->\n", ""), tmp_path, headlines=_headlines("99.a"))
+
+
+def test_window_sizes_in_ids_scale_with_L():
+    from rope_lib.companion import readme as R
+
+    assert R.id_at("05.window.plain-model.band-vs-w8", 64, 128) == "05.window.plain-model.band-vs-w16"
+    assert R.id_at("05.leak.w16.k64-vs-k16", 64, 512) == "05.leak.w128.k64-vs-k16"
+    assert R.id_at("05.window.plain-model.w8-vs-w64", 64, 128) == "05.window.plain-model.w16-vs-w128"
+    assert R.id_at("06.a.8x.non-repeated.vs-baseline", 64, 128) == "06.a.8x.non-repeated.vs-baseline"
+    with pytest.raises(ValueError, match="no counterpart"):
+        R.id_at("05.leak.w3.k16-vs-k8", 64, 32)
+
+
+def test_check_mode_exits_non_zero_with_a_diff(tmp_path, capsys):
+    from rope_lib.companion import readme as R
+
+    stale = tmp_path / "README.md"
+    stale.write_text(README.read_text(encoding="utf-8").replace("<!-- scale:start -->\n", "<!-- scale:start -->\nx\n"))
+    assert R.main(["--readme", str(stale), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "\n-x\n" in out and "make readme" in out
+    assert R.main(["--readme", str(README), "--check"]) == 0

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import PASSKEY_QUERY
+from .data import PASSKEY_QUERY, PASSKEY_SYMBOLS
 from .model import PositionScheme, RoPELM
 from .runtime import autocast
 
@@ -139,6 +139,20 @@ def bootstrap_difference(
         "se": float(boots.std(ddof=1)),
         "by_seed": [float(x) for x in by_seed],
     }
+
+
+def passkey_rows_cosine(model: RoPELM) -> float:
+    """Mean pairwise cosine similarity of the embedding rows of QUERY and the 16 key symbols (17 rows, 136 pairs).
+
+    None of these bytes occurs in the corpus: a text model only ever pushes their (tied) output logits down, the same
+    way for each, so the rows drift together - the reason the retrieval recipe re-draws them
+    (:class:`rope_lib.companion.train.PasskeyTask`'s ``reinit_norm``).
+    """
+    rows = model.embed.weight.detach()[torch.tensor([PASSKEY_QUERY, *PASSKEY_SYMBOLS])].double()
+    unit = rows / rows.norm(dim=1, keepdim=True)
+    cos = unit @ unit.T
+    n = cos.shape[0]
+    return float((cos.sum() - cos.diagonal().sum()) / (n * (n - 1)))
 
 
 def passkey_hits(

@@ -130,6 +130,16 @@ class Rows:
         """Per-sample loss (nats per byte, all predictions of the sample), shape (seeds, samples)."""
         return self._stack(name, kind, mult, "loss_per_sample")
 
+    def loss_by_part(self, name: str, mult: int, part: str, kind: str = "non_repeated") -> np.ndarray:
+        """Per-sample loss (nats per byte) on the bytes before position L (``part="within_L"``) or from L on
+        (``"beyond_L"``) of the windows at ``mult`` x L, shape (seeds, samples); rows evaluated with ``split_at_L``."""
+        if part not in ("within_L", "beyond_L"):
+            raise ValueError(f"part must be one of ['within_L', 'beyond_L'], got {part!r}")
+        key = f"{part}_loss_per_sample"
+        if any(key not in c for c in self._cells(name, kind, mult)):
+            raise ValueError(f"row {name!r} at {mult}x has no {key}: it was not evaluated with split_at_L=True")
+        return self._stack(name, kind, mult, key)
+
     def loss_gap(self, a: str, b: str, kind: str = "non_repeated", mult: int = 8) -> dict:
         """loss(a) - loss(b) in nats per byte on the same windows, bootstrapped like :meth:`gap`."""
         return self.difference(self.loss_per_sample(a, kind, mult), self.loss_per_sample(b, kind, mult))

@@ -85,7 +85,8 @@ class PasskeyTask:
     """Retrieval training (notebook 07): a ``fraction`` of the rows carry a passkey (:func:`data.passkey_batch`).
 
     A model pre-trained on text has never seen QUERY or a key symbol, and with tied embeddings every never-seen byte
-    gets the same push-down gradient: the 17 rows end nearly parallel (cosine ~0.98), and no attention head can tell
+    gets the same push-down gradient: the 17 rows end nearly parallel (notebook 07 prints their mean cosine,
+    :func:`rope_lib.companion.evaluate.passkey_rows_cosine`), and no attention head can tell
     one key from another. ``reinit_norm``: when fine-tuning, re-draw those rows as random vectors of this norm
     (seeded by the training seed). ``answer_weight``: the loss adds this times the cross-entropy of the answer bytes
     (one byte of 64 in a row, otherwise drowned by the text). ``curriculum``: (until step, largest key distance)

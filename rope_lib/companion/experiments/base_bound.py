@@ -19,31 +19,37 @@ the longest one a sample holds) for :data:`HEATMAP_METHODS` without fine-tuning:
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 
 from ...base_bound import base_lower_bound, max_context_length
-from ..data import load_corpus, make_passkey_set
-from ..evaluate import passkey_hits
+from ..data import make_passkey_set
+from ..evaluate import passkey_hits, passkey_rows_cosine
 from ..model import ModelConfig, PositionScheme
 from ..runtime import check_profile
-from ..train import FineTune, PasskeyTask, TrainConfig, config_key
+from ..train import TrainConfig
 from .common import register
-from .harness import Harness, finish, rerope_scheme, run_seeds, scheme_for, shared_models
+from .harness import (
+    RETRIEVAL,
+    RETRIEVAL_BUDGET,
+    Harness,
+    finish,
+    rerope_scheme,
+    retrieval_model,
+    run_seeds,
+    scheme_for,
+    shared_models,
+)
 
 NAME = "base_bound"
 # Per profile: the bases swept (around the bound of the profile's model: d = 32, L = 64 in smoke has
-# b* = 315, so 10 is 30x below and 1e4 30x above) and the retrieval fine-tuning budget.
+# b* = 315, so 10 is 30x below and 1e4 30x above; each base below 1e4 costs one more pre-training per seed). The
+# retrieval fine-tuning recipe and budget are the harness's (RETRIEVAL, RETRIEVAL_BUDGET).
 SETTINGS: dict[str, dict] = {
-    # CPU: one more pre-training per seed (base 10; base 1e4 is notebook 04's model) and 2 x 160 short steps
-    "smoke": dict(bases=(10.0, 1e4), steps=160, curriculum=((40, 4), (80, 16))),
+    "smoke": dict(bases=(10.0, 1e4)),
     # L = 128 (b* = 1.0e3 at d = 32): 10 is 100x below, 1e4 10x above
-    "medium": dict(bases=(10.0, 1e4), steps=160, curriculum=((40, 4), (80, 16))),
+    "medium": dict(bases=(10.0, 1e4)),
     # one GPU, sized, not run: d = 64, L = 512 (b* = 3.4e3): 10 and 100 below, 1e4 and 1e5 above
-    "full": dict(bases=(10.0, 100.0, 1e4, 1e5), steps=400, curriculum=((100, 8), (200, 64))),
+    "full": dict(bases=(10.0, 100.0, 1e4, 1e5)),
 }
-# The retrieval fine-tuning recipe (found on the smoke models: 100% retrieval at every distance on 3 of 3 seeds;
-# without the re-drawn rows, or without the weighted answer and curriculum, the models stay at chance).
-RETRIEVAL = dict(lr=1e-3, batch_size=32, reinit_norm=0.8, answer_weight=10.0)
 PASSKEY_SAMPLES = 16  # per distance (base sweep): the same texts and keys at every distance and base
 # Passkey at L and at every test length of the profile (smoke: 2x-16x) on the base-1e4 retrieval model, each method
 # tuned to s = L'/L (ReRoPE: w = L/2).
@@ -58,28 +64,10 @@ def base_label(base: float) -> str:
 
 def retrieval_configs(profile: str, seed: int) -> dict[str, tuple[ModelConfig, TrainConfig]]:
     """{"text-b<base>", "retrieval-b<base>": (model config, training config)} of training seed ``seed``, per base."""
-    s = SETTINGS[check_profile(profile)]
-    plain, pre = shared_models(profile, seed)["plain"]
-    digest = load_corpus().digest
+    pre = shared_models(profile, seed)["plain"][1]
     out = {}
-    for base in s["bases"]:
-        model_cfg = replace(plain, rope_base=float(base))
-        cfg = replace(
-            pre,
-            steps=s["steps"],
-            batch_size=RETRIEVAL["batch_size"],
-            lr=RETRIEVAL["lr"],
-            min_lr_ratio=1.0,  # constant: retrieval forms between the curriculum's stages, not at a schedule's end
-            warmup_steps=0,  # a warm-up kept the retrieval head from forming in the exploratory runs
-            save_every=s["steps"],
-            finetune=FineTune(init_from=config_key(model_cfg, pre, digest)),
-            task=PasskeyTask(
-                fraction=1.0,
-                reinit_norm=RETRIEVAL["reinit_norm"],
-                answer_weight=RETRIEVAL["answer_weight"],
-                curriculum=tuple(s["curriculum"]),
-            ),
-        )
+    for base in SETTINGS[check_profile(profile)]["bases"]:
+        model_cfg, cfg = retrieval_model(profile, seed, base)
         out[f"text-b{base_label(base)}"] = (model_cfg, pre)
         out[f"retrieval-b{base_label(base)}"] = (model_cfg, cfg)
     return out
@@ -113,6 +101,7 @@ def _per_base(h: Harness, s: dict, keys, distances: list[int], progress: bool) -
             summary = h.score(variant, h.at_train_length())["non_repeated"]
             hits = passkey_hits(h.trained[variant][0], keys, batch_tokens=h.batch_tokens)
             entry[kind] = {
+                "passkey_rows_cosine": passkey_rows_cosine(h.trained[variant][0]),
                 "loss_per_sample": summary["loss_per_sample"],
                 "passkey": {str(m): hits[i].tolist() for i, m in enumerate(distances)},
             }
@@ -141,6 +130,7 @@ def _heatmap(h: Harness, s: dict, mults: tuple[int, ...], progress: bool) -> dic
 
 def _one_seed(h: Harness, *, s: dict, progress: bool) -> dict:
     L, d = h.L, h.head_dim
+    budget = RETRIEVAL_BUDGET[h.profile]
     distances = list(range(1, L - 1))
     keys, key_files = make_passkey_set(h.corpus, L, distances, PASSKEY_SAMPLES, seed=h.seed)
     bases = _per_base(h, s, keys, distances, progress)
@@ -165,8 +155,8 @@ def _one_seed(h: Harness, *, s: dict, progress: bool) -> dict:
             "bound": base_lower_bound(L, d),
             "retrieval": {
                 **RETRIEVAL,
-                "steps": s["steps"],
-                "curriculum": [list(c) for c in s["curriculum"]],
+                "steps": budget["steps"],
+                "curriculum": [list(c) for c in budget["curriculum"]],
                 "passkey_fraction": 1.0,
                 "schedule": "constant, no warm-up",
             },

@@ -46,7 +46,7 @@ from ..data import TEST_SETS, Corpus, load_corpus, make_test_set
 from ..evaluate import last_window_loss, token_metrics
 from ..model import ModelConfig, PositionScheme
 from ..runtime import cache_dir, check_profile, pick_device, torch_threads
-from ..train import TrainConfig, train
+from ..train import FineTune, PasskeyTask, TrainConfig, config_key, train
 from .common import check_names, git_sha, output_path, package_versions, write_json
 
 # name -> factory(s, L, base, head_dim) -> PositionScheme. Names as in Su's tables (kexue.fm/archives/9706, 9859).
@@ -266,6 +266,45 @@ def shared_models(profile: str, seed: int) -> dict[str, tuple[ModelConfig, Train
     return {"plain": (model_cfg, train_cfg), "log_n": (model_log_n_cfg, train_cfg)}
 
 
+# The retrieval recipe of notebook 07 (found on the smoke models: 100% retrieval at every distance within L on 3 of 3
+# seeds; without the re-drawn rows, or without the weighted answer and curriculum, the models stay at chance), used
+# by base_bound (a retrieval model per base) and finetune (notebook 04's base: the model PI's passkey test extends).
+RETRIEVAL = dict(lr=1e-3, batch_size=32, reinit_norm=0.8, answer_weight=10.0)
+# Per profile: the retrieval fine-tuning budget, and its curriculum of (until step, largest key distance).
+RETRIEVAL_BUDGET: dict[str, dict] = {
+    "smoke": dict(steps=160, curriculum=((40, 4), (80, 16))),
+    "medium": dict(steps=160, curriculum=((40, 4), (80, 16))),
+    "full": dict(steps=400, curriculum=((100, 8), (200, 64))),
+}
+
+
+def retrieval_model(profile: str, seed: int, base: float) -> tuple[ModelConfig, TrainConfig]:
+    """(model config, fine-tuning config) of the retrieval model at ``base``: the plain model of training seed
+    ``seed`` with only ``rope_base`` changed (at notebook 04's base it is that model), fine-tuned at L on passkey rows
+    with :data:`RETRIEVAL`'s recipe. The text model it starts from is the model config with the pre-training config.
+    """
+    budget = RETRIEVAL_BUDGET[check_profile(profile)]
+    plain, pre = shared_models(profile, seed)["plain"]
+    model_cfg = replace(plain, rope_base=float(base))
+    cfg = replace(
+        pre,
+        steps=budget["steps"],
+        batch_size=RETRIEVAL["batch_size"],
+        lr=RETRIEVAL["lr"],
+        min_lr_ratio=1.0,  # constant: retrieval forms between the curriculum's stages, not at a schedule's end
+        warmup_steps=0,  # a warm-up kept the retrieval head from forming in the exploratory runs
+        save_every=budget["steps"],
+        finetune=FineTune(init_from=config_key(model_cfg, pre, load_corpus().digest)),
+        task=PasskeyTask(
+            fraction=1.0,
+            reinit_norm=RETRIEVAL["reinit_norm"],
+            answer_weight=RETRIEVAL["answer_weight"],
+            curriculum=tuple(budget["curriculum"]),
+        ),
+    )
+    return model_cfg, cfg
+
+
 def training_seeds(profile: str, seed: int) -> list[int]:
     """The training seeds of a run started with ``seed``: seed, seed + 1, ... (the profile's ``seeds`` of them)."""
     return [seed + i for i in range(PROFILE_SETTINGS[check_profile(profile)]["seeds"])]
@@ -295,7 +334,7 @@ def make_test_sets(
 # ------------------------------------------------------------------------------------------------- scoring
 
 
-def _summary(m: dict, L: int, bin_size: int | None = None) -> dict:
+def _summary(m: dict, L: int, bin_size: int | None = None, split_at_L: bool = False) -> dict:
     out = {
         "acc": m["acc"],
         "loss": m["loss"],
@@ -311,6 +350,12 @@ def _summary(m: dict, L: int, bin_size: int | None = None) -> dict:
         n = (lp.size // bin_size) * bin_size  # T-1 predictions: the last, incomplete bin is dropped
         out["loss_per_bin"] = lp[:n].reshape(-1, bin_size).mean(1)
         out["acc_per_bin"] = ap[:n].reshape(-1, bin_size).mean(1)
+    if split_at_L:
+        # prediction j is of byte j + 1: the bytes at positions < L (what the model was trained on) and the rest
+        # (only a longer window has them), per sample - an extension measure free of the loss at short range
+        losses = np.asarray(m["loss_matrix"])
+        out["within_L_loss_per_sample"] = losses[:, : L - 1].mean(1)
+        out["beyond_L_loss_per_sample"] = losses[:, L - 1 :].mean(1)
     return out
 
 
@@ -325,7 +370,14 @@ def _code_digest() -> str:
 
 
 def scored(
-    entry: tuple, samples: torch.Tensor, scheme: PositionScheme | None, *, L: int, batch_tokens: int, bin_size=None
+    entry: tuple,
+    samples: torch.Tensor,
+    scheme: PositionScheme | None,
+    *,
+    L: int,
+    batch_tokens: int,
+    bin_size=None,
+    split_at_L: bool = False,
 ) -> dict:
     """The summary of one trained model ``entry`` = (model, meta) under ``scheme`` on ``samples`` (n, T).
 
@@ -343,6 +395,7 @@ def scored(
             "samples": hashlib.sha256(samples.numpy().tobytes()).hexdigest() + str(tuple(samples.shape)),
             "L": L,
             "bin_size": bin_size,
+            "split_at_L": split_at_L,
             "batch_tokens": batch_tokens,
             "device": str(device),
             "threads": torch.get_num_threads() if device.type == "cpu" else None,
@@ -353,7 +406,7 @@ def scored(
     path = cache_dir() / "eval" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
     if meta.get("key") and path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
-    summary = _summary(token_metrics(model, samples, scheme, batch_tokens=batch_tokens), L, bin_size)
+    summary = _summary(token_metrics(model, samples, scheme, batch_tokens=batch_tokens), L, bin_size, split_at_L)
     summary = {k: v.tolist() if isinstance(v, np.ndarray) else float(v) for k, v in summary.items()}
     if meta.get("key"):  # a model outside the checkpoint cache has no identity to key on
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -375,6 +428,7 @@ def evaluate_rows(
     L: int,
     batch_tokens: int,
     train_length: bool = False,
+    split_at_L: bool = False,
     progress: bool = True,
 ) -> dict:
     """Evaluate table rows on every test set and multiplier in ``tests`` (except 1 unless ``train_length``).
@@ -389,7 +443,8 @@ def evaluate_rows(
 
     Returns:
         {row name: {**info, "model", "schemes": {mult: scheme dict}, "metrics": {kind: {mult: summary}}}}, where a
-        summary has acc, loss, last_window_loss, acc_per_sample, and at 8x loss/acc per L/8-byte bin.
+        summary has acc, loss, last_window_loss, acc_per_sample, and at 8x loss/acc per L/8-byte bin; with
+        ``split_at_L``, beyond L also the per-sample loss on the bytes before position L and on those from L on.
     """
     from tqdm.auto import tqdm
 
@@ -411,6 +466,7 @@ def evaluate_rows(
                     L=L,
                     batch_tokens=batch_tokens,
                     bin_size=bin_size if mult == 8 else None,
+                    split_at_L=split_at_L and mult > 1,
                 )
         out[name] = {**info, "model": variant, "schemes": schemes, "metrics": metrics}
     return out
@@ -511,6 +567,7 @@ class Harness:
         mults: Sequence[int] | None = None,
         train_length: bool = False,
         repeated_mults: Sequence[int] | None = None,
+        split_at_L: bool = False,
     ) -> dict:
         """:func:`evaluate_rows` on the nested test sets (only ``mults`` if given; also L if ``train_length``).
 
@@ -533,6 +590,7 @@ class Harness:
             L=self.L,
             batch_tokens=self.batch_tokens,
             train_length=train_length,
+            split_at_L=split_at_L,
             progress=self.progress,
         )
 

@@ -1,0 +1,502 @@
+"""The README's generated blocks, written from the committed records so that no measured number is typed by hand.
+
+Hand-transcribed findings drift from the records they quote; here every number in the README's findings, its scale
+table and its speed section is read from a file in ``results/``:
+
+- ``verdicts``: how many claims each notebook states in each tier (:func:`rope_lib.companion.verdicts.summary`);
+- ``findings``: the headline claims of notebooks 04-08 (:data:`HEADLINES`: claim ids only), one bullet each, from
+  ``results/smoke/verdicts/`` and the second machine's ``results/smoke/second-machine/verdicts/``;
+- ``scale``: the same claims at every profile of :data:`PROFILES` (L = 64, 128, 512), from
+  ``results/<profile>/verdicts/``;
+- ``speed``: ``make bench``'s files, ``results/bench/rerope_*.json`` and ``results/bench/hf_routes_*.json``.
+
+Each block sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in README.md.
+``python -m rope_lib.companion.readme`` rewrites them (``make readme``); ``--check`` exits 1 with a diff when the
+committed README differs from what it would write (``tests/test_readme.py`` runs the same check in ``make test``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._checks import atomic_write
+from . import verdicts as V
+from .runtime import repo_root
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One headline claim: its id in the reference profile's records, a short label for the reader (optional), and
+    whether the scale table shows it (``scale=False``: the findings list only)."""
+
+    id: str
+    label: str | None = None
+    scale: bool = True
+
+
+H = Headline
+
+# The headline claims, grouped by the notebook field of their records, in reading order. Ids only: every number comes
+# from the records. Renaming a claim in a notebook makes the README check fail naming the id: update it here.
+HEADLINES: dict[str, tuple[Headline, ...]] = {
+    "04": (
+        H("04.pi-vs-baseline.8x", "PI without fine-tuning is below direct extrapolation"),
+        H("04.ntk-vs-baseline.ntk-old.8x", "NTK beats direct extrapolation"),
+        H("04.ntk-vs-baseline.ntk-aware.8x", "NTK beats direct extrapolation"),
+        H("04.ntk-vs-baseline.ntk-fixed.8x", "NTK beats direct extrapolation"),
+        H("04.ntk-vs-baseline.ntk-mixed.8x", "NTK beats direct extrapolation"),
+        H("04.ntk-vs-baseline.ntk-aware.16x", "NTK beats direct extrapolation at 16x"),
+        H("04.log-n-dagger.ntk-aware.8x", "log n-dagger helps NTK"),
+        H("04.log-n-trained.baseline.8x", "trained log n helps Baseline"),
+        H("04.log-n-trained.ntk-aware.8x", "trained log n helps an NTK row"),
+        H("04.log-n-interaction.ntk-fixed.8x", "Su's log-n interaction: log n helps NTK more than Baseline"),
+        H("04.log-n-interaction.ntk-mixed.8x", "Su's log-n interaction"),
+        H("04.yarn-vs-ntk.ntk-aware.8x", "YaRN beats every NTK row"),
+        H("04.dynamic-yarn-vs-yarn.8x", "Dynamic YaRN beats YaRN"),
+        H("04.yarn-parts.temperature.8x", "YaRN's temperature"),
+        H("04.yarn-parts.ramp-vs-ntk-aware.8x", "YaRN's ramp alone beats NTK-aware"),
+        H("04.copy.baseline.8x", "a copy 4L back helps (Su's repeated column)"),
+        H("04.copy.plain.at-l", "a copy L/2 back helps within L"),
+    ),
+    "05": (
+        H("05.rerope-vs-yarn.8x", "ReRoPE beats the frequency methods"),
+        H("05.leaky-rerope-vs-yarn.8x", "Leaky ReRoPE beats the frequency methods"),
+        H("05.rerope-vs-ntk-fixed.8x", "ReRoPE beats the frequency methods"),
+        H("05.rerope-log-n-dagger-vs-rerope.8x", "log n at test time helps ReRoPE"),
+        H("05.rerope-log-n-vs-rerope.8x", "trained log n helps ReRoPE"),
+        H("05.window.plain-model.band-vs-rest", "best window L/4..L/2"),
+        H("05.window.plain-model.band-vs-w48", "best window L/4..L/2, against 3L/4"),
+        H("05.window.log-n-model.band-vs-rest", "best window L/4..L/2"),
+        H("05.window-l-collapse.plain-model", "w = L collapses below direct extrapolation"),
+        H("05.window-l-collapse.log-n-model", "w = L collapses below direct extrapolation"),
+        H("05.leak.w32.k16-vs-k8", "Leaky: k = 16 beats k = 8 (w = L/2)"),
+        H("05.leak.w16.k64-vs-k16", "Leaky: k = 64 level with k = 16 (w = L/4)"),
+        H("05.lower-loss.rerope.2x", "longer context, lower loss"),
+        H("05.lower-loss.rerope-log-n.4x", "longer context, lower loss"),
+        H("05.lower-loss-again.rerope.4x-vs-2x", "longer context, lower loss again"),
+        H("05.lower-loss.rerope.16x", "longer context, lower loss"),
+    ),
+    "06": (
+        H("06.a.8x.non-repeated.vs-baseline", "InvLeaky far above the baseline"),
+        H("06.a.8x.non-repeated.vs-baseline-log-n", "InvLeaky far above the baseline"),
+        H("06.vs-frequency.8x.non-repeated.vs-yarn-log-n", "InvLeaky against a frequency method"),
+        H("06.vs-frequency.8x.non-repeated.vs-yarn", "InvLeaky against a frequency method"),
+        H("06.b.8x.non-repeated.within-margin", "InvLeaky close to ReRoPE (within 1 point)"),
+        H("06.c.train-length.non-repeated.below-log-n", "InvLeaky loses at the training length"),
+        H("06.c.train-length.non-repeated.within-margin", "InvLeaky loses nothing at L (within 1 point)"),
+        H("06.c.train-length.repeated.within-margin", "InvLeaky loses nothing at L (within 1 point)"),
+        H("06.c.train-length.non-repeated.leaky-scheme-level", "under its own Leaky scheme, level at L"),
+        H("06.beyond-r.second-doubling.non-repeated.invleaky", "InvLeaky beyond its trained range: an extra drop"),
+    ),
+    "07": (
+        H("07.loss-within-5pct", "below the bound the text loss stays close (5%)"),
+        H("07.loss-within-2pct", "below the bound the text loss stays close (2%)"),
+        H("07.far-retrieval-falls", "below the bound long-range retrieval falls"),
+        H("07.far-retrieval-falls-5pt", "below the bound long-range retrieval falls by 5 points"),
+        H("07.near-retrieval-falls", "(ours) retrieval at short range falls too"),
+        H("07.far-fall-beyond-near-fall", "the fall is a long-range one"),
+        H("07.retrieval-cost-below-bound", "(ours) retrieval training costs text loss below the bound"),
+        H("07.far-passkey.ntk-aware-vs-baseline.16x", "(ours) beyond L, methods retrieve far keys"),
+        H("07.far-passkey.rerope-vs-baseline.16x", "(ours) beyond L, methods retrieve far keys"),
+    ),
+    "08": (
+        H("08.pi-vs-extrapolation.100steps", "fine-tuned PI beats the pre-trained model at L'"),
+        H("08.pi-vs-own-window.100steps", "fine-tuned PI below the original window"),
+        H("08.yarn-vs-pi.at-lp.100steps", "YaRN needs no more steps than PI"),
+        H("08.yarn-vs-pi.at-2lp.100steps", "YaRN (s = L'/L) better than PI at 2L'"),
+        H("08.yarn-s-8.last-l.2lp-vs-lp", "YaRN with s covering 2L': more context keeps lowering the loss"),
+        H("08.yarn-s-8-vs-direct.at-2lp.100steps", "YaRN with s covering 2L' beats plain fine-tuning at 2L'"),
+        H("08.direct-vs-pi.at-lp.100steps", "direct fine-tuning is worse than PI (whole windows, L')"),
+        H("08.direct-vs-pi.at-2lp.100steps", "direct fine-tuning is worse than PI (whole windows, 2L')"),
+        H("08.direct-vs-pi.extension.100steps", "direct fine-tuning extends less than PI (from L on, net of before L)"),
+        H("08.passkey.beyond-l.direct-vs-pi.100steps", "direct fine-tuning keeps less retrieval beyond L than PI"),
+        H("08.passkey.k-max.direct-vs-pi.100steps", "direct fine-tuning has a smaller passkey k_max than PI"),
+        H("08.pi-cost-at-l", "PI costs something at L"),
+        H("08.pi-cost-at-l.little", "PI costs only a little at L"),
+    ),
+}
+
+# The notebook each record group comes from (a record's "notebook" field; notebook 08b keeps the record id 08).
+NOTEBOOKS: dict[str, tuple[str, str]] = {
+    "04": ("04_train_short_test_long", "Train short, test long"),
+    "05": ("05_rerope", "ReRoPE and Leaky ReRoPE"),
+    "06": ("06_inverse_leaky_rerope", "InvLeaky ReRoPE"),
+    "07": ("07_rope_base_bound", "The base bounds the context"),
+    "08": ("08b_finetune_to_extend", "Extend by fine-tuning"),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A rung of the scale ladder: its name (``results/<name>/``) and training length L (the profile's setting in
+    ``rope_lib.companion.experiments.harness.PROFILE_SETTINGS``; a unit test keeps the two equal)."""
+
+    name: str
+    L: int
+
+
+PROFILES: tuple[Profile, ...] = (Profile("smoke", 64), Profile("medium", 128), Profile("full", 512))
+
+NOT_RUN, NOT_RECORDED = "not run", "not recorded"
+# Window sizes inside claim ids are absolute (smoke's "w16" is L/4): another profile records the same claim at the
+# same fraction of its own L ("w32" at L = 128).
+_WINDOW = re.compile(r"(?<![a-z0-9])w(\d+)(?![a-z0-9])")
+
+
+def _marker(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
+
+
+def replace_block(text: str, name: str, block: str) -> str:
+    """``text`` with everything between the ``name`` markers replaced by ``block`` (which ends with a newline)."""
+    start, end = _marker(name)
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"README has no single {start.strip()} ... {end} block to rewrite")
+    head, rest = text.split(start, 1)
+    return head + start + block + end + rest.split(end, 1)[1]
+
+
+def md(text: str) -> str:
+    """Record text as Markdown prose: the characters Markdown would read as emphasis or code, escaped."""
+    return re.sub(r"([\\`*_])", r"\\\1", text)
+
+
+def cell(text: str) -> str:
+    """Record text inside a Markdown table cell: also ``|``, which would end the cell."""
+    return md(text).replace("|", "\\|")
+
+
+def unit(record: dict) -> str:
+    """The unit of a record's quantity: the last parenthesised part ("accuracy gap (points)" -> "points")."""
+    m = re.search(r"\(([^()]*)\)\s*$", record["quantity"])
+    return m.group(1) if m else record["quantity"]
+
+
+def _decimals(*values: float) -> int:
+    """Decimals that give the largest of ``values`` three significant digits (at least none)."""
+    big = max((abs(v) for v in values if v), default=0.0)
+    return 2 if big == 0 else max(0, 2 - math.floor(math.log10(big)))
+
+
+def number(x: float, decimals: int) -> str:
+    out = f"{x:+.{decimals}f}"
+    return "0" if float(out) == 0 else out  # no "-0.00" / "+0.00"
+
+
+def claim_line(rec: dict) -> str:
+    """The record's claim with what it claims: "PI - Baseline, 8x non-repeated < 0 points"."""
+    return f"{md(rec['claim'])} {rec['direction']} {rec['threshold']:.3g} {unit(rec)}"
+
+
+def _stated(rec: dict, other: dict[str, dict] | None) -> str:
+    if rec["stated"] != V.NOT_DECIDED:
+        return f"**{rec['stated']}**"
+    there = other[rec["id"]]["tier"] if other is not None and rec["id"] in other else NOT_RECORDED
+    return f"**{V.NOT_DECIDED}** ({rec['tier']} here, {there} on the second machine)"
+
+
+def estimate(rec: dict) -> str:
+    """Mean, seed-level interval and per-seed estimates: "-13.9 points [-21.6, -6.2], seeds -10.7, -14.1, -16.9"."""
+    d = _decimals(rec["mean"], rec["seed_lo"], rec["seed_hi"], *rec["by_seed"])
+    seeds = ", ".join(number(x, d) for x in rec["by_seed"])
+    return (
+        f"{number(rec['mean'], d)} {unit(rec)} [{number(rec['seed_lo'], d)}, {number(rec['seed_hi'], d)}], "
+        f"seeds {seeds}"
+    )
+
+
+def _headline_record(records: dict[str, dict], cid: str, folder: Path) -> dict:
+    if cid not in records:
+        raise ValueError(
+            f"headline claim {cid!r} is not recorded in {folder}: was it renamed? "
+            "Update HEADLINES in rope_lib/companion/readme.py"
+        )
+    return records[cid]
+
+
+def _notebook_title(nb: str) -> str:
+    stem, title = NOTEBOOKS.get(nb, (None, f"notebook {nb}"))
+    return f"{nb}: {title}" if stem is None else f"{nb}: [{title}](notebooks/executed/{stem}.ipynb)"
+
+
+def findings_block(
+    records: dict[str, dict],
+    other: dict[str, dict] | None,
+    headlines: dict[str, tuple[Headline, ...]],
+    folder: Path,
+) -> str:
+    """One bullet per headline claim, grouped by notebook: label, the record's claim, the stated verdict (with both
+    runs' tiers when not decided), the mean with its seed-level interval and the per-seed estimates."""
+    seeds = sorted({len(r["by_seed"]) for r in records.values()})
+    second = folder.parent / "second-machine" / folder.name
+    lines = [
+        "",
+        f"Records: `{_relative(folder)}`, the second machine's `{_relative(second)}`. "
+        "Each bullet: what the claim says, the record's claim (a difference and the side it is claimed on), the stated "
+        f"verdict, then the mean over the {' or '.join(map(str, seeds))} training seeds, its seed-level 95% interval "
+        "in brackets and each seed's estimate.",
+    ]
+    for nb, group in headlines.items():
+        recs = [(h, _headline_record(records, h.id, folder)) for h in group]
+        total = sum(r["notebook"] == nb for r in records.values())
+        lines += ["", f"**{_notebook_title(nb)}** ({len(recs)} of its {total} claims):", ""]
+        for h, rec in recs:
+            label = f"{md(h.label)}: " if h.label else ""
+            lines.append(f"- {label}{claim_line(rec)} - {_stated(rec, other)}: {estimate(rec)}")
+    return "\n".join(lines[1:]) + "\n"
+
+
+def _relative(path: Path) -> str:
+    """``path`` from ``results/`` on, as the README names it (the records may live in a scratch folder in tests)."""
+    parts = path.parts
+    return "/".join(parts[parts.index("results") :] if "results" in parts else parts) + "/"
+
+
+def id_at(cid: str, ref_L: int, L: int) -> str:
+    """The id that a claim recorded at training length ``ref_L`` has at ``L`` (window sizes scale with L)."""
+
+    def scaled(m: re.Match) -> str:
+        w = int(m.group(1)) * L
+        if w % ref_L:
+            raise ValueError(f"window {m.group(0)!r} of claim {cid!r} has no counterpart at L = {L}")
+        return f"w{w // ref_L}"
+
+    return _WINDOW.sub(scaled, cid)
+
+
+def _load(folder: Path) -> dict[str, dict] | None:
+    return V.load(folder) if folder.is_dir() and any(folder.glob("*.json")) else None
+
+
+def _profile_records(results: Path, p: Profile) -> tuple[dict[str, dict] | None, dict[str, dict] | None]:
+    """(this profile's records, its second machine's), each None when absent."""
+    return _load(results / p.name / "verdicts"), _load(results / p.name / "second-machine" / "verdicts")
+
+
+def _tier_counts(records: dict[str, dict]) -> str:
+    tiers = [r["tier"] for r in records.values()]
+    return ", ".join(f"{tiers.count(t)} {t}" for t in V.TIERS)
+
+
+def scale_block(
+    results: Path, headlines: dict[str, tuple[Headline, ...]], profiles: tuple[Profile, ...] = PROFILES
+) -> str:
+    """The headline claims (those with ``scale``) at every profile: the verdict and mean per training length, marked
+    **changed** where the tier is not the reference profile's (the first of ``profiles``)."""
+    ref = profiles[0]
+    loaded = {p.name: _profile_records(results, p) for p in profiles}
+    ref_records, ref_other = loaded[ref.name]
+    if ref_records is None:
+        raise ValueError(f"no verdict records in {results / ref.name / 'verdicts'}: the scale table starts there")
+    lines = ["What each column shows (the mean over seeds follows in brackets, in the row's unit):", ""]
+    for p in profiles:
+        recs, other = loaded[p.name]
+        where = f"`results/{p.name}/verdicts/`"
+        if recs is None:
+            lines.append(f"- L = {p.L} ({p.name}): {NOT_RUN} (no records in {where}).")
+        elif other is not None:
+            lines.append(
+                f"- L = {p.L} ({p.name}): the stated verdict, the tier on which {where} and its second machine "
+                f"agree, else {V.NOT_DECIDED} with both tiers. Tiers of all {len(recs)} claims: {_tier_counts(recs)}."
+            )
+        else:
+            lines.append(
+                f"- L = {p.L} ({p.name}): the tier of its one run ({where}; no second machine, so no claim reads "
+                f"{V.NOT_DECIDED}). Tiers of all {len(recs)} claims: {_tier_counts(recs)}."
+            )
+    lines += [
+        "",
+        f"**changed**: the tier is not L = {ref.L}'s (not either of its two runs' tiers where L = {ref.L} is "
+        f"{V.NOT_DECIDED}). Window sizes in claim ids are absolute (w16 is L/4 at L = {ref.L}): each column reads "
+        "the claim at the same fraction of its own L.",
+        "",
+        "| notebook | finding | " + " | ".join(f"L = {p.L}" for p in profiles) + " |",
+        "|---|---|" + "---|" * len(profiles),
+    ]
+    for nb, group in headlines.items():
+        for h in group:
+            if not h.scale:
+                continue
+            rec = _headline_record(ref_records, h.id, results / ref.name / "verdicts")
+            if rec["stated"] != V.NOT_DECIDED:
+                ref_tiers = {rec["stated"]}
+            else:
+                there = ref_other.get(h.id) if ref_other is not None else None
+                ref_tiers = {rec["tier"]} | ({there["tier"]} if there is not None else set())
+            claim = f"{h.label}: {rec['claim']}" if h.label else rec["claim"]
+            row = [nb, cell(f"{claim} {rec['direction']} {rec['threshold']:.3g} ({unit(rec)})")]
+            for p in profiles:
+                recs, other = loaded[p.name]
+                row.append(_scale_cell(h.id, ref, p, recs, other, ref_tiers))
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _scale_cell(
+    cid: str,
+    ref: Profile,
+    p: Profile,
+    recs: dict[str, dict] | None,
+    other: dict[str, dict] | None,
+    ref_tiers: set[str],
+) -> str:
+    if recs is None:
+        return NOT_RUN
+    rec = recs.get(id_at(cid, ref.L, p.L))
+    if rec is None:
+        return NOT_RECORDED
+    if other is not None and rec["stated"] == V.NOT_DECIDED:
+        there = other[rec["id"]]["tier"] if rec["id"] in other else NOT_RECORDED
+        shown = f"{V.NOT_DECIDED}: {rec['tier']} / {there}"
+    else:
+        shown = rec["stated"] if other is not None else rec["tier"]
+    body = cell(f"{shown} ({number(rec['mean'], _decimals(rec['mean']))})")
+    return f"**changed**: {body}" if p != ref and rec["tier"] not in ref_tiers else body
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.2f}x"
+
+
+def _rerope_table(path: Path, d: dict) -> list[str]:
+    shape = d.get("shape", {})
+    head = (
+        f"`results/bench/{path.name}`: ReRoPE attention, {d.get('pass', 'forward')} pass, {d.get('device')} "
+        f"({d.get('cpu', '')}, {d.get('threads')} threads, torch {d.get('torch')}); batch {shape.get('batch')} x "
+        f"{shape.get('heads')} heads x {shape.get('head_dim')}, {shape.get('dtype')}, w = {d.get('window')}, "
+        f"k = {d.get('leaky_k'):g}. Each cell: the best time of {d.get('repeats')} (SDPA's in seconds, the others as a "
+        f"multiple of it), and the peak memory: {d.get('memory_method', 'peak memory')}."
+    )
+    methods = list(dict.fromkeys(r["method"] for r in d["rows"]))
+    sizes = list(dict.fromkeys(r["n"] for r in d["rows"]))
+    by = {(r["n"], r["method"]): r for r in d["rows"]}
+    lines = [head, "", "| tokens | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for n in sizes:
+        row = [str(n)]
+        for m in methods:
+            r = by.get((n, m))
+            if r is None:
+                row.append("not run")
+                continue
+            time = f"{r['time_s']:.3g} s" if "time_vs_sdpa" not in r else _ratio(r["time_vs_sdpa"])
+            row.append(f"{time}, {r['peak_mib']:.0f} MiB")
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _hf_routes_table(path: Path, d: dict) -> list[str]:
+    m = d.get("model", {})
+    head = (
+        f"`results/bench/{path.name}`: `rope_lib.hf` routes in a random Llama (hidden {m.get('hidden')}, "
+        f"{m.get('layers')} layers, L = {m.get('L')}, {m.get('dtype')}), {d.get('device')} ({d.get('threads')} "
+        f"threads, torch {d.get('torch')}, transformers {d.get('transformers')}). Each cell: best time (of "
+        f"{d.get('repeats')}) as a multiple of the unpatched model's, and the target where one is set."
+    )
+    cases = list(dict.fromkeys((r["case"], r["size"]) for r in d["rows"]))
+    routes = [r for r in dict.fromkeys(r["route"] for r in d["rows"]) if r != "plain"]
+    by = {(r["route"], r["case"], r["size"]): r for r in d["rows"]}
+    lines = [
+        head,
+        "",
+        "| route | " + " | ".join(cell(f"{c} {s}") for c, s in cases) + " |",
+        "|---|" + "---|" * len(cases),
+    ]
+    for route in routes:
+        row = [cell(route)]
+        for c, s in cases:
+            r = by.get((route, c, s))
+            if r is None:
+                row.append("not run")
+                continue
+            target = ""
+            if "target" in r:
+                target = f" (target {r['target']:g}x: {'met' if r.get('meets_target') else 'missed'})"
+            row.append(_ratio(r["ratio"]) + target)
+        lines.append("| " + " | ".join(row) + " |")
+    graph = d.get("fullgraph")
+    if graph:
+        ok = [cell(k) for k, v in graph.items() if v == "ok"]
+        refused = [f"{cell(k)} ({cell(str(v).split(':', 1)[0])})" for k, v in graph.items() if v != "ok"]
+        lines += [
+            "",
+            "`torch.compile(fullgraph=True)` traces "
+            + (", ".join(ok) or "no route")
+            + "; refused: "
+            + (", ".join(refused) or "none")
+            + ".",
+        ]
+    return lines
+
+
+def speed_block(results: Path) -> str:
+    """A table per benchmark file of ``make bench`` (``results/bench/rerope_*.json``, ``hf_routes_*.json``)."""
+    bench = results / "bench"
+    parts: list[list[str]] = []
+    for pattern, table in (("rerope_*.json", _rerope_table), ("hf_routes_*.json", _hf_routes_table)):
+        for path in sorted(bench.glob(pattern)):
+            parts.append(table(path, json.loads(path.read_text(encoding="utf-8"))))
+    if not parts:
+        return "No benchmark recorded (`make bench` writes `results/bench/`).\n"
+    devices = sorted({p.stem.split("_")[-1] for p in bench.glob("*_*.json") if p.stem != "pipeline"})
+    if not any("cuda" in name for name in devices):
+        parts.append(["No GPU run recorded (no `results/bench/*_cuda*.json`)."])
+    return "\n\n".join("\n".join(p) for p in parts) + "\n"
+
+
+def render(
+    text: str,
+    root: Path | None = None,
+    headlines: dict[str, tuple[Headline, ...]] = HEADLINES,
+    profiles: tuple[Profile, ...] = PROFILES,
+) -> str:
+    """``text`` (a README) with every generated block rewritten from the records under ``root/results``."""
+    results = (repo_root() if root is None else Path(root)) / "results"
+    ref = profiles[0]
+    folder = results / ref.name / "verdicts"
+    records, other = _profile_records(results, ref)
+    if records is None:
+        raise ValueError(f"no verdict records (*.json) in {folder}")
+    second = results / ref.name / "second-machine" / "verdicts"
+    if other is None:
+        raise ValueError(f"no second-machine verdict records (*.json) in {second}")
+    text = replace_block(text, "verdicts", V.summary(records, other))
+    text = replace_block(text, "findings", findings_block(records, other, headlines, folder))
+    text = replace_block(text, "scale", scale_block(results, headlines, profiles))
+    return replace_block(text, "speed", speed_block(results))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m rope_lib.companion.readme",
+        description="Rewrite the README's generated blocks (verdicts, findings, scale, speed) from results/.",
+    )
+    parser.add_argument("--readme", type=Path, default=None, help="the README to rewrite (default: the checkout's)")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff if it would change")
+    args = parser.parse_args(argv)
+    path = args.readme if args.readme is not None else repo_root() / "README.md"
+    old = path.read_text(encoding="utf-8")
+    new = render(old)
+    if args.check:
+        if new == old:
+            return 0
+        diff = difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), f"{path} (committed)", f"{path} (generated)"
+        )
+        sys.stdout.writelines(diff)
+        print(f"{path} differs from the records: run `make readme` (python -m rope_lib.companion.readme)")
+        return 1
+    if new != old:
+        atomic_write(path, lambda tmp: tmp.write_text(new, encoding="utf-8"))
+    print(f"{path}: {'rewritten' if new != old else 'unchanged'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
