@@ -476,7 +476,7 @@ from IPython.display import display  # noqa: E402
 from rope_lib.companion.evaluate import bootstrap_difference  # noqa: E402
 from rope_lib.companion.experiments import base_bound as base_bound_experiment  # noqa: E402
 from rope_lib.companion.experiments import harness, run_experiment  # noqa: E402
-from rope_lib.companion.report import Results, fmt_spread, markdown_table  # noqa: E402
+from rope_lib.companion.report import Results, fmt_seeds, markdown_table  # noqa: E402
 from rope_lib.companion.runtime import repo_root  # noqa: E402
 from rope_lib.companion.verdicts import NOT_DECIDED, ClaimBook, seed_interval, slug  # noqa: E402
 
@@ -514,12 +514,6 @@ def passkey_difference(a: np.ndarray, b: np.ndarray) -> dict:
     return bootstrap_difference(a, b, seed=results.seed)
 
 
-def seed_mean_sd(x: np.ndarray) -> str:
-    """A table cell: mean ± sd over seeds of each seed's mean of x, shape (seeds, ...)."""
-    per_seed = x.reshape(x.shape[0], -1).mean(1)
-    return fmt_spread(per_seed.mean(), per_seed.std(ddof=1), 3)
-
-
 table = []
 for base in BASES:
     nonnegative_to = results.runs[0]["bases"][base]["keeps_bias_sum_nonnegative_to"]
@@ -528,11 +522,11 @@ for base in BASES:
         [
             base,
             f"m < {nonnegative_to}",
-            seed_mean_sd(text_loss(base, "text")),
-            seed_mean_sd(text_loss(base, "retrieval")),
-            seed_mean_sd(passkey_correct(base, "text")),
-            seed_mean_sd(retrieval_correct[:, DIST <= L_LM // 4]),
-            seed_mean_sd(retrieval_correct[:, FAR]),
+            fmt_seeds(text_loss(base, "text"), 3),
+            fmt_seeds(text_loss(base, "retrieval"), 3),
+            fmt_seeds(passkey_correct(base, "text"), 3),
+            fmt_seeds(retrieval_correct[:, DIST <= L_LM // 4], 3),
+            fmt_seeds(retrieval_correct[:, FAR], 3),
         ]
     )
 print(

@@ -46,7 +46,7 @@ from IPython.display import display
 from rope_lib.companion.evaluate import bootstrap_difference
 from rope_lib.companion.experiments import finetune, harness, run_experiment
 from rope_lib.companion.plotting import savefig
-from rope_lib.companion.report import Results, fmt_spread, format_gap, markdown_table, setup_notebook
+from rope_lib.companion.report import Results, fmt_seeds, fmt_spread, format_gap, markdown_table, setup_notebook
 from rope_lib.companion.verdicts import NOT_DECIDED, ClaimBook, slug
 
 setup_notebook(profile, device, seed)
@@ -456,12 +456,6 @@ def k_max_by_seed(correct: np.ndarray) -> np.ndarray:
 BEYOND = DISTANCES > L_TRAIN  # key distances the pre-trained model never saw
 
 
-def seed_spread(x: np.ndarray) -> str:
-    """A table cell: mean ± sd over seeds of each seed's mean of x, shape (seeds, ...)."""
-    per_seed = x.reshape(x.shape[0], -1).mean(1)
-    return fmt_spread(per_seed.mean(), per_seed.std(ddof=1), 1)
-
-
 markdown_table(
     ["method", "steps", "k_max per seed", f"accuracy, distance <= L = {L_TRAIN}", "accuracy, distance > L"],
     [
@@ -469,8 +463,8 @@ markdown_table(
             method,
             step,
             ", ".join(str(k) for k in k_max_by_seed(correct)),
-            seed_spread(100 * correct[:, ~BEYOND]),
-            seed_spread(100 * correct[:, BEYOND]),
+            fmt_seeds(100 * correct[:, ~BEYOND]),
+            fmt_seeds(100 * correct[:, BEYOND]),
         ]
         for (method, step), correct in retrieval.items()
     ],

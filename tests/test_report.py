@@ -11,6 +11,7 @@ from rope_lib.companion.report import (
     Results,
     Rows,
     fmt,
+    fmt_seeds,
     fmt_spread,
     format_gap,
     markdown_table,
@@ -102,6 +103,11 @@ def test_table_and_formatting_helpers():
     assert fmt(None) == "" and fmt(1.234) == "1.2" and fmt(1.234, 2) == "1.23"
     g = {"diff": 1.0, "lo": 0.25, "hi": 1.5}
     assert format_gap(g) == "+1.00 [+0.25, +1.50]"
+    # seeds on axis 0: each seed's mean first (1.5, 3.5, 5.5), so the spread is between seeds, not between samples
+    assert fmt_seeds(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), 2) == "3.50 ± 2.00"
+    assert fmt_seeds([0.1, 0.3]) == fmt_spread(0.2, np.std([0.1, 0.3], ddof=1))
+    with pytest.raises(ValueError, match="x: need shape"):
+        fmt_seeds(np.array([1.0]))
 
 
 def test_setup_notebook_checks_before_work():

@@ -265,6 +265,16 @@ def fmt_spread(mean: float, sd: float, digits: int = 1) -> str:
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
+def fmt_seeds(x, digits: int = 1) -> str:
+    """``45.2 ± 1.3`` for ``x`` of shape (seeds, ...): each seed's mean over the other axes, then their mean and
+    seed standard deviation (the spread between training runs, not between samples)."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim < 1 or x.shape[0] < 2:
+        raise ValueError(f"x: need shape (seeds, ...) with at least 2 seeds, got shape {x.shape}")
+    per_seed = x.reshape(x.shape[0], -1).mean(1)
+    return fmt_spread(per_seed.mean(), per_seed.std(ddof=1), digits)
+
+
 def format_gap(g: dict) -> str:
     """``+1.23 [+0.45, +2.01]`` for a gap dict from :meth:`Rows.gap`."""
     return f"{g['diff']:+.2f} [{g['lo']:+.2f}, {g['hi']:+.2f}]"
