@@ -31,6 +31,7 @@ __all__ = [
     "base_lower_bound",
     "base_lower_bound_on_grid",
     "base_search",
+    "first_negative_bias",
     "max_context_length",
     "rope_bias_sum",
 ]
@@ -161,6 +162,25 @@ def max_context_length(base: float, head_dim: int = 128, *, limit: int = 2**31) 
     if m is None:
         raise ValueError(f"B_m >= 0 for every m up to limit={limit} (base={b:g}, head_dim={d}): pass a larger limit")
     return m
+
+
+def first_negative_bias(inv_freq, *, limit: int) -> int | None:
+    """The first distance m in 0..limit with B_m = sum_i cos(m theta_i) < 0 for any frequencies, or None.
+
+    :func:`max_context_length` asks this of a geometric ladder; a scaled config's frequencies (YaRN, Llama 3,
+    LongRoPE...) are not one, so the doctor asks it of ``inv_freq`` itself (any 1-D array-like of finite numbers >= 0;
+    a zero frequency is an unrotated pair, which adds cos 0 = 1 at every distance).
+    """
+    limit = _checks.positive_int("limit", limit)
+    try:
+        theta = torch.as_tensor(np.asarray(inv_freq, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"inv_freq must be a 1-D array-like of finite numbers >= 0, got {inv_freq!r}") from None
+    if theta.ndim != 1 or theta.numel() == 0 or not bool(torch.isfinite(theta).all()) or bool((theta < 0).any()):
+        raise ValueError(
+            f"inv_freq must be a non-empty 1-D array-like of finite numbers >= 0, got shape {tuple(theta.shape)}"
+        )
+    return _first_negative(theta, limit)
 
 
 def _smallest_feasible(grid: np.ndarray, L: int, d: int, witnesses: list[int]) -> int | None:

@@ -17,17 +17,20 @@ is installed (the [notebooks] and [test] extras); ``import rope_lib`` never reac
 - Qwen2-VL M-RoPE (notebook 11, tests/test_multimodal.py): :func:`qwen2_vl_token_types`,
   :func:`qwen2_vl_rope_index`, :func:`qwen2_vl_rotary`, :func:`qwen2_vl_rotate`;
 - config objects and patched models (notebook 12): :func:`phi3_longrope_config`, :func:`module_frequencies`,
-  :func:`apply_scheme`, :func:`chunked_logits`.
+  :func:`apply_scheme`, :func:`chunked_logits`;
+- shipped config files (notebook 13, tests/test_doctor.py): :func:`config_file_frequencies`.
 """
 
 from __future__ import annotations
 
+import importlib
 import types
 from collections.abc import Sequence
 
 import torch
-from transformers import DeepseekV3Config, LlamaConfig, Phi3Config
+from transformers import AutoConfig, DeepseekV3Config, LlamaConfig, Phi3Config
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+from transformers.models.auto.configuration_auto import model_type_to_module_name
 from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3Attention, DeepseekV3RotaryEmbedding
 from transformers.models.gpt_neox.modeling_gpt_neox import GPTNeoXRotaryEmbedding
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
@@ -73,6 +76,36 @@ def rope_init_frequencies(config, seq_len: int | None = None) -> tuple[torch.Ten
             fn = GPTNeoXRotaryEmbedding.compute_default_rope_parameters
         return fn(config)
     return ROPE_INIT_FUNCTIONS[rope_type](config, seq_len=seq_len)
+
+
+# model types transformers does not ship whose files name a shipped architecture (Kimi K2 is DeepSeek-V3's)
+_ARCHITECTURE_OF = {"kimi_k2": "deepseek_v3"}
+
+
+def config_file_frequencies(
+    raw: dict, layer_type: str | None = None, seq_len: int | None = None
+) -> tuple[torch.Tensor, float]:
+    """transformers' own ``(inv_freq float32, attention factor)`` for a config.json dict ``raw`` (its
+    ``model_type``'s config class reads the file, v4 or v5 spelling, as ``from_pretrained`` would).
+
+    The scaled types through ``ROPE_INIT_FUNCTIONS`` (``seq_len``: the current length of the length-dependent
+    ones); "default" through the model's own rotary class (``compute_default_rope_parameters``), since each model has
+    its own. ``layer_type``: the entry of a per-layer-type ``rope_parameters`` (Gemma 3), None for one dict.
+    """
+    model_type = _ARCHITECTURE_OF.get(raw["model_type"], raw["model_type"])
+    config = AutoConfig.for_model(model_type, **{k: v for k, v in raw.items() if k != "model_type"})
+    nested = layer_type is not None and isinstance(config.rope_parameters.get(layer_type), dict)
+    params = config.rope_parameters[layer_type] if nested else config.rope_parameters
+    if params["rope_type"] != "default":
+        return ROPE_INIT_FUNCTIONS[params["rope_type"]](
+            config, seq_len=seq_len, layer_type=layer_type if nested else None
+        )
+    module = importlib.import_module(
+        f"transformers.models.{model_type_to_module_name(model_type)}.modeling_{model_type_to_module_name(model_type)}"
+    )
+    rotary = [getattr(module, n) for n in sorted(dir(module)) if n.endswith("RotaryEmbedding") and "Vision" not in n]
+    compute = rotary[0].compute_default_rope_parameters
+    return compute(config, layer_type=layer_type) if nested else compute(config)
 
 
 def float32_relative_gap(ours: torch.Tensor, theirs: torch.Tensor, unscaled: torch.Tensor | None = None) -> float:

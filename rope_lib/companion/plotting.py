@@ -172,6 +172,18 @@ def quantize_figure(fig: matplotlib.figure.Figure) -> None:
         _quantize_axes(ax)
 
 
+def save_as(fig: matplotlib.figure.Figure, path: str | Path) -> Path:
+    """Write ``fig`` to one file of the caller's choosing (.svg, .pdf or .png), data rounded and metadata fixed as
+    in :func:`savefig`, atomically (the doctor's ``--figure``); returns the path."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"figure path must end in one of {tuple('.' + f for f in FORMATS)}, got {str(path)!r}")
+    use_bundled_fonts()
+    quantize_figure(fig)
+    return atomic_write(path, functools.partial(fig.savefig, format=fmt, metadata=_METADATA[fmt]))
+
+
 def savefig(fig: matplotlib.figure.Figure, name: str, *, profile: str = "smoke", exact: bool = True) -> list[Path]:
     """Write ``name``.svg/.pdf/.png into figures/ (figures/full/ for the full profile); returns the paths.
 

@@ -362,7 +362,13 @@ def _summary(m: dict, L: int, bin_size: int | None = None, split_at_L: bool = Fa
 # Modules that only present results (tables, figures, verdict records, the README): no score depends on them, so
 # editing them must not throw away every cached evaluation. Relative to the rope_lib package.
 _PRESENTATION = frozenset(
-    {"companion/report.py", "companion/plotting.py", "companion/verdicts.py", "companion/readme.py"}
+    {
+        "companion/report.py",
+        "companion/plotting.py",
+        "companion/verdicts.py",
+        "companion/readme.py",
+        "companion/atlas.py",
+    }
 )
 
 
