@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 
 import matplotlib
+import matplotlib.scale
 import numpy as np
 import pytest
 
@@ -70,8 +71,9 @@ def test_figure_bytes_do_not_depend_on_float_noise(eps):
         assert reference[fmt] == perturbed[fmt], f"{fmt} changed when the data moved by {eps:g} (relative)"
 
 
-def test_control_without_quantization_the_png_changes():
+def test_control_without_quantization_the_png_changes(monkeypatch):
     # If this fails, the test above no longer exercises the failure it guards against: find new data.
+    monkeypatch.setitem(matplotlib.scale._scale_mapping, "log", matplotlib.scale.LogScale)  # matplotlib's own
     assert _draw(0.0, quantize=False)["png"] != _draw(1e-15, quantize=False)["png"]
 
 
@@ -135,3 +137,43 @@ def test_text_uses_matplotlibs_bundled_fonts_only(tmp_path):
         manager.ttflist = saved
         manager._findfont_cached.cache_clear()
         plotting.use_bundled_fonts()
+
+
+_TRUE_LOG10 = np.log10
+
+
+def _one_ulp_up(values, *args, **kwargs):
+    # Stands in for another CPU's log10: numpy uses SVML on AVX-512 and the C library elsewhere.
+    return np.nextafter(_TRUE_LOG10(values, *args, **kwargs), np.inf)
+
+
+def test_log_axes_draw_through_the_portable_transform():
+    plotting.use_style()
+    fig, ax = plt.subplots()
+    ax.loglog([1.0, 10.0], [1.0, 100.0])
+    assert isinstance(ax.yaxis.get_transform(), plotting.PortableLogTransform)
+    assert isinstance(ax.xaxis.get_transform(), plotting.PortableLogTransform)
+    plt.close(fig)
+
+
+def test_log_transform_absorbs_a_last_bit_difference_in_log10():
+    values = np.geomspace(1.0, 2.0**20, 4001)  # includes exact powers of two, i.e. "nice" tick values
+    here = plotting.PortableLogTransform(10)
+    elsewhere = plotting.PortableLogTransform(10)
+    elsewhere._log_funcs = {10: _one_ulp_up}
+    assert np.array_equal(here.transform_non_affine(values), elsewhere.transform_non_affine(values))
+    # control: matplotlib's own transform passes the difference on
+    plain, plain_elsewhere = matplotlib.scale.LogTransform(10), matplotlib.scale.LogTransform(10)
+    plain_elsewhere._log_funcs = {10: _one_ulp_up}
+    assert not np.array_equal(plain.transform_non_affine(values), plain_elsewhere.transform_non_affine(values))
+    # clipping and masking keep their meaning
+    clipped = here.transform_non_affine(np.array([0.0, -1.0, 100.0]))
+    assert clipped.tolist() == [-1000.0, -1000.0, 2.0]
+    masked = plotting.PortableLogTransform(10, "mask").transform_non_affine(np.ma.array([1.0, 10.0], mask=[0, 1]))
+    assert masked.mask.tolist() == [False, True]
+
+
+def test_figure_bytes_do_not_depend_on_the_cpus_log10(monkeypatch):
+    reference = _draw(0.0)
+    monkeypatch.setattr(np, "log10", _one_ulp_up)  # read by every log transform built from here on
+    assert _draw(0.0) == reference

@@ -11,6 +11,12 @@ the value, a million times above float64 noise and a million times below a pixel
 same numbers. Log axes keep relative precision (rounded mantissa); linear axes an absolute step tied to the
 largest magnitude in the array, so noise around zero rounds to zero.
 
+Rounding the data is not enough on a log axis: matplotlib takes ``np.log10`` of every coordinate while drawing,
+and numpy computes it with SVML on AVX-512 CPUs and with the C library elsewhere, which differ in the last bit
+(one dashed line of 07_base_bound.png moved 12 pixels by one grey level between an Intel and an AMD machine).
+Importing this module therefore registers a ``"log"`` scale whose transform rounds its output the same way
+(``PortableLogTransform``); it is matplotlib's own in every other respect.
+
 Figures drawn from *trained models* can differ in their last bits between CPUs, so ``savefig(..., exact=False)``
 records them as such: ``make test`` compares analytic figures byte for byte and only checks that the others were
 regenerated (their numbers are checked with a tolerance by the notebooks' claim cells).
@@ -26,6 +32,7 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.scale
 import numpy as np
 from matplotlib.image import AxesImage
 from matplotlib.patches import Polygon, Rectangle
@@ -107,6 +114,37 @@ def _round_absolute(values: np.ndarray) -> np.ndarray:
     exponent = int(np.frexp(_round_relative(finite.max(), bits=8))[1])
     step = 2.0 ** (exponent - KEPT_BITS)
     return np.round(values / step) * step
+
+
+class PortableLogTransform(matplotlib.scale.LogTransform):
+    """matplotlib's log transform with its output (in decades) rounded to a step of 2^-KEPT_BITS decades.
+
+    The rounding absorbs the last-bit difference between numpy's vectorized log (SVML on AVX-512) and the C
+    library's (~1e-15 decades, so a point lands on a rounding boundary with probability ~1e-6); a 1000-pixel
+    decade moves by ~1e-6 pixel. The step is absolute, not relative, because it is a position on the axis: log 1
+    must round to 0 whichever side of 0 the last bit falls. Masked, clipped (-1000) and non-finite outputs keep
+    their meaning.
+    """
+
+    def transform_non_affine(self, values):
+        out = super().transform_non_affine(values)
+        step = 2.0**-KEPT_BITS  # a power of two: scaling by it is exact
+        with np.errstate(invalid="ignore"):
+            if np.ma.isMaskedArray(out):
+                return np.ma.array(np.round(np.ma.getdata(out) / step) * step, mask=np.ma.getmask(out))
+            return np.round(np.asarray(out, dtype=np.float64) / step) * step
+
+
+class _PortableLogScale(matplotlib.scale.LogScale):
+    # Registered under matplotlib's own name, so ax.set_yscale("log"), loglog and semilogy all draw through it.
+    name = "log"
+
+    def __init__(self, *, base: float = 10, subs=None, nonpositive: str = "clip"):
+        super().__init__(base=base, subs=subs, nonpositive=nonpositive)
+        self._transform = PortableLogTransform(base, nonpositive)
+
+
+matplotlib.scale.register_scale(_PortableLogScale)
 
 
 def quantize(values, scale: str = "linear"):
