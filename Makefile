@@ -154,7 +154,7 @@ second-machine: | $(STAMP)
 	    || exit 1; done
 	mkdir -p results/$(PROFILE)/second-machine/verdicts
 	cp $(SECOND)/results/$(PROFILE)/verdicts/*.json results/$(PROFILE)/second-machine/verdicts/
-	$(BIN)/python -m rope_lib.companion.verdicts results/$(PROFILE)/verdicts results/$(PROFILE)/second-machine/verdicts
+	$(BIN)/python -m rope_lib.companion.verdicts results/$(PROFILE)/verdicts results/$(PROFILE)/*-machine/verdicts
 	$(if $(filter smoke,$(PROFILE)),$(BIN)/python -m rope_lib.companion.readme)
 
 bench: | $(STAMP)

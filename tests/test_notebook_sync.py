@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jupytext
@@ -43,6 +44,33 @@ def test_executed_notebook_ran_cleanly(source: Path):
     assert not errors, f"executed notebook has error outputs: {[e.get('ename') for e in errors]}"
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, "exactly one cell tagged 'parameters' (papermill injects the profile after it)"
+
+
+# Committed outputs must not carry where they were made: a warning printed with its file's path, a temp folder.
+_MACHINE_PATH = re.compile(r"(/home/|/root/|/Users/|/work/|/tmp/|site-packages|\\Users\\)")
+
+
+def _output_texts(nb) -> list[str]:
+    texts = []
+    for c in nb.cells:
+        for o in c.get("outputs", []) if c.cell_type == "code" else []:
+            if o.get("output_type") == "stream":
+                texts.append(o.get("text", ""))
+            for mime in ("text/plain", "text/markdown", "text/html"):
+                texts.append(o.get("data", {}).get(mime, ""))
+    return texts
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_executed_outputs_name_no_local_path(source: Path):
+    nb = nbformat.read(ROOT / "notebooks" / "executed" / f"{source.stem}.ipynb", as_version=4)
+    hits = [m.group(0) + "..." for t in _output_texts(nb) for m in [_MACHINE_PATH.search(t)] if m]
+    assert not hits, f"{source.stem}: outputs name a local path: {hits[:3]}"
+
+
+def test_local_path_pattern_catches_a_warning_line():
+    line = "/srv/x/.venv/lib/python3.11/site-packages/tqdm/auto.py:21: TqdmWarning: IProgress not found."
+    assert _MACHINE_PATH.search(line) and _MACHINE_PATH.search("see C:\\Users\\me") and not _MACHINE_PATH.search("a/b")
 
 
 def _as_lab_leaves_it(nb) -> None:

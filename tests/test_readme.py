@@ -210,7 +210,7 @@ def test_scale_table_marks_changes_missing_claims_and_profiles_not_run(tmp_path)
     assert "| reproduced (+3.00) | **changed**: reversed (-2.00) | not run |" in a
     assert "| consistent (+0.250) | consistent (+1.00) | not run |" in b  # w16 at L = 64 is w32 at L = 128
     assert "| not decided: not reproduced / consistent (-0.500) | not recorded | not run |" in c
-    assert "L = 512 (full): not run" in text and "no second machine" in text
+    assert "L = 512 (full): not run" in text and "no other machine" in text
 
 
 def test_scale_table_changed_against_both_tiers_of_an_undecided_claim(tmp_path):

@@ -5,7 +5,7 @@ table and its speed section is read from a file in ``results/``:
 
 - ``verdicts``: how many claims each notebook states in each tier (:func:`rope_lib.companion.verdicts.summary`);
 - ``findings``: the headline claims of notebooks 04-08 (:data:`HEADLINES`: claim ids only), one bullet each, from
-  ``results/smoke/verdicts/`` and the second machine's ``results/smoke/second-machine/verdicts/``;
+  ``results/smoke/verdicts/`` and the other machines' ``results/smoke/*-machine/verdicts/``;
 - ``scale``: the same claims at every profile of :data:`PROFILES` (L = 64, 128, 512), from
   ``results/<profile>/verdicts/``;
 - ``speed``: ``make bench``'s files, ``results/bench/rerope_*.json`` and ``results/bench/hf_routes_*.json``.
@@ -195,11 +195,10 @@ def claim_line(rec: dict) -> str:
     return f"{md(rec['claim'])} {rec['direction']} {rec['threshold']:.3g} {unit(rec)}"
 
 
-def _stated(rec: dict, other: dict[str, dict] | None) -> str:
+def _stated(rec: dict, others: V.Others) -> str:
     if rec["stated"] != V.NOT_DECIDED:
         return f"**{rec['stated']}**"
-    there = other[rec["id"]]["tier"] if other is not None and rec["id"] in other else NOT_RECORDED
-    return f"**{V.NOT_DECIDED}** ({rec['tier']} here, {there} on the second machine)"
+    return f"**{V.NOT_DECIDED}** ({rec['tier']} here, {V.tiers_elsewhere(rec['id'], others)})"
 
 
 def estimate(rec: dict) -> str:
@@ -228,17 +227,17 @@ def _notebook_title(nb: str) -> str:
 
 def findings_block(
     records: dict[str, dict],
-    other: dict[str, dict] | None,
+    others: V.Others,
     headlines: dict[str, tuple[Headline, ...]],
     folder: Path,
 ) -> str:
-    """One bullet per headline claim, grouped by notebook: label, the record's claim, the stated verdict (with both
-    runs' tiers when not decided), the mean with its seed-level interval and the per-seed estimates."""
+    """One bullet per headline claim, grouped by notebook: label, the record's claim, the stated verdict (with every
+    run's tier when not decided), the mean with its seed-level interval and the per-seed estimates."""
     seeds = sorted({len(r["by_seed"]) for r in records.values()})
-    second = folder.parent / "second-machine" / folder.name
+    elsewhere = ", ".join(f"{V.machine_label(n)}'s `{_relative(folder.parent / n / folder.name)}`" for n in others)
     lines = [
         "",
-        f"Records: `{_relative(folder)}`, the second machine's `{_relative(second)}`. "
+        f"Records: `{_relative(folder)}`; {elsewhere}. "
         "Each bullet: what the claim says, the record's claim (a difference and the side it is claimed on), the stated "
         f"verdict, then the mean over the {' or '.join(map(str, seeds))} training seeds, its seed-level 95% interval "
         "in brackets and each seed's estimate.",
@@ -249,7 +248,7 @@ def findings_block(
         lines += ["", f"**{_notebook_title(nb)}** ({len(recs)} of its {total} claims):", ""]
         for h, rec in recs:
             label = f"{md(h.label)}: " if h.label else ""
-            lines.append(f"- {label}{claim_line(rec)} - {_stated(rec, other)}: {estimate(rec)}")
+            lines.append(f"- {label}{claim_line(rec)} - {_stated(rec, others)}: {estimate(rec)}")
     return "\n".join(lines[1:]) + "\n"
 
 
@@ -275,9 +274,9 @@ def _load(folder: Path) -> dict[str, dict] | None:
     return V.load(folder) if folder.is_dir() and any(folder.glob("*.json")) else None
 
 
-def _profile_records(results: Path, p: Profile) -> tuple[dict[str, dict] | None, dict[str, dict] | None]:
-    """(this profile's records, its second machine's), each None when absent."""
-    return _load(results / p.name / "verdicts"), _load(results / p.name / "second-machine" / "verdicts")
+def _profile_records(results: Path, p: Profile) -> tuple[dict[str, dict] | None, V.Others]:
+    """(this profile's records or None when absent, its other machines' records by name: empty when none)."""
+    return _load(results / p.name / "verdicts"), V.other_machines(results / p.name)
 
 
 def _tier_counts(records: dict[str, dict]) -> str:
@@ -292,28 +291,30 @@ def scale_block(
     **changed** where the tier is not the reference profile's (the first of ``profiles``)."""
     ref = profiles[0]
     loaded = {p.name: _profile_records(results, p) for p in profiles}
-    ref_records, ref_other = loaded[ref.name]
+    ref_records, ref_others = loaded[ref.name]
     if ref_records is None:
         raise ValueError(f"no verdict records in {results / ref.name / 'verdicts'}: the scale table starts there")
     lines = ["What each column shows (the mean over seeds follows in brackets, in the row's unit):", ""]
     for p in profiles:
-        recs, other = loaded[p.name]
+        recs, others = loaded[p.name]
         where = f"`results/{p.name}/verdicts/`"
         if recs is None:
             lines.append(f"- L = {p.L} ({p.name}): {NOT_RUN} (no records in {where}).")
-        elif other is not None:
+        elif others:
+            machines = " and ".join(map(V.machine_label, others))
             lines.append(
-                f"- L = {p.L} ({p.name}): the stated verdict, the tier on which {where} and its second machine "
-                f"agree, else {V.NOT_DECIDED} with both tiers. Tiers of all {len(recs)} claims: {_tier_counts(recs)}."
+                f"- L = {p.L} ({p.name}): the stated verdict, the tier on which {where}, {machines} "
+                f"agree, else {V.NOT_DECIDED} with every run's tier. Tiers of all {len(recs)} claims: "
+                f"{_tier_counts(recs)}."
             )
         else:
             lines.append(
-                f"- L = {p.L} ({p.name}): the tier of its one run ({where}; no second machine, so no claim reads "
+                f"- L = {p.L} ({p.name}): the tier of its one run ({where}; no other machine, so no claim reads "
                 f"{V.NOT_DECIDED}). Tiers of all {len(recs)} claims: {_tier_counts(recs)}."
             )
     lines += [
         "",
-        f"**changed**: the tier is not L = {ref.L}'s (not either of its two runs' tiers where L = {ref.L} is "
+        f"**changed**: the tier is not L = {ref.L}'s (not any of its runs' tiers where L = {ref.L} is "
         f"{V.NOT_DECIDED}). Window sizes in claim ids are absolute (w16 is L/4 at L = {ref.L}): each column reads "
         "the claim at the same fraction of its own L.",
         "",
@@ -328,13 +329,12 @@ def scale_block(
             if rec["stated"] != V.NOT_DECIDED:
                 ref_tiers = {rec["stated"]}
             else:
-                there = ref_other.get(h.id) if ref_other is not None else None
-                ref_tiers = {rec["tier"]} | ({there["tier"]} if there is not None else set())
+                ref_tiers = {rec["tier"]} | {o[h.id]["tier"] for o in ref_others.values() if h.id in o}
             claim = f"{h.label}: {rec['claim']}" if h.label else rec["claim"]
             row = [nb, cell(f"{claim} {rec['direction']} {rec['threshold']:.3g} ({unit(rec)})")]
             for p in profiles:
-                recs, other = loaded[p.name]
-                row.append(_scale_cell(h.id, ref, p, recs, other, ref_tiers))
+                recs, others = loaded[p.name]
+                row.append(_scale_cell(h.id, ref, p, recs, others, ref_tiers))
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -344,7 +344,7 @@ def _scale_cell(
     ref: Profile,
     p: Profile,
     recs: dict[str, dict] | None,
-    other: dict[str, dict] | None,
+    others: V.Others,
     ref_tiers: set[str],
 ) -> str:
     if recs is None:
@@ -352,11 +352,11 @@ def _scale_cell(
     rec = recs.get(id_at(cid, ref.L, p.L))
     if rec is None:
         return NOT_RECORDED
-    if other is not None and rec["stated"] == V.NOT_DECIDED:
-        there = other[rec["id"]]["tier"] if rec["id"] in other else NOT_RECORDED
-        shown = f"{V.NOT_DECIDED}: {rec['tier']} / {there}"
+    if others and rec["stated"] == V.NOT_DECIDED:
+        there = [o[rec["id"]]["tier"] if rec["id"] in o else NOT_RECORDED for o in others.values()]
+        shown = f"{V.NOT_DECIDED}: " + " / ".join([rec["tier"], *there])
     else:
-        shown = rec["stated"] if other is not None else rec["tier"]
+        shown = rec["stated"] if others else rec["tier"]
     body = cell(f"{shown} ({number(rec['mean'], _decimals(rec['mean']))})")
     return f"**changed**: {body}" if p != ref and rec["tier"] not in ref_tiers else body
 
@@ -460,14 +460,13 @@ def render(
     results = (repo_root() if root is None else Path(root)) / "results"
     ref = profiles[0]
     folder = results / ref.name / "verdicts"
-    records, other = _profile_records(results, ref)
+    records, others = _profile_records(results, ref)
     if records is None:
         raise ValueError(f"no verdict records (*.json) in {folder}")
-    second = results / ref.name / "second-machine" / "verdicts"
-    if other is None:
-        raise ValueError(f"no second-machine verdict records (*.json) in {second}")
-    text = replace_block(text, "verdicts", V.summary(records, other))
-    text = replace_block(text, "findings", findings_block(records, other, headlines, folder))
+    if not others:
+        raise ValueError(f"no other machine's verdict records (*.json) in {results / ref.name}/*-machine/verdicts")
+    text = replace_block(text, "verdicts", V.summary(records, others))
+    text = replace_block(text, "findings", findings_block(records, others, headlines, folder))
     text = replace_block(text, "scale", scale_block(results, headlines, profiles))
     return replace_block(text, "speed", speed_block(results))
 

@@ -10,10 +10,12 @@ interval over those estimates:
 - ``reversed``: the interval lies entirely on the other side;
 - ``not reproduced``: anything else (seeds on both sides, or every seed on the other side within noise).
 
-A notebook states each verdict next to its claim (``stated``): one of the tiers above when the committed run and the
-emulated second machine (``make second-machine``) agree, ``not decided`` when they do not. :class:`ClaimBook` prints
-one line per claim and records it in ``results/<profile>/verdicts/<notebook>.json``;
-``python -m rope_lib.companion.verdicts`` compares two such folders claim by claim.
+A notebook states each verdict next to its claim (``stated``): one of the tiers above when every run on record
+agrees, ``not decided`` when they do not. The runs: the committed one (``results/<profile>/verdicts/``) and the other
+machines' (``results/<profile>/<name>-machine/verdicts/``: ``make second-machine`` writes ``second-machine``; an
+earlier committed run from another CPU is kept as a machine of its own, e.g. ``first-machine``, see the README of its
+folder). :class:`ClaimBook` prints one line per claim and records it in ``results/<profile>/verdicts/<notebook>.json``;
+``python -m rope_lib.companion.verdicts`` compares the folders claim by claim.
 """
 
 from __future__ import annotations
@@ -232,31 +234,58 @@ def load(folder: str | Path) -> dict[str, dict]:
     return out
 
 
-def compare(committed: dict[str, dict], other: dict[str, dict]) -> tuple[list[str], list[str]]:
-    """(report lines, problems) for two runs' records of the same claims.
+# The other runs of a profile, by name ("second-machine"): {claim id: record} each.
+Others = dict[str, dict[str, dict]]
 
-    A problem is what makes a verdict machine-dependent as stated: a claim stated as a tier that either run decides
-    otherwise, a claim stated "not decided" on which both runs agree (it is decided: state it), or a claim only
-    one run recorded.
+
+def other_machines(profile_dir: str | Path) -> Others:
+    """Every other machine's records under ``profile_dir`` (``results/<profile>``): its ``*-machine/verdicts``
+    folders, by folder name, in name order (empty when there is none)."""
+    folders = sorted(Path(profile_dir).glob("*-machine/verdicts"))
+    return {f.parent.name: load(f) for f in folders if any(f.glob("*.json"))}
+
+
+def machine_label(name: str) -> str:
+    """"second-machine" -> "the second machine": how the text names a run."""
+    return "the " + name.replace("-", " ")
+
+
+def tiers_elsewhere(cid: str, others: Others) -> str:
+    """"consistent on the second machine, not reproduced on the first machine": a claim's tier on every other run."""
+    return ", ".join(
+        f"{others[n][cid]['tier'] if cid in others[n] else 'not recorded'} on {machine_label(n)}" for n in others
+    )
+
+
+def compare(committed: dict[str, dict], others: Others) -> tuple[list[str], list[str]]:
+    """(report lines, problems) for the committed run's records against every other run's (``others``, by name).
+
+    A problem is what makes a verdict machine-dependent as stated: a claim stated as a tier that any run decides
+    otherwise, a claim stated "not decided" on which every run agrees (it is decided: state it), or a claim that a
+    run did not record.
     """
+    if not others:
+        raise ValueError("others: need at least one other run's records to compare with")
     lines, problems = [], []
-    for cid in sorted(set(committed) | set(other)):
-        if cid not in committed or cid not in other:
-            problems.append(f"{cid}: recorded only in the {'committed' if cid in committed else 'other'} run")
+    for cid in sorted(set(committed).union(*others.values())):
+        missing = [n for n in others if cid not in others[n]] + ([] if cid in committed else ["the committed run"])
+        if missing:
+            problems.append(f"{cid}: not recorded in {', '.join(missing)}")
             continue
-        a, b = committed[cid], other[cid]
-        if a["tier"] != b["tier"]:
-            lines.append(f"{cid}: committed {a['tier']}, other machine {b['tier']} (stated: {a['stated']})")
-        if a["stated"] in TIERS and not (a["tier"] == b["tier"] == a["stated"]):
-            problems.append(f"{cid}: stated {a['stated']}, committed {a['tier']}, other machine {b['tier']}")
-        if a["stated"] == NOT_DECIDED and a["tier"] == b["tier"]:
-            problems.append(f"{cid}: stated {NOT_DECIDED}, but both runs say {a['tier']}")
+        a = committed[cid]
+        tiers = {a["tier"], *(others[n][cid]["tier"] for n in others)}
+        if len(tiers) > 1:
+            lines.append(f"{cid}: committed {a['tier']}, {tiers_elsewhere(cid, others)} (stated: {a['stated']})")
+        if a["stated"] in TIERS and tiers != {a["stated"]}:
+            problems.append(f"{cid}: stated {a['stated']}, committed {a['tier']}, {tiers_elsewhere(cid, others)}")
+        if a["stated"] == NOT_DECIDED and len(tiers) == 1:
+            problems.append(f"{cid}: stated {NOT_DECIDED}, but every run says {a['tier']}")
     return lines, problems
 
 
-def summary(committed: dict[str, dict], other: dict[str, dict]) -> str:
+def summary(committed: dict[str, dict], others: Others) -> str:
     """A Markdown summary of the stated verdicts per notebook (how many claims in each tier), then every claim stated
-    "not decided" with the two runs' tiers: the block the README shows between its ``verdicts`` markers."""
+    "not decided" with every run's tier: the block the README shows between its ``verdicts`` markers."""
     notebooks = sorted({r["notebook"] for r in committed.values()})
     head = ["notebook", "claims", *STATED]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -264,11 +293,10 @@ def summary(committed: dict[str, dict], other: dict[str, dict]) -> str:
         stated = [r["stated"] for r in committed.values() if r["notebook"] == nb]
         lines.append("| " + " | ".join([nb, str(len(stated)), *(str(stated.count(t)) for t in STATED)]) + " |")
     undecided = [r for r in committed.values() if r["stated"] == NOT_DECIDED]
-    lines += ["", f"Not decided ({len(undecided)}: the committed run and the second machine give different tiers):"]
+    runs = ", ".join(["the committed run", *map(machine_label, others)])
+    lines += ["", f"Not decided ({len(undecided)}: the runs on record, {runs}, give different tiers):"]
     lines += [
-        f"- `{r['id']}` {r['claim']}: {r['tier']} here, {other[r['id']]['tier']} on the second machine"
-        if r["id"] in other
-        else f"- `{r['id']}` {r['claim']}: {r['tier']} here, not recorded on the second machine"
+        f"- `{r['id']}` {r['claim']}: {r['tier']} here, {tiers_elsewhere(r['id'], others)}"
         for r in sorted(undecided, key=lambda r: r["id"])
     ]
     return "\n".join(lines) + "\n"
@@ -291,21 +319,32 @@ def write_summary(path: Path, block: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rope_lib.companion.verdicts",
-        description="Compare the verdict records of two runs (e.g. the committed one and an emulated second machine).",
+        description="Compare the verdict records of the committed run with other runs (other machines' numerics).",
     )
     parser.add_argument("committed", type=Path, help="verdicts folder of the committed run (results/smoke/verdicts)")
-    parser.add_argument("other", type=Path, help="verdicts folder of the other run")
+    parser.add_argument(
+        "others",
+        type=Path,
+        nargs="+",
+        help="verdicts folder of each other run (results/smoke/<name>-machine/verdicts; named by its parent folder)",
+    )
     parser.add_argument("--summary", action="store_true", help="print the README's Markdown summary instead")
     parser.add_argument("--readme", type=Path, help="also rewrite the summary between this file's verdicts markers")
     args = parser.parse_args(argv)
-    committed, other = load(args.committed), load(args.other)
+    committed = load(args.committed)
+    others = {}
+    for folder in args.others:
+        name = folder.resolve().parent.name
+        if name in others:
+            raise ValueError(f"others: two folders named by {name!r}: {folder}")
+        others[name] = load(folder)
     if args.summary:
-        print(summary(committed, other), end="")
+        print(summary(committed, others), end="")
         return 0
     if args.readme is not None:
-        write_summary(args.readme, summary(committed, other))
-    lines, problems = compare(committed, other)
-    print(f"{len(committed)} claims; {len(lines)} tier(s) differ between the two runs")
+        write_summary(args.readme, summary(committed, others))
+    lines, problems = compare(committed, others)
+    print(f"{len(committed)} claims; {len(lines)} differ in tier between the {len(others) + 1} runs")
     for line in lines:
         print("  " + line)
     for p in problems:
