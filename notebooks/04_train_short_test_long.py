@@ -286,8 +286,9 @@ markdown_table(
 # Each of Su's claims is decided at 8x on the non-repeated set (his column) by the seed-level rule above; every
 # claim cell prints, per claim, the mean gap, the per-seed gaps, the 95% seed interval, the bootstrap interval and
 # the tier, and asserts the tier the text states (a claim that does not reproduce is stated as such, never asserted
-# in a weaker form). A claim whose tier differs between this run and the emulated second machine (another CPU
-# numerics, the same seeds retrained) is stated *not decided* and asserted neither way.
+# in a weaker form). A claim whose tier differs between the runs on record (this machine, and an Intel machine with
+# AVX-512 and with AVX2 kernels: other CPU numerics, the same seeds retrained) is stated *not decided* and asserted
+# neither way.
 
 
 # %%
@@ -295,7 +296,7 @@ SU_TABLE, SU_YARN, SU_LONGER = (f"Su, kexue.fm/archives/{n}" for n in (9706, 985
 
 # %% [markdown]
 # **Claim 1: PI without fine-tuning does not beat direct extrapolation.** Reproduced: PI trails the baseline by
-# 13.90 points at 8x, on every seed (−10.70, −14.14, −16.87; seed interval [−21.58, −6.22]). Dividing every
+# 13.79 points at 8x, on every seed (−10.69, −14.16, −16.51; seed interval [−21.06, −6.51]). Dividing every
 # frequency by $s$ also compresses the fast pairs the model uses to tell neighbouring bytes apart, so local prediction
 # breaks (the loss-vs-position figure: PI is worse from the very first positions).
 
@@ -312,15 +313,16 @@ assert v.holds, v
 
 # %% [markdown]
 # **Claim 2: NTK-aware scaling beats direct extrapolation.** **At 8x (Su's column) it is reproduced for no NTK
-# row:** not reproduced for NTK-old (+0.64 points; seeds +3.68, −0.34, −1.42), NTK-aware (+1.44; +3.82, +0.82,
-# −0.32) and NTK-mixed (−0.44; +2.36, −1.85, −1.85), and **not decided** for NTK-fixed (+1.47; +4.45, +0.02,
-# −0.07): not reproduced here, consistent on the second machine. Every NTK row is ahead by 2.4 to 4.5 points on
-# seed 0 but within 2 points of the baseline, either way, on seeds 1 and 2 (printed below): seeds 1 and 2 trained
-# baselines that extrapolate to 8x better than seed 0's. **(ours)** At 16x NTK-old, NTK-aware and NTK-fixed beat the
-# baseline, reproduced (+3.17, +4.12, +3.32 points); at 4x the same three are consistent: every seed ahead (+2.61,
-# +3.14, +2.89), but the seed-level interval includes zero. NTK-mixed is not reproduced at 4x (+0.78; seeds +3.03,
-# −0.56, −0.11) and not decided at 16x (+1.19; consistent here, not reproduced on the second machine). At our scale
-# the finding is reproduced at 16x for three of the four rows, not at Su's own 8x.
+# row:** not reproduced for NTK-old (+0.71 points; seeds +3.69, −0.28, −1.29), NTK-aware (+1.43; +3.83, +0.80,
+# −0.34) and NTK-mixed (−0.43; +2.38, −1.90, −1.77), and **not decided** for NTK-fixed (+1.55; +4.46, +0.04,
+# +0.14): consistent here and on the second machine, not reproduced on the first machine. Every NTK row is ahead
+# by 2.4 to 4.5 points on seed 0 but within 2 points of the baseline, either way, on seeds 1 and 2 (printed below):
+# seeds 1 and 2 trained baselines that extrapolate to 8x better than seed 0's. **(ours)** At 16x NTK-old, NTK-aware
+# and NTK-fixed beat the baseline, reproduced (+3.14, +4.03, +3.27 points); at 4x the same three are consistent:
+# every seed ahead (+2.61, +3.12, +2.79), but the seed-level interval includes zero. NTK-mixed is not reproduced at
+# 4x (+0.77; seeds +3.03, −0.62, −0.09) and not decided at 16x (+1.15; not reproduced here and on the second
+# machine, consistent on the first machine). At our scale the finding is reproduced at 16x for three of the four
+# rows, not at Su's own 8x.
 
 # %%
 STATED_NTK = {  # the stated tier of "NTK row - Baseline > 0", by (row, test length / L)
@@ -330,12 +332,12 @@ STATED_NTK = {  # the stated tier of "NTK row - Baseline > 0", by (row, test len
     ("NTK-mixed", 4): "not reproduced",
     ("NTK-old", 8): "not reproduced",
     ("NTK-aware", 8): "not reproduced",
-    ("NTK-fixed", 8): "not decided",  # not reproduced here, consistent on the second machine
+    ("NTK-fixed", 8): "not decided",  # consistent here and on the second machine, not reproduced on the first machine
     ("NTK-mixed", 8): "not reproduced",
     ("NTK-old", 16): "reproduced",
     ("NTK-aware", 16): "reproduced",
     ("NTK-fixed", 16): "reproduced",
-    ("NTK-mixed", 16): "not decided",  # consistent here, not reproduced on the second machine
+    ("NTK-mixed", 16): "not decided",  # not reproduced here and on the second machine, consistent on the first machine
 }
 for mult in (4, 8, 16):
     for method in NTK_ROWS:
@@ -352,9 +354,9 @@ for mult in (4, 8, 16):
 
 # %% [markdown]
 # **(ours) The NTK rows among themselves.** bloc97's NTK-aware (base $b\,s^{d/(d-2)}$, slightly more interpolation
-# of the slow pairs) is ahead of Su's NTK-old (base $b\,s$) at 8x by 0.80 points: consistent, every seed ahead
-# (NTK-old − NTK-aware −0.14, −1.16, −1.10), but the seed-level interval includes zero. NTK-mixed, which also
-# compresses the fast pairs, trails NTK-fixed by 1.91 points on every seed (−2.10, −1.86, −1.77): reproduced.
+# of the slow pairs) is ahead of Su's NTK-old (base $b\,s$) at 8x by 0.72 points: consistent, every seed ahead
+# (NTK-old − NTK-aware −0.14, −1.08, −0.95), but the seed-level interval includes zero. NTK-mixed, which also
+# compresses the fast pairs, trails NTK-fixed by 1.98 points on every seed (−2.09, −1.94, −1.91): reproduced.
 
 # %%
 v = claims.decide(
@@ -378,8 +380,8 @@ assert v.holds, v
 # **Claim 3: log n improves NTK.**
 #
 # *log n-dagger* (log n at test time only, same model) helps every NTK row on every seed: **reproduced for NTK-old
-# (+1.03 points) and NTK-fixed (+1.08)**; consistent for NTK-aware (+0.96; seeds +0.59, +1.46, +0.82) and NTK-mixed
-# (+0.55; seeds +0.07, +0.95, +0.63): every seed ahead, but the seed-level interval includes zero.
+# (+1.12 points) and NTK-fixed (+1.06)**; consistent for NTK-aware (+1.05; seeds +0.59, +1.59, +0.96) and NTK-mixed
+# (+0.56; seeds +0.07, +0.81, +0.79): every seed ahead, but the seed-level interval includes zero.
 
 # %%
 STATED_DAGGER = {  # the stated tier of "NTK-x-log n-dagger - NTK-x > 0"
@@ -401,15 +403,15 @@ for method in NTK_ROWS:
         assert v.holds, v
 
 # %% [markdown]
-# *Trained log n* (the second model of each seed): it lifts the plain Baseline by 2.11 points, consistent: every
-# seed ahead (+4.30, +0.92, +1.11), but the seed-level interval includes zero. **For no NTK row is the lift
-# reproduced** (not reproduced for all four): each is about +1 point (+1.05 to +1.39), with one seed of three behind.
+# *Trained log n* (the second model of each seed): it lifts the plain Baseline by 2.12 points, consistent: every
+# seed ahead (+4.39, +0.78, +1.18), but the seed-level interval includes zero. **For no NTK row is the lift
+# reproduced** (not reproduced for all four): each is about +1 point (+1.02 to +1.42), with one seed of three behind.
 # And Su's finding is an *interaction*: log n helps NTK far more than the baseline (his Baseline gains
 # +0.86, the NTK rows +4.5 to +5.3). The difference-in-differences per NTK row, (NTK-x-log n − NTK-x) −
 # (Baseline-log n − Baseline) per test window, has a **negative mean for all four rows** here (NTK-old −0.92,
-# NTK-aware −0.72, NTK-fixed −1.01, NTK-mixed −1.06): **reversed for NTK-mixed** (seeds −1.02, −1.08, −1.09; seed
-# interval [−1.16, −0.96]) and not reproduced for the other three (NTK-old and NTK-fixed below zero on every seed,
-# their seed intervals reaching across zero; NTK-aware +0.22 on one seed). Trained log n helps the baseline *more*
+# NTK-aware −0.70, NTK-fixed −1.10, NTK-mixed −1.07): **reversed for NTK-mixed** (seeds −1.12, −0.91, −1.18; seed
+# interval [−1.42, −0.72]) and not reproduced for the other three (NTK-old and NTK-fixed below zero on every seed,
+# their seed intervals reaching across zero; NTK-aware +0.23 on one seed). Trained log n helps the baseline *more*
 # than the NTK rows: the interaction does not reproduce, and for NTK-mixed it points the other way.
 
 # %%
@@ -479,9 +481,9 @@ for m, g in did.items():
 
 # %% [markdown]
 # **Claim 4: YaRN is at least as good as NTK-aware.** At 8x YaRN is ahead of every NTK row on every seed:
-# **reproduced against NTK-old (+5.95 points), NTK-fixed (+5.13) and NTK-mixed (+7.04)**; against NTK-aware
-# consistent: +5.15, every seed ahead (+7.97, +3.70, +3.79), but the seed-level interval includes zero
-# ([−0.90, +11.21]). Dynamic YaRN beats YaRN by 3.20 more, on every seed: reproduced.
+# **reproduced against NTK-old (+5.95 points), NTK-fixed (+5.12) and NTK-mixed (+7.09)**; against NTK-aware
+# consistent: +5.23, every seed ahead (+7.97, +3.66, +4.06), but the seed-level interval includes zero
+# ([−0.68, +11.14]). Dynamic YaRN beats YaRN by 3.16 more, on every seed: reproduced.
 
 # %%
 STATED_YARN = {  # the stated tier of "YaRN - NTK-x > 0"
@@ -515,11 +517,11 @@ assert v.holds, v
 # frequencies (the ramp in the pair index) without the temperature. So YaRN − YaRN (t = 1) is the temperature's
 # share, YaRN (t = 1) − NTK-aware what the ramp alone gives over NTK-aware, and YaRN (t = 1) − NTK-by-parts the
 # index ramp against the published ramp in rotations (which interpolates every pair at $L = 64$, section 1). At
-# each length (printed below): the temperature helps on every seed, and more the longer the test: +0.79 points at 4x
-# (consistent: the seed-level interval includes zero), +1.83 at 8x and +3.30 at 16x (reproduced). The ramp alone is
-# ahead of NTK-aware on every seed only at 8x (+3.33, consistent); at 4x (+0.98) and 16x (+0.04) it is not
-# reproduced. The index ramp beats the published ramp at every length (+13.41, +12.18, +8.76 at 4x, 8x, 16x):
-# reproduced. YaRN itself is ahead of NTK-aware on every seed at every length (+1.77, +5.15, +3.34), consistent, the
+# each length (printed below): the temperature helps on every seed, and more the longer the test: +0.97 points at 4x
+# (consistent: the seed-level interval includes zero), +1.88 at 8x and +3.28 at 16x (reproduced). The ramp alone is
+# ahead of NTK-aware on every seed only at 8x (+3.35, consistent); at 4x (+0.88) and 16x (+0.11) it is not
+# reproduced. The index ramp beats the published ramp at every length (+13.22, +12.20, +8.74 at 4x, 8x, 16x):
+# reproduced. YaRN itself is ahead of NTK-aware on every seed at every length (+1.85, +5.23, +3.39), consistent, the
 # seed-level interval including zero each time. So the data do not say the ramp is what makes YaRN the best: at our
 # scale its lead over NTK-aware comes from both, and at 16x almost all from the temperature.
 
@@ -779,14 +781,14 @@ for what in ("plain", "log_n", *extrapolation.COPY_ROWS):
 
 # %% [markdown]
 # **Not reproduced: the model does not copy, neither $4L$ back at 8x nor $L/2$ back inside the training length.**
-# At 8x, a copy $4L$ back changes nothing: not reproduced for the Baseline (+0.51 points; seeds −0.24, +1.26, +0.50)
-# and YaRN (−0.51; seeds −0.52, −1.47, +0.47). At $L$ the repeated second half is predicted *worse* than the same
-# bytes in natural context, reversed for both models (plain −3.42, seeds −3.42, −3.27, −3.57; log n −3.87 on each
-# seed), and worse than the repeated first half on every seed: reversed for the log n model (−2.05; seed interval
-# [−3.77, −0.33]), not reproduced for the plain one (−1.51; seeds −1.50, −2.37, −0.65, the seed interval reaching
-# across zero). The model gains nothing from having just seen the very bytes it must predict, and loses the natural
-# text that preceded them. At 8x the repeated second half is also below the first (Baseline −12.57, YaRN −4.35:
-# reversed), which mixes in the loss of accuracy with position beyond $L$.
+# At 8x, a copy $4L$ back changes nothing: not reproduced for the Baseline (+0.53 points; seeds −0.22, +1.13, +0.69)
+# and YaRN (−0.64; seeds −0.52, −1.62, +0.20). At $L$ the repeated second half is predicted *worse* than the same
+# bytes in natural context, reversed for both models (plain −3.47, seeds −3.42, −3.42, −3.57; log n −3.77, seeds
+# −3.57, −3.87, −3.87), and worse than the repeated first half on every seed: reversed for the log n model (−2.15;
+# seed interval [−4.08, −0.21]), not reproduced for the plain one (−1.46; seeds −1.50, −2.52, −0.34, the seed
+# interval reaching across zero). The model gains nothing from having just seen the very bytes it must predict, and
+# loses the natural text that preceded them. At 8x the repeated second half is also below the first (Baseline −12.53,
+# YaRN −4.45: reversed), which mixes in the loss of accuracy with position beyond $L$.
 
 # %%
 for v in copy_verdicts:  # no copying gain (Su's model: 30+ points)
@@ -798,28 +800,29 @@ for v in copy_verdicts:  # no copying gain (Su's model: 30+ points)
 #
 # Over 3 training seeds, 21 test windows each; "reproduced" needs the whole Student-t 95% interval over the seeds'
 # estimates on the claimed side of zero ("consistent": every seed on that side, the interval reaching across zero;
-# "not decided": this run and the emulated second machine give different tiers, so nothing is asserted).
+# "not decided": the runs on record (this machine, and an Intel machine with AVX-512 and with AVX2 kernels) give
+# different tiers, so nothing is asserted).
 #
 # | Su's claim (8x, non-repeated) | here (mean gap, points) |
 # |---|---|
-# | PI does not beat direct extrapolation | reproduced (−13.90, every seed) |
+# | PI does not beat direct extrapolation | reproduced (−13.79, every seed) |
 # | NTK beats direct extrapolation | not reproduced: NTK-old, -aware, -mixed; not decided: NTK-fixed |
-# | log n-dagger improves NTK | reproduced: NTK-old +1.03, -fixed +1.08; consistent: -aware +0.96, -mixed +0.55 |
-# | trained log n improves NTK | not reproduced, any NTK row (+1.05 to +1.39); Baseline: consistent (+2.11) |
-# | log n helps NTK more than Baseline | reversed: NTK-mixed (−1.06); not reproduced: the other three |
-# | YaRN at least as good as NTK | reproduced: NTK-old, -fixed, -mixed (+5.13 to +7.04); consistent: NTK-aware (+5.15) |
+# | log n-dagger improves NTK | reproduced: NTK-old +1.12, -fixed +1.06; consistent: -aware +1.05, -mixed +0.56 |
+# | trained log n improves NTK | not reproduced, any NTK row (+1.02 to +1.42); Baseline: consistent (+2.12) |
+# | log n helps NTK more than Baseline | reversed: NTK-mixed (−1.07); not reproduced: the other three |
+# | YaRN at least as good as NTK | reproduced: NTK-old, -fixed, -mixed (+5.12 to +7.09); consistent: NTK-aware (+5.23) |
 # | longer context, lower loss (9948) | reproduced for no row; at 8L and 16L reversed (the loss rises) for all 33 |
 # | the model copies (repeated set) | not reproduced at 8x (copy 4L back); reversed at L (copy L/2 back) |
 #
-# NTK-fixed − Baseline at 8x (+1.47) is not reproduced here and consistent on the second machine. **(ours)** At 16x
-# NTK-old, NTK-aware and NTK-fixed beat the baseline, reproduced (+3.17 to +4.12); NTK-mixed is not decided there
-# (+1.19: consistent here, not reproduced on the second machine). At 4x the three are consistent (+2.61 to +3.14),
-# NTK-mixed not reproduced (+0.78).
+# NTK-fixed − Baseline at 8x (+1.55) is consistent here and on the second machine, not reproduced on the first
+# machine. **(ours)** At 16x NTK-old, NTK-aware and NTK-fixed beat the baseline, reproduced (+3.14 to +4.03);
+# NTK-mixed is not decided there (+1.15: not reproduced here and on the second machine, consistent on the first
+# machine). At 4x the three are consistent (+2.61 to +3.12), NTK-mixed not reproduced (+0.77).
 #
-# **(ours)** NTK-aware (bloc97) is ahead of Su's NTK-old at 8x by 0.80 points, consistent; Dynamic YaRN beats YaRN by
-# 3.20, reproduced. YaRN's temperature helps on every seed, more the longer the test: consistent at 4x (+0.79),
-# reproduced at 8x (+1.83) and 16x (+3.30), nearly all of YaRN's +3.34 over NTK-aware at 16x; the ramp alone is
-# ahead of NTK-aware on every seed only at 8x (+3.33, consistent), not reproduced at 4x and 16x.
+# **(ours)** NTK-aware (bloc97) is ahead of Su's NTK-old at 8x by 0.72 points, consistent; Dynamic YaRN beats YaRN by
+# 3.16, reproduced. YaRN's temperature helps on every seed, more the longer the test: consistent at 4x (+0.97),
+# reproduced at 8x (+1.88) and 16x (+3.28), nearly all of YaRN's +3.39 over NTK-aware at 16x; the ramp alone is
+# ahead of NTK-aware on every seed only at 8x (+3.35, consistent), not reproduced at 4x and 16x.
 #
 # **Remarks (ours).**
 # - *Repeated vs non-repeated.* Su's repeated set rewards a model that can copy; his best rows gain 30+ points there.
@@ -834,8 +837,8 @@ for v in copy_verdicts:  # no copying gain (Su's model: 30+ points)
 #   row as the context grows beyond $L$, and at 8L and 16L it rises for every row. With ReRoPE it does fall, from $L$
 #   to $2L$ (notebook 05, section 6).
 # - *Noise.* The intervals cover the training seed *and* the test files. The seed matters most: the Baseline's 8x
-#   accuracy spans several points across seeds, more than most gaps between methods, which is why the NTK-vs-Baseline
-#   and trained-log-n gaps are not reproduced at 8x, and why two claims (NTK-fixed − Baseline at 8x, NTK-mixed −
+#   accuracy spans several points across seeds, more than most gaps between methods, which is why no NTK-vs-Baseline
+#   or trained-log-n gap is reproduced at 8x, and why two claims (NTK-fixed − Baseline at 8x, NTK-mixed −
 #   Baseline at 16x) change tier when the same seeds are retrained on another CPU numerics. Gaps between rows of the
 #   *same* model and seed (log n-dagger, YaRN's temperature, Dynamic YaRN) have every seed on the same side. The
 #   `full` profile (train 512, test to 8192, one GPU) is the place to check the rest; it has not yet been run on a

@@ -281,13 +281,13 @@ for (a, b), stated in STATED_8X.items():
 # %% [markdown]
 # **Claim 1: ReRoPE and Leaky ReRoPE extrapolate better than every frequency-scaling method.** Su: ReRoPE-w256
 # 48.48 vs YaRN 47.45 and NTK-fixed 39.61 (non-repeated, 8x). **Reproduced**, on every seed: ReRoPE beats YaRN by
-# +6.10 points (seed interval [+5.06, +7.15]) and NTK-fixed by +11.23 ([+7.36, +15.10]), Leaky ReRoPE beats YaRN by
-# +6.58 ([+4.70, +8.46]), and on the log-n model ReRoPE beats NTK-fixed by +10.96 ([+6.49, +15.43]).
+# +6.01 points (seed interval [+5.18, +6.83]) and NTK-fixed by +11.12 ([+7.03, +15.22]), Leaky ReRoPE beats YaRN by
+# +6.53 ([+4.66, +8.40]), and on the log-n model ReRoPE beats NTK-fixed by +10.93 ([+6.59, +15.28]).
 #
 # **Claim 2: log n helps ReRoPE** (Su: 48.48 -> 48.85 dagger -> 49.07 trained; gains under one point). log n-dagger,
-# on the same models: **reproduced**, +0.98 points on every seed (seed interval [+0.30, +1.65]). The models trained
+# on the same models: **reproduced**, +0.99 points on every seed (seed interval [+0.38, +1.61]). The models trained
 # with log n against the plain ones: **consistent** - every seed ahead, but the seed-level interval includes zero
-# (+0.83, seeds +0.31 / +1.51 / +0.66, interval [-0.71, +2.36]).
+# (+0.83, seeds +0.28 / +1.54 / +0.68, interval [-0.76, +2.43]).
 
 # %%
 for v in verdicts_8x.values():
@@ -385,21 +385,21 @@ for model_name, suffix in MODELS.items():
 
 # %% [markdown]
 # **Claim 3: the best window is $L/4$ to $L/2$.** **Not reproduced** as stated, on either model, because the band
-# does not beat $w = 3L/4$: **not reproduced** on both models (plain -0.14, log-n +0.16; the seeds on both sides of
-# zero). Against the other outside windows, on the plain model the band beats $w = L/8$ (+5.07, seed interval
-# [+2.26, +7.87]) and the mean of the three outside windows (+3.70, [+0.21, +7.20]): **reproduced**; it is ahead of
-# $w = L$ on every seed, +6.19, but the seed-level interval [-2.87, +15.24] includes zero: **consistent**. On the
+# does not beat $w = 3L/4$: **not reproduced** on both models (plain -0.13, log-n +0.12; the seeds on both sides of
+# zero). Against the other outside windows, on the plain model the band beats $w = L/8$ (+5.15, seed interval
+# [+1.99, +8.31]) and the mean of the three outside windows (+3.72, [+0.22, +7.22]): **reproduced**; it is ahead of
+# $w = L$ on every seed, +6.15, but the seed-level interval [-2.74, +15.03] includes zero: **consistent**. On the
 # log-n model all three are **consistent** - every seed ahead, but the seed-level interval includes zero: $w = L/8$
-# +2.11 ([-0.28, +4.50]), $w = L$ +1.36 ([-2.03, +4.76]), the rest +1.21 ([-0.85, +3.27]). What the data show is a
+# +2.14 ([-0.25, +4.54]), $w = L$ +1.36 ([-1.99, +4.70]), the rest +1.21 ([-0.82, +3.23]). What the data show is a
 # plateau from $L/4$ to $3L/4$ with $L/8$ and $L$ below it (reproduced only for $L/8$ on the plain model).
 #
 # **Claim 4: $w = L$ is worse than the other windows** (Su: 7.09 / 8.25 without log n, far below every other window).
-# On the plain model every window from $L/4$ to $3L/4$ is ahead of $w = L$ by about 6 points (+5.77 to +6.81) on
-# every seed, with seed-level intervals that include zero: **consistent**; $L/8$ is **not reproduced** (+1.12, the
-# seeds on both sides). On the log-n model $L/2$ (+1.63) and $3L/4$ (+1.21) are **consistent**, while $L/8$ (-0.74),
-# $L/4$ (+1.01) and $3L/8$ (+1.46) are **not reproduced** (the seeds on both sides). Taken together, the in-band
-# windows are ahead of $w = L$ on every seed on both models (claim 3): **consistent**, and by far less than in Su's
-# table.
+# On the plain model every window from $L/4$ to $3L/4$ is ahead of $w = L$ by about 6 points (+5.78 to +6.76) on
+# every seed, with seed-level intervals that include zero: **consistent**; $L/8$ is **not reproduced** (+0.99, the
+# seeds on both sides). On the log-n model $L/2$ (+1.61) and $3L/4$ (+1.24) are **consistent**, while $L/8$ (-0.79,
+# below $w = L$ on every seed, within noise), $L/4$ (+1.01) and $3L/8$ (+1.44) are **not reproduced** (for the last
+# two, the seeds on both sides). Taken together, the in-band windows are ahead of $w = L$ on every seed on both
+# models (claim 3): **consistent**, and by far less than in Su's table.
 
 # %%
 for model_sweep in sweep.values():
@@ -411,8 +411,8 @@ for model_sweep in sweep.values():
 # **(ours) $w = L$ does not collapse here.** Su's $w = 512$ rows fall far below direct extrapolation (his
 # Baseline, 24.17 / 23.16). Ours stay above it on both models, on every seed (below: $w = L$ minus the Baseline row
 # of the same model at 8x; Su's direction is $< 0$). Su's collapse is **reversed** on the log-n model ($w = L$ above
-# Baseline by +9.79, seed interval [+2.84, +16.74]; our claim "above Baseline" **reproduced**) and **not reproduced**
-# on the plain model (+6.72, interval [-11.84, +25.28]; our claim "above Baseline" **consistent**: every seed above,
+# Baseline by +9.78, seed interval [+3.04, +16.51]; our claim "above Baseline" **reproduced**) and **not reproduced**
+# on the plain model (+6.77, interval [-11.67, +25.22]; our claim "above Baseline" **consistent**: every seed above,
 # but the seed-level interval includes zero); the cell asserts these tiers. On the plain model
 # $w = L$ is the least stable row of the sweep (seed sd about 5 points, printed in the table). One plausible reason:
 # relative position $L$ itself was never seen in training (the largest is $L-1$), and in our small byte-level model
@@ -480,7 +480,7 @@ k8_drop = {w: leak_rows.gap(f"Leaky ReRoPE-w{w}-k16-log n", f"Leaky ReRoPE-w{w}-
 k_flat = {w: leak_rows.gap(f"Leaky ReRoPE-w{w}-k64-log n", f"Leaky ReRoPE-w{w}-k16-log n") for w in (L // 4, L // 2)}
 STATED_K8 = {L // 4: "not reproduced", L // 2: "consistent"}  # Su: (k = 16) - (k = 8) > 0, by window
 # Su: about 0 from k = 64 to k = 16; decided as the claim "(k = 64) - (k = 16) > 0", for which flat is "not reproduced"
-# (at w = L/4 the two machines differ: not reproduced here, reversed on the second one)
+# (at w = L/4 the runs differ: reversed here and on the second machine, not reproduced on the first one)
 STATED_K64 = {L // 4: "not decided", L // 2: "not reproduced"}
 leak_verdicts = []
 for w in k8_drop:
@@ -507,13 +507,14 @@ for w in k8_drop:
 
 # %% [markdown]
 # Su's drop from $k = 16$ to $k = 8$: at $w = L/2$ (reach 1.44L at $k = 8$) **consistent** - every seed drops, but
-# the seed-level interval includes zero (+0.62 points, where Su loses 3.15; seed interval [-0.40, +1.65]); at
-# $w = L/4$ (reach 1.22L) **not reproduced** (+0.11, the seeds on both sides; Su: 0.99). As in Su's sweep, the drop
+# the seed-level interval includes zero (+0.64 points, where Su loses 3.15; seed interval [-0.42, +1.70]); at
+# $w = L/4$ (reach 1.22L) **not reproduced** (+0.09, the seeds on both sides; Su: 0.99). As in Su's sweep, the drop
 # is larger for the larger window, whose reach goes further past $L$. Between $k = 64$ and $k = 16$: at $w = L/2$
-# no difference (**not reproduced** as a gain: -0.09, the seeds on both sides, interval [-1.17, +0.99]; Su: flat
-# there too); at $w = L/4$ **not decided** - not reproduced here, reversed on the second machine: here $k = 64$ is
-# below $k = 16$ on every seed (-0.16, seed interval [-0.36, +0.03]), on the second machine decidedly below (Su,
-# non-repeated: 48.96 at $k = 64$, 49.10 at $k = 16$).
+# no difference (**not reproduced** as a gain: -0.07, the seeds on both sides, interval [-1.15, +1.00]; Su: flat
+# there too); at $w = L/4$ **not decided** - reversed here and on the second machine, not reproduced on the first
+# machine: here, as on the second machine, $k = 64$ is decidedly below $k = 16$ (-0.20, seed interval
+# [-0.32, -0.09]); on the first machine it is below on every seed, within noise (-0.16, seed interval
+# [-0.36, +0.03]) (Su, non-repeated: 48.96 at $k = 64$, 49.10 at $k = 16$).
 
 # %%
 for v in leak_verdicts:
@@ -674,8 +675,8 @@ for v in [*lower.values(), *again.values()]:
 # **(ours) Leaky ReRoPE with $k = 16$ falls behind ReRoPE at 16x.** At 16x its largest relative position is about
 # $1.23L$ (at 8x, $0.73L$), with many keys past $L$. Its loss on the last $L$ bytes at 16L is higher than ReRoPE's
 # on every seed of all three rows (+0.19 no log n, +0.13 log n-dagger, +0.10 log n), and its accuracy lower on every
-# seed of the two log-n rows (ReRoPE ahead by +0.35 and +0.43 points): all five **consistent** - every seed behind,
-# but the seed-level interval includes zero. On the plain model the accuracy gap is **not reproduced** (+0.31, one
+# seed of the two log-n rows (ReRoPE ahead by +0.40 and +0.42 points): all five **consistent** - every seed behind,
+# but the seed-level interval includes zero. On the plain model the accuracy gap is **not reproduced** (+0.36, one
 # seed on the other side). A leak chosen for the test length, $k \ge (sL-1-w)/(L-1-w)$ (section 1; about 21.4 here
 # at 16x), keeps the reach inside $L - 1$.
 
@@ -771,19 +772,20 @@ assert ratio_8k <= 2.5 and mem_growth < 3
 # * `rope_lib.rerope_attention` (blockwise, online softmax, never an $n \times n$ matrix) equals the two-matrix
 #   reference, reduces to plain RoPE when $w \ge n$, and decodes token by token exactly from a cache of raw keys.
 # * Reproduced at 8x over 3 training seeds (21 test windows each): ReRoPE and Leaky ReRoPE beat every
-#   frequency-scaling method (ReRoPE - YaRN +6.10 points, ReRoPE - NTK-fixed +11.23); log n at test time (dagger)
-#   helps ReRoPE (+0.98).
+#   frequency-scaling method (ReRoPE - YaRN +6.01 points, ReRoPE - NTK-fixed +11.12); log n at test time (dagger)
+#   helps ReRoPE (+0.99).
 # * Reproduced at 2L: with ReRoPE (all three rows) and Leaky ReRoPE the loss on the last $L$ bytes is lower than at
 #   $L$ (consistent for Leaky ReRoPE-log n-dagger and Leaky ReRoPE-log n), while NTK-fixed's and YaRN's rise
 #   (reversed, but for NTK-fixed-log n; the Baseline rows higher on every seed, within noise); on the model trained
 #   with log n, ReRoPE is still lower at 4L.
 # * Consistent (every seed on the claimed side, the seed-level interval including zero): log n trained into the
-#   model helps ReRoPE (+0.83); the $k = 8$ drop of Leaky ReRoPE at $w = L/2$ (+0.62, much smaller than Su's);
+#   model helps ReRoPE (+0.83); the $k = 8$ drop of Leaky ReRoPE at $w = L/2$ (+0.64, much smaller than Su's);
 #   $w = L$ below the $L/4 .. L/2$ windows taken together; Leaky ReRoPE with $k = 16$ behind ReRoPE at 16x in loss
 #   (all three rows) and accuracy (the two log-n rows).
 # * Not reproduced at this scale: the best window in $L/4 .. L/2$ ($3L/4$ is as good), $w = L$ collapsing below
 #   direct extrapolation (reversed on the log-n model, where $w = L$ is decidedly above Baseline), the $k = 8$ drop
 #   at $w = L/4$, and the loss still falling beyond 2L (from 2L to 4L it rises again: reversed for ReRoPE and
 #   ReRoPE-log n-dagger).
-# * Not decided (the two machines differ): whether Leaky ReRoPE at $w = L/4$ (log-n model, 8x) loses from $k = 16$
-#   to $k = 64$ (not reproduced here, reversed on the second machine).
+# * Not decided (the runs on record - this machine, and an Intel machine with AVX-512 and with AVX2 kernels - give
+#   different tiers): whether Leaky ReRoPE at $w = L/4$ (log-n model, 8x) loses from $k = 16$ to $k = 64$ (reversed
+#   here and on the second machine, not reproduced on the first machine).

@@ -43,6 +43,10 @@ seed: int = 0  # every random draw in the notebook derives from it
 # %%
 import json
 import math
+import warnings
+
+# transformers imports tqdm.auto, which warns (with a local path) in a kernel without ipywidgets
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 import matplotlib.pyplot as plt
 import numpy as np
