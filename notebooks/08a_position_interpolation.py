@@ -446,8 +446,8 @@ assert all(fi["ridge_explained"] >= 0.5 * fi["explained"] for fi in fits)
 # %%
 first_fit = fits[0]
 print(
-    f"basis [0, L) x (d real columns): condition number >= {cond_lower:.1e} (six slowest pairs, 50 digits);"
-    f" 1/eps of float64 = {1 / float64_eps:.1e}"
+    f"basis [0, L) x (d real columns): condition number >= {cond_lower:.1e} (six slowest pairs, 50 digits);\n"
+    f"  1/eps of float64 = {1 / float64_eps:.1e}"
 )
 print(
     f"float64 SVD: condition number ~1e{round(math.log10(cond))},"
@@ -463,8 +463,8 @@ print(
 )
 print(f"max |a| at half-integers / max |a| at integers: {half_vs_in.min():.2f} .. {half_vs_in.max():.2f}")
 print(
-    f"largest |a - a_linear| at a half-integer: {max(fi['chord_err'].max() for fi in fits):.3f};"
-    f" its bound (proof's form): >= {min(fi['chord_bound'].min() for fi in fits):.1e} (max|h| >= "
+    f"largest |a - a_linear| at a half-integer: {max(fi['chord_err'].max() for fi in fits):.3f};\n"
+    f"  its bound (proof's form): >= {min(fi['chord_bound'].min() for fi in fits):.1e} (max|h| >= "
     f"{min(np.abs(fi['h']).max() for fi in fits):.0e})"
 )
 print(f"with the ridge: max |a| on [L, 2L) / on [0, L): {ridge_blowup.min():.2f} .. {ridge_blowup.max():.2f}")

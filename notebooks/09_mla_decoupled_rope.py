@@ -131,16 +131,17 @@ assert gib_128k["DeepSeek-V2 (MLA)"] == 8.4375  # 576 * 60 * 2^18 = 135/16 * 2^3
 # %% tags=["nbval-check-output"]
 CONTEXTS = (4096, 32768, 131072)
 print(
-    f"{'model':20s} {'elements/token/layer':>21s} {'GQA groups':>11s} {'KiB/token (bf16)':>17s}"
-    + "".join(f"{'GiB @ ' + str(n // 1024) + 'K':>12s}" for n in CONTEXTS)
+    # columns as narrow as their headers, so that the table fits in 100 characters
+    f"{'model':18s} {'elements/token/layer':>20s} {'GQA groups':>10s} {'KiB/token (bf16)':>16s}"
+    + "".join(f"{'GiB @ ' + str(n // 1024) + 'K':>11s}" for n in CONTEXTS)
 )
 for name, m in MODELS.items():
     e = per_layer[name]
     per_token = kv_cache_bytes(e, n_layers=m["n_layers"], context_length=1)
     gib = [kv_cache_bytes(e, n_layers=m["n_layers"], context_length=n) / 2**30 for n in CONTEXTS]
     print(
-        f"{name:20s} {e:21d} {gqa_equivalent_groups(e, 128):11.2f} {per_token / 1024:17.1f}"
-        + "".join(f"{g:12.2f}" for g in gib)
+        f"{name:18s} {e:20d} {gqa_equivalent_groups(e, 128):10.2f} {per_token / 1024:16.1f}"
+        + "".join(f"{g:11.2f}" for g in gib)
     )
 print(f"DeepSeek-V2: MLA caches {mha_over_mla:.1f}x less than MHA with the same 128 heads")
 
@@ -287,8 +288,9 @@ for h in range(2):
 
 # %% tags=["nbval-check-output"]
 n_changed = sum(1 for v in gap_12 if v != 0)
-print(f"sin coefficient B_0[0,0] of M(delta) (a polynomial in the weights, not zero): {B[0][0, 0]}")
-print(f"sin coefficient B_1[0,0]                                                    : {B[1][0, 0]}")
+print("sin coefficients of M(delta) (polynomials in the weights, not zero):")
+print(f"  B_0[0,0]: {B[0][0, 0]}")
+print(f"  B_1[0,0]: {B[1][0, 0]}")
 print(f"M(1) - M(2) on rational test weights: {n_changed} of {len(gap_12)} entries differ, largest {gap_12_value:.3f}")
 print(f"decoupled RoPE, score(t, i) - score(t - i, 0) per head, expanded: {relative_residuals}")
 
@@ -327,8 +329,8 @@ assert cache[0].shape == (1, N_TOK, 64) and cache[1].shape == (1, N_TOK, 16)  # 
 # %% tags=["nbval-check-output"]
 print(f"float64, {N_TOK} tokens, {SMALL.n_heads} heads, d_c = {SMALL.kv_lora_rank}, d_r = {SMALL.qk_rope_head_dim}:")
 print(
-    f"  cache per token: training form {SMALL.cache_elements('training')} elements (per-head keys and values), "
-    f"absorbed form {cache[0].shape[-1] + cache[1].shape[-1]} (c_i and k_r,i as returned)"
+    f"  cache per token: training form {SMALL.cache_elements('training')} elements (per-head keys and values),\n"
+    f"  absorbed form {cache[0].shape[-1] + cache[1].shape[-1]} (c_i and k_r,i as returned)"
 )
 
 # %%
@@ -387,17 +389,19 @@ for name, v in bf16_gap.items():
 # %% tags=["nbval-check-output"]
 forms = ("training", "training_latent_cache", "absorbed")
 costs = {(f, n): mla_decode_cost(DEEPSEEK_V2, n, f) for f in forms for n in CONTEXTS}
-print(
-    f"{'form':22s} {'elements/token':>15s} {'FLOPs/cached token':>19s} {'FLOP per cached byte':>21s}"
-    + "".join(f"{'MiB, GFLOP @ ' + str(n // 1024) + 'K':>21s}" for n in CONTEXTS)
-)
+# two tables (per cached token, then per context), so that no line is wider than 100 characters
+print(f"{'form':22s} {'elements/token':>15s} {'FLOPs/cached token':>19s} {'FLOP per cached byte':>21s}")
 for f in forms:
     c0 = costs[(f, CONTEXTS[0])]
     intensity = c0["flops_per_cached_token"] / (2 * c0["cache_elements_per_token"])
+    print(f"{f:22s} {c0['cache_elements_per_token']:15d} {c0['flops_per_cached_token']:19d} {intensity:21.1f}")
+print()
+print(f"{'form':22s}" + "".join(f"{'MiB, GFLOP @ ' + str(n // 1024) + 'K':>21s}" for n in CONTEXTS))
+for f in forms:
     cells = "".join(
         f"{costs[(f, n)]['cache_bytes'] / 2**20:11.1f}, {costs[(f, n)]['flops'] / 1e9:8.2f}" for n in CONTEXTS
     )
-    print(f"{f:22s} {c0['cache_elements_per_token']:15d} {c0['flops_per_cached_token']:19d} {intensity:21.1f}{cells}")
+    print(f"{f:22s}{cells}")
 
 # %%
 tr, lat, ab = (costs[(f, CONTEXTS[-1])] for f in forms)
@@ -431,8 +435,9 @@ print(
 )
 print(
     f"training with a latent cache, FLOPs per cached token       : {float(latent_over['absorbed']):.1f}x the absorbed "
-    f"form's, {float(latent_over['training']):.1f}x the training form's"
+    "form's,"
 )
+print(f"{'':61s}{float(latent_over['training']):.1f}x the training form's")  # under the line above
 
 # %% [markdown]
 # The absorbed form reads 71.1× fewer bytes per cached token than the expanded cache and does 3.40× more arithmetic
@@ -493,8 +498,9 @@ for q_lora_rank in (None, 12):
 print(f"transformers {transformers.__version__} DeepseekV3Attention vs rope_lib.mla (YaRN, interleaved):")
 bounds = {"module as is (relative)": 1e-6, "float32 steps replaced": 1e-12, "our absorbed form vs it": 1e-10}
 for q_lora_rank, gaps in parity.items():
-    cells = ", ".join(f"{k} {v:.1e} (bound {bounds[k]:.0e})" for k, v in gaps.items())
-    print(f"  q_lora_rank={q_lora_rank}: {cells}")
+    print(f"  q_lora_rank={q_lora_rank}:")  # one gap a line: all three on one line are 158 characters
+    for k, v in gaps.items():
+        print(f"    {k} {v:.1e} (bound {bounds[k]:.0e})")
 
 # %% [markdown]
 # As it ships, the module computes cos/sin, the RMSNorms and the softmax in float32, which limits the agreement to

@@ -209,7 +209,11 @@ assert recurrent_gap < 1e-4 * float(short_cached.logits.abs().max()), recurrent_
 
 # %%
 print(f"prompt ({L} bytes): {bytes(prompt.tolist()).decode('utf-8', 'replace')!r}")
-print(f"greedy continuation ({n_new} bytes): {bytes(cached.tokens.tolist()).decode('utf-8', 'replace')!r}")
+# the repr cut into pieces of 96 characters: one line of it is wider than 100
+continuation = repr(bytes(cached.tokens.tolist()).decode("utf-8", "replace"))
+print(f"greedy continuation ({n_new} bytes):")
+for start in range(0, len(continuation), 96):
+    print(f"  {continuation[start : start + 96]}")
 print(f"forward vs cached: identical tokens; max |logit diff| {forward_gap:.1e}")
 print(
     f"recurrent vs cached ({n_short} tokens after {short_prompt.numel()}): identical tokens; max |logit diff| "

@@ -41,6 +41,7 @@ seed: int = 0  # every random draw in the notebook derives from it
 # %%
 import math
 import tempfile
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -63,6 +64,7 @@ from rope_lib.companion.hf_reference import module_frequencies, phi3_longrope_co
 from rope_lib.companion.plotting import savefig
 from rope_lib.companion.report import Results, markdown_table, setup_notebook
 from rope_lib.companion.runtime import pick_device, torch_threads
+from rope_lib.companion.train import train
 
 setup_notebook(profile, device, seed)
 hf_logging.set_verbosity_error()  # transformers warns about Phi-3's missing factor; that case is the point here
@@ -103,7 +105,8 @@ expected_af = math.sqrt(1 + math.log(131072 / 4096) / math.log(4096))
 assert math.isclose(rope_lib.frequencies(phi3)[1], expected_af, rel_tol=1e-12)
 
 # %% tags=["nbval-check-output"]
-print("the rope_parameters dict alone is refused:", refusal.split(":")[0])
+print("the rope_parameters dict alone is refused:")
+print(textwrap.fill(refusal.split(":")[0], width=100, initial_indent="  ", subsequent_indent="  "))
 print(f"sqrt(1 + ln 32 / ln 4096) = {expected_af:.6f}")
 markdown_table(["seq_len", "attention factor", "slowest wavelength / 2 pi"], phi3_rows)
 
@@ -125,7 +128,8 @@ markdown_table(["seq_len", "attention factor", "slowest wavelength / 2 pi"], phi
 # %%
 with torch_threads(eval_cfg["num_threads"]):
     corpus = load_corpus()
-    lm = harness.train_models(profile, dev, seed, corpus=corpus, progress=False)["plain"][0].eval()
+    plain_model, plain_training = harness.shared_models(profile, seed)["plain"]  # notebook 04's model, seed 0
+    lm = train(plain_model, plain_training, corpus=corpus, device=dev, progress=False)[0].eval()
 
 export_dir = tempfile.TemporaryDirectory()
 path = export_llama(lm, Path(export_dir.name) / "rope-companion-04-plain")

@@ -43,6 +43,7 @@ seed: int = 0  # every random draw in the notebook derives from it
 # %%
 import json
 import math
+import textwrap
 import warnings
 
 # transformers imports tqdm.auto, which warns (with a local path) in a kernel without ipywidgets
@@ -107,7 +108,7 @@ markdown_table(
 for name, report in reports.items():
     for w in report.warnings:
         if w.kind != "note":
-            print(f"{name}: [{w.kind}] {w.key}: {w.message}")
+            print(textwrap.fill(f"{name}: [{w.kind}] {w.key}: {w.message}", width=100, subsequent_indent="  "))
 
 # %% [markdown]
 # ## 2. Checked against transformers
@@ -132,7 +133,7 @@ for name, report in reports.items():
         assert gap < 1e-6 and abs(layer.attention_factor - float(factor)) < 1e-12, (name, layer.name, gap)
 print(
     f"{len(parity)} layer types of {len(reports)} configs: largest relative inv_freq gap "
-    f"{max(p[2] for p in parity):.1e}, largest attention-factor gap {max(p[3] for p in parity):.1e}"
+    f"{max(p[2] for p in parity):.1e},\n  largest attention-factor gap {max(p[3] for p in parity):.1e}"
 )
 
 # %% [markdown]
@@ -175,8 +176,8 @@ deepseek = reports["DeepSeek-V3"].layers["all layers"]
 correction = (sp.Rational(1, 10) * sp.log(40) + 1) ** 2
 assert abs(float(correction) - deepseek.softmax_scale_factor) < 1e-12
 print(
-    f"critical-pair counts: the formula equals the doctor on all {len(parity)} layer types; DeepSeek-V3's softmax "
-    f"scale correction (0.1 ln 40 + 1)^2 = {float(correction):.4f}"
+    f"critical-pair counts: the formula equals the doctor on all {len(parity)} layer types;\n"
+    f"  DeepSeek-V3's softmax scale correction (0.1 ln 40 + 1)^2 = {float(correction):.4f}"
 )
 
 # %% [markdown]
@@ -206,7 +207,8 @@ assert len(uncovered) >= len(reports) // 2  # the prose says "most"
 verdicts_07 = {c["id"]: c for c in json.loads((repo_root() / "results/smoke/verdicts/07.json").read_text())["claims"]}
 for claim_id in ("07.far-retrieval-falls", "07.far-retrieval-falls-5pt"):
     v = verdicts_07[claim_id]
-    print(f"notebook 07, {v['claim']}: {v['mean'] * 100:+.1f} points, stated {v['stated']}")
+    print(f"notebook 07, {v['claim']}:")
+    print(f"  {v['mean'] * 100:+.1f} points, stated {v['stated']}")
 assert verdicts_07["07.far-retrieval-falls-5pt"]["stated"] == "reversed"  # "not a cliff" rests on this record
 
 # %% [markdown]

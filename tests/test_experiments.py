@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from rope_lib.companion.experiments import EXPERIMENTS, REGISTRY, run_experiment
 from rope_lib.companion.experiments import __main__ as cli
 from rope_lib.companion.experiments import extrapolation as ex
 from rope_lib.companion.experiments import harness as hx
+from rope_lib.companion.experiments.common import REPLAY_ENV, code_digest
 
 
 def test_registry():
@@ -287,3 +289,87 @@ def test_harness_evaluate_checks_multiplier_lists(tiny_profile):
         for option in ("mults", "repeated_mults"):
             with pytest.raises(ValueError, match=rf"unknown {option} \[8\]; allowed {option}: \[2, 4\]"):
                 h.evaluate([], **{option: [8]})
+
+
+def _committed(root, name="rerope", **fields):
+    """A results file as `make` commits it under root/smoke/, current for this checkout unless fields say otherwise."""
+    data = {"experiment": name, "profile": "smoke", "test_seed": 0, "code": code_digest(), "runs": [{"seed": 0}]}
+    data.update(fields)
+    path = root / "smoke" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data) + "\n", encoding="utf-8")
+    return data, path
+
+
+def test_replay_copies_a_current_results_file_and_trains_nothing(tiny_profile, monkeypatch):
+    data, path = _committed(tiny_profile / "committed")
+    monkeypatch.setenv(REPLAY_ENV, str(tiny_profile / "committed"))
+    assert run_experiment("rerope", device="cpu") == data
+    assert (tiny_profile / "results" / "smoke" / "rerope.json").read_bytes() == path.read_bytes()
+    assert not (tiny_profile / "cache").exists()  # nothing trained, nothing scored
+
+
+@pytest.mark.parametrize(
+    "fields, options, expected",
+    [
+        ({"code": "0" * 64}, {}, r"rerope\.json is stale: written by rope_lib code 000000000000, this checkout is "),
+        ({"code": None}, {}, r"is stale: written by rope_lib code None"),
+        ({"test_seed": 3}, {}, r"holds profile 'smoke', seed 3; asked for 'smoke', seed 0"),
+        ({"profile": "medium"}, {}, r"holds profile 'medium', seed 0"),
+        ({}, {"methods": ["Baseline"]}, r"replays whole results files; --methods restricts the rows"),
+    ],
+)
+def test_replay_refuses_stale_or_foreign_files(tiny_profile, monkeypatch, fields, options, expected):
+    name = "extrapolation" if options else "rerope"
+    _committed(tiny_profile / "committed", name, **fields)
+    monkeypatch.setenv(REPLAY_ENV, str(tiny_profile / "committed"))
+    with pytest.raises(ValueError, match=expected):
+        run_experiment(name, device="cpu", **options)
+    assert not (tiny_profile / "results").exists() and not (tiny_profile / "cache").exists()
+
+
+def test_replay_names_the_missing_file_and_the_fix(tiny_profile, monkeypatch):
+    monkeypatch.setenv(REPLAY_ENV, str(tiny_profile / "committed"))
+    with pytest.raises(ValueError, match=r"committed/smoke/finetune\.json does not exist: run `make`"):
+        run_experiment("finetune", device="cpu")
+
+
+def test_code_digest_follows_scoring_code_only(tmp_path, monkeypatch):
+    # a copy of the package: editing a module a score comes from changes the digest, editing a presentation module
+    # does not (the digest is cached per process, so each state is measured in a fresh call on the copy)
+    import shutil
+
+    import rope_lib
+    from rope_lib.companion.experiments import common
+
+    root = Path(rope_lib.__file__).parent
+    copy = tmp_path / "rope_lib"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(common, "__file__", str(copy / "companion" / "experiments" / "common.py"))
+
+    def digest():
+        common.code_digest.cache_clear()
+        return common.code_digest()
+
+    try:
+        first = digest()
+        assert first == code_digest.__wrapped__()  # the copy is byte for byte the package
+        (copy / "companion" / "report.py").write_text("# only a table changed\n", encoding="utf-8")
+        assert digest() == first
+        with open(copy / "scaling.py", "a", encoding="utf-8") as fh:
+            fh.write("\n# a scoring module changed\n")
+        assert digest() != first
+    finally:
+        common.code_digest.cache_clear()
+
+
+def test_committed_smoke_results_come_from_this_code():
+    # `make test` replays these files in the trained-model notebooks; a change to rope_lib's scoring code makes them
+    # stale until `make` re-runs the experiments (this test says so before nbval does, an hour sooner)
+    from rope_lib.companion.runtime import repo_root
+
+    committed = sorted((repo_root() / "results" / "smoke").glob("*.json"))
+    experiments = [p for p in committed if json.loads(p.read_text(encoding="utf-8")).get("experiment") in REGISTRY]
+    assert {p.stem for p in experiments} == set(EXPERIMENTS)
+    stale = [p.name for p in experiments if json.loads(p.read_text(encoding="utf-8")).get("code") != code_digest()]
+    assert not stale, f"results/smoke/ {', '.join(stale)}: written by other rope_lib code; run `make`, commit them"

@@ -285,3 +285,76 @@ def test_check_mode_exits_non_zero_with_a_diff(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\n-x\n" in out and "make readme" in out
     assert R.main(["--readme", str(README), "--check"]) == 0
+
+
+# The verdict box atop notebooks 04-08b: generated from the records, in the source and the executed notebook alike.
+
+
+def test_notebook_verdict_boxes_match_the_records():
+    from rope_lib.companion import readme as R
+
+    root = README.parent
+    records, others = R._profile_records(root / "results", R.PROFILES[0])
+    folder = root / "results" / R.PROFILES[0].name / "verdicts"
+    stale = R.write_boxes(root, records, others, R.HEADLINES, folder)
+    assert not stale, f"verdict boxes differ from the records in {sorted(p.name for p in stale)}: run `make readme`"
+
+
+def test_no_notebook_opens_with_a_hand_written_verdict():
+    # the box says what the records say; a typed "Claim reproduced." above it went stale once already (issue 26)
+    import re
+
+    from rope_lib.companion import readme as R
+
+    typed = re.compile(r"\*\*Claims? (reproduced|not reproduced|reversed)|^# \*\*Verdict", re.IGNORECASE | re.MULTILINE)
+    for stem, _ in R.NOTEBOOKS.values():
+        text = (README.parent / "notebooks" / f"{stem}.py").read_text(encoding="utf-8")
+        intro = text.split("# %%", 2)[1]  # the first cell: title and introduction
+        assert not typed.search(intro), f"{stem}: a hand-written verdict in the introduction; the box carries it"
+        box = text.index(f"# {R.BOX_START}")
+        assert box < text.index("# %%", text.index("# %%") + 1) + 40, f"{stem}: the verdict box is not the 2nd cell"
+
+
+def test_verdict_box_rewrites_source_and_executed_notebook_alike(tmp_path):
+    import nbformat
+
+    from rope_lib.companion import readme as R
+
+    res = _synthetic(tmp_path, medium=False)
+    (tmp_path / "notebooks" / "executed").mkdir(parents=True)
+    source = tmp_path / "notebooks" / "99_toy.py"
+    source.write_text(
+        f"# %% [markdown]\n# intro\n\n# %% [markdown]\n# {R.BOX_START}\n# old\n# {R.BOX_END}\n\n# %%\nx = 1\n"
+    )
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell(f"{R.BOX_START}\nold\n{R.BOX_END}"), nbformat.v4.new_code_cell("x = 1")]
+    )
+    executed = tmp_path / "notebooks" / "executed" / "99_toy.ipynb"
+    executed.write_text(nbformat.writes(nb) + "\n")
+    records, others = R._profile_records(res, R.PROFILES[0])
+    args = (
+        tmp_path,
+        records,
+        others,
+        _headlines("99.a", "99.c"),
+        res / "smoke" / "verdicts",
+        {"99": ("99_toy", "Toy")},
+    )
+    changed = R.write_boxes(*args)
+    assert set(changed) == {source, executed}
+    new_source = changed[source][1]
+    assert "# old" not in new_source and new_source.endswith(f"# {R.BOX_END}\n\n# %%\nx = 1\n")
+    flat = " ".join(line[2:].strip() for line in new_source.split("\n")[5:-4])  # the box, Markdown-joined
+    assert "This notebook decides 3 claims: 1 reproduced, 1 consistent, 1 not decided." in flat
+    assert "- **reproduced**: label (ours): A | B > 0 points; ours +3.00 points [+1.00, +5.00], seeds +2.50, " in flat
+    assert "- **not decided** (not reproduced here, consistent on the second machine): (ours): claim 99.c" in flat
+    assert max(map(len, new_source.split("\n"))) <= 120  # within the linter's line length
+    box = nbformat.reads(changed[executed][1], as_version=4).cells[0].source
+    assert box.startswith(R.BOX_START) and box.endswith(R.BOX_END) and "old" not in box
+    assert [line[2:] if len(line) > 1 else "" for line in new_source.split("\n")[4:-4]] == box.split("\n")
+    for path, (_, text) in changed.items():
+        path.write_text(text)
+    assert R.write_boxes(*args) == {}  # rewriting is idempotent
+    source.write_text(source.read_text().replace(f"# {R.BOX_END}\n", ""))
+    with pytest.raises(ValueError, match="99_toy.py: needs exactly one # <!-- verdicts:start -->"):
+        R.write_boxes(*args)

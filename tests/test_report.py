@@ -99,7 +99,7 @@ def test_load_reads_the_results_file(tmp_path):
 
 def test_table_and_formatting_helpers():
     md = markdown_table(["a", "b"], [[1, "x"], [2.5, ""]])
-    assert md.data == "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 |  |"
+    assert md._repr_markdown_() == "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 |  |"
     assert fmt(None) == "" and fmt(1.234) == "1.2" and fmt(1.234, 2) == "1.23"
     g = {"diff": 1.0, "lo": 0.25, "hi": 1.5}
     assert format_gap(g) == "+1.00 [+0.25, +1.50]"
@@ -191,3 +191,24 @@ def test_bootstrap_resamples_seeds_and_files():
 def test_runs_must_have_the_same_rows():
     with pytest.raises(ValueError, match="run 1 has rows"):
         Rows([{"A": {}}, {"B": {}}])
+
+
+def test_table_escapes_pipes_and_renders_as_html_markdown_and_text():
+    t = markdown_table(["row", "max |diff|"], [["a", "1 < 2 & 3"], ["b|c", None]])
+    md = t._repr_markdown_()
+    assert md.splitlines()[0] == "| row | max \\|diff\\| |" and "| b\\|c |  |" in md  # still two columns
+    assert all(line.count("|") - line.count("\\|") == 3 for line in md.splitlines())
+    page = t._repr_html_()
+    assert page.count("<tr>") == 3 and "<th>max |diff|</th>" in page and "<td>1 &lt; 2 &amp; 3</td>" in page
+    text = repr(t)  # what a terminal or a plain-text export shows, not "<IPython.core.display.Markdown object>"
+    assert text.splitlines() == ["row  max |diff|", "---  ----------", "a    1 < 2 & 3", "b|c"]
+
+
+def test_table_drops_empty_and_constant_columns_and_states_the_constant():
+    t = markdown_table(["m", "L", "Su", "acc"], [["a", 64, "", 1], ["b", 64, None, 2], ["c", 64, "", 3]])
+    assert t.header == ["m", "acc"] and t.rows == [["a", "1"], ["b", "2"], ["c", "3"]]
+    assert t.note == "Every row: L = 64." and t._repr_markdown_().endswith("\n\nEvery row: L = 64.")
+    two = markdown_table(["m", "L"], [["a", 64], ["b", 64]])  # two rows: a repeated value is not yet a pattern
+    assert two.header == ["m", "L"] and two.note == ""
+    with pytest.raises(ValueError, match="rows: every row needs 2 cells"):
+        markdown_table(["m", "L"], [["a"]])

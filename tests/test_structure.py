@@ -120,11 +120,12 @@ def test_no_experiment_imports_another():
 
 
 def test_presentation_modules_feed_no_score():
-    # the evaluation cache's key leaves these modules out (editing a table must not discard every cached score): that
-    # is only sound while each exists and no other module imports one (an entry point may: nothing imports it)
-    from rope_lib.companion.experiments.harness import _PRESENTATION
+    # the code digest leaves these modules out (editing a table must not discard every cached score or make the
+    # committed results stale): that is only sound while each exists and no other module imports one (an entry point
+    # may: nothing imports it)
+    from rope_lib.companion.experiments.common import PRESENTATION_MODULES
 
-    presentation = {_module_name(PACKAGE / name) for name in _PRESENTATION}
+    presentation = {_module_name(PACKAGE / name) for name in PRESENTATION_MODULES}
     assert presentation <= set(MODULES), presentation - set(MODULES)
     scoring = [name for name in GRAPH if name not in presentation and not name.endswith(".__main__")]
     feeding = {(name, dep) for name in scoring for dep in GRAPH[name] & presentation}

@@ -92,6 +92,24 @@ def test_claim_book_records_every_claim(tmp_path, capsys):
     assert json.loads(book.path.read_text())["claims"] == []
 
 
+def test_verdict_line_wraps_between_words_never_inside_a_number(tmp_path, capsys):
+    book = V.ClaimBook("99", out=tmp_path)
+    g = {"diff": 3.0, "lo": 2.5, "hi": 3.5, "by_seed": [3.0, 3.1, 2.9, 3.05, 2.95]}
+    claim = "a long claim about the accuracy of one method against another at eight times the training length"
+    v = book.decide("99.a", g, ">", claim=claim, stated="not reproduced", source="Su")
+    out = capsys.readouterr().out.rstrip("\n")
+    lines = out.splitlines()
+    assert len(lines) >= 2 and all(len(line) <= V.LINE_WIDTH for line in lines)
+    assert all(line.startswith("    ") for line in lines[1:])
+    joined = " ".join(line.strip() for line in lines)  # unwrapped, the line reads as one
+    assert joined.startswith(claim + " (> 0): +3.00, seeds +3.00 +3.10 +2.90 +3.05 +2.95,")
+    assert "95% seed interval [" in joined and "bootstrap [+2.50, +3.50]" in joined
+    assert joined.endswith(f"-> {v.tier} (stated: not reproduced)")
+    assert all(line.count("[") == line.count("]") for line in lines)  # no interval split across lines
+    short = book.decide("99.b", {"by_seed": [1.0, 1.1, 0.9]}, ">", claim="A - B", stated="reproduced", quiet=True)
+    assert "\n" not in short.line()
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -243,3 +243,90 @@ def savefig(fig: matplotlib.figure.Figure, name: str, *, profile: str = "smoke",
         with open(out_dir / INEXACT_LIST, "a", encoding="utf-8") as fh:
             fh.write("\n".join(p.name for p in paths) + "\n")
     return paths
+
+
+# One colour per method in every figure of the companion (Okabe-Ito and Paul Tol's colour-blind-safe sets), so that a
+# method reads the same in notebook 04's and notebook 08's figures; variants of a method (log n, log n-dagger) keep its
+# colour and differ by line style. Direct fine-tuning is plain RoPE, the Baseline's colour.
+METHOD_COLOURS: dict[str, str] = {
+    "Baseline": "#000000",
+    "PI": "#999999",
+    "NTK-old": "#56B4E9",
+    "NTK-aware": "#0072B2",
+    "NTK-fixed": "#009E73",
+    "NTK-mixed": "#44AA99",
+    "NTK-by-parts": "#E69F00",
+    "YaRN": "#D55E00",
+    "YaRN (t = 1)": "#F4A582",
+    "YaRN (s = 8)": "#882255",
+    "Dynamic NTK": "#CC79A7",
+    "Dynamic YaRN": "#AA4499",
+    "ReRoPE": "#117733",
+    "Leaky ReRoPE": "#999933",
+    "InvLeaky ReRoPE": "#332288",
+    "Direct": "#000000",
+}
+# Row-name suffixes of a method's variants (rope_lib.companion.experiments.harness.row_name), longest first.
+_VARIANT_SUFFIXES = ("-log n-dagger", "-log n", " (log n)")
+# Tier -> colour of a gap plot's marker: decided for (blue), against (vermilion), undecided (grey).
+TIER_COLOURS = {"reproduced": "#0072B2", "consistent": "#56B4E9", "not reproduced": "#999999", "reversed": "#D55E00"}
+
+
+def method_colour(name: str) -> str:
+    """The colour of method ``name`` or of a variant row of it ("NTK-aware-log n-dagger" -> NTK-aware's colour).
+
+    An unknown method is refused (ValueError listing the known ones) rather than given a colour another method has.
+    """
+    if name in METHOD_COLOURS:
+        return METHOD_COLOURS[name]
+    for suffix in _VARIANT_SUFFIXES:
+        if name.endswith(suffix) and name[: -len(suffix)] in METHOD_COLOURS:
+            return METHOD_COLOURS[name[: -len(suffix)]]
+    raise ValueError(f"name: no colour for method {name!r}; known methods: {sorted(METHOD_COLOURS)}")
+
+
+def legend_outside(ax: matplotlib.axes.Axes, **kwargs) -> matplotlib.legend.Legend:
+    """A legend right of the axes, outside the data, at a readable 9 pt (``savefig``'s tight box keeps it)."""
+    return ax.legend(
+        **{"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "fontsize": 9, "borderaxespad": 0, **kwargs}
+    )
+
+
+def gap_plot(ax: matplotlib.axes.Axes, records: list[dict], labels: list[str] | None = None) -> None:
+    """A verdict at a glance, one row per claim: each seed's estimate (dots), the mean (diamond, coloured by the
+    tier) and its seed-level 95% interval (bar), against the claim's threshold (dashed line); right of the axes, the
+    tier, with the stated verdict beside it where they differ ("consistent here (not decided)").
+
+    ``records`` are verdict records (``rope_lib.companion.verdicts``: by_seed, mean, seed_lo, seed_hi, threshold,
+    tier, claim); ``labels`` (default: each record's claim) name the rows, top to bottom. All records must share a
+    threshold, so that one line marks it.
+    """
+    if not records:
+        raise ValueError("records: at least one verdict record is needed")
+    labels = [r["claim"] for r in records] if labels is None else list(labels)
+    if len(labels) != len(records):
+        raise ValueError(f"labels: one per record ({len(records)}), got {len(labels)}")
+    thresholds = {float(r["threshold"]) for r in records}
+    if len(thresholds) != 1:
+        raise ValueError(f"records: one threshold for the whole plot, got {sorted(thresholds)}")
+    ys = np.arange(len(records))[::-1]
+    for y, r in zip(ys, records):
+        colour = TIER_COLOURS.get(r["tier"], "#999999")
+        ax.plot([r["seed_lo"], r["seed_hi"]], [y, y], color=colour, lw=2.5, solid_capstyle="butt")
+        ax.plot(r["by_seed"], [y] * len(r["by_seed"]), "o", color="0.35", ms=3.5, mfc="white", mew=0.9)
+        ax.plot([r["mean"]], [y], "D", color=colour, ms=6)
+        stated = r.get("stated", r["tier"])
+        ax.annotate(
+            r["tier"] if stated == r["tier"] else f"{r['tier']} here ({stated})",
+            (1.0, y),
+            xycoords=("axes fraction", "data"),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8.5,
+            color=colour,
+        )
+    ax.axvline(thresholds.pop(), color="0.3", lw=0.9, ls="--")
+    ax.set_yticks(ys, labels)
+    ax.set_ylim(-0.7, len(records) - 0.3)
+    ax.grid(axis="y", visible=False)

@@ -1,4 +1,4 @@
-"""Reading experiment results in notebooks: one setup call, one results reader, one Markdown table helper.
+"""Reading experiment results in notebooks: one setup call, one results reader, one table helper.
 
 ``setup_notebook(profile, device, seed)`` is the first code cell of every notebook (style, checks, seeds).
 :class:`Results` reads ``results/<profile>/<name>.json`` (or takes the dict ``run_experiment`` returned: one run
@@ -12,6 +12,7 @@ The gaps' bootstrap intervals describe a difference; claims are decided on the t
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -251,13 +252,64 @@ def fmt(x: float | None, digits: int = 1) -> str:
     return "" if x is None else f"{x:.{digits}f}"
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]):
-    """A Markdown table (rendered by Jupyter) from a header and rows of cells (str() of each)."""
-    from IPython.display import Markdown
+class Table:
+    """A table that renders everywhere: HTML for Jupyter and the book, Markdown for Markdown viewers, aligned plain
+    text for a terminal or a plain-text export (a bare ``Markdown`` object falls back to its repr there).
 
-    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(str, cells)) + " |" for cells in rows]
-    return Markdown("\n".join(lines))
+    Cells are ``str()`` of what was given; ``|`` is escaped in Markdown and ``<&>`` in HTML, so a header such as
+    "max |diff|" cannot break the table. ``note`` is a line printed under it.
+    """
+
+    def __init__(self, header: Sequence[str], rows: Sequence[Sequence[str]], note: str = "") -> None:
+        self.header, self.rows, self.note = list(header), [list(r) for r in rows], note
+
+    def _repr_markdown_(self) -> str:
+        def line(cells):
+            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+        text = "\n".join([line(self.header), "|" + "---|" * len(self.header), *map(line, self.rows)])
+        return text + (f"\n\n{self.note}" if self.note else "")
+
+    def _repr_html_(self) -> str:
+        def row(tag, cells):
+            return "<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>"
+
+        body = "".join(row("td", r) for r in self.rows)
+        note = f"<p>{html.escape(self.note)}</p>" if self.note else ""
+        return f"<table><thead>{row('th', self.header)}</thead><tbody>{body}</tbody></table>{note}"
+
+    def __repr__(self) -> str:
+        widths = [max(len(c) for c in col) for col in zip(self.header, *self.rows)]
+
+        def line(cells):
+            return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+        lines = [line(self.header), "  ".join("-" * w for w in widths), *map(line, self.rows)]
+        return "\n".join(lines + ([self.note] if self.note else []))
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
+    """A :class:`Table` from a header and rows of cells (``str()`` of each; None is an empty cell).
+
+    Columns empty in every row are dropped; with 3 or more rows, a column holding the same value in every row is
+    dropped too and stated once in the note under the table ("Every row: ..."), so the columns that remain differ.
+    """
+    header = [str(h) for h in header]
+    cells = [["" if c is None else str(c) for c in r] for r in rows]
+    for r in cells:
+        if len(r) != len(header):
+            raise ValueError(f"rows: every row needs {len(header)} cells (the header's), got {len(r)}: {r}")
+    keep, constant = [], []
+    for j, name in enumerate(header):
+        column = [r[j] for r in cells]
+        if cells and not any(column):
+            continue
+        if len(cells) >= 3 and len(set(column)) == 1:
+            constant.append(f"{name} = {column[0]}")
+            continue
+        keep.append(j)
+    note = "Every row: " + "; ".join(constant) + "." if constant else ""
+    return Table([header[j] for j in keep], [[r[j] for j in keep] for r in cells], note)
 
 
 def fmt_spread(mean: float, sd: float, digits: int = 1) -> str:

@@ -39,6 +39,8 @@ NOT_DECIDED = "not decided"
 STATED = (*TIERS, NOT_DECIDED)
 DIRECTIONS = (">", "<")
 LEVEL = 0.95
+# The widest printed line: a verdict line wraps there (the book and a terminal show it without wrapping a number).
+LINE_WIDTH = 100
 
 
 def _t_two_sided_mass(t: float, df: int) -> float:
@@ -135,13 +137,22 @@ class Verdict:
         return self.tier == self.stated
 
     def line(self) -> str:
+        """The claim, its estimate, per-seed values, intervals and tier, wrapped at :data:`LINE_WIDTH` between
+        words and never inside a number or an interval (continuation lines indented by 4)."""
         seeds = " ".join(f"{x:+.2f}" for x in self.by_seed)
-        boot = "" if self.boot_lo is None else f", bootstrap [{self.boot_lo:+.2f}, {self.boot_hi:+.2f}]"
-        stated = "" if self.holds else f" (stated: {self.stated})"
-        return (
-            f"{self.claim} ({self.direction} {self.threshold:g}): {self.mean:+.2f}, seeds {seeds}, "
-            f"95% seed interval [{self.seed_lo:+.2f}, {self.seed_hi:+.2f}]{boot} -> {self.tier}{stated}"
-        )
+        parts = [*self.claim.split(), f"({self.direction} {self.threshold:g}):", f"{self.mean:+.2f},"]
+        parts += [f"seeds {seeds},", f"95% seed interval [{self.seed_lo:+.2f}, {self.seed_hi:+.2f}]"]
+        if self.boot_lo is not None:
+            parts[-1] += ","
+            parts.append(f"bootstrap [{self.boot_lo:+.2f}, {self.boot_hi:+.2f}]")
+        parts.append(f"-> {self.tier}" + ("" if self.holds else f" (stated: {self.stated})"))
+        lines = [parts[0]]
+        for part in parts[1:]:
+            if len(lines[-1]) + 1 + len(part) <= LINE_WIDTH:
+                lines[-1] += " " + part
+            else:
+                lines.append("    " + part)
+        return "\n".join(lines)
 
 
 class ClaimBook:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
+import os
 import platform
 import re
 import subprocess
@@ -65,13 +68,91 @@ def check_names(kind: str, names: Iterable[str], allowed: Iterable[str]) -> list
 def run_experiment(
     name: str, profile: str = "smoke", device: str | None = None, seed: int = 0, out=None, **options
 ) -> dict:
-    """Run a registered experiment by name; ``out`` defaults to ``rope_lib.results_dir(profile)``."""
+    """Run a registered experiment by name; ``out`` defaults to ``rope_lib.results_dir(profile)``.
+
+    Returns the results as written to ``<out>/<name>.json`` (read back: floats rounded as stored, keys as strings),
+    so a notebook sees the same numbers whether it ran the experiment or replays the file.
+
+    With the environment variable ``ROPE_REPLAY_FROM`` set to a results folder (``make test`` sets it to the
+    committed ``results/``), nothing is trained or evaluated: ``<ROPE_REPLAY_FROM>/<profile>/<name>.json`` is checked
+    to come from this checkout's code (:func:`replay`) and copied to the output path.
+    """
     check_names("experiment", [name], sorted(REGISTRY))
     check_profile(profile)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     pick_device(device)  # refuse a bad device before any work
-    return REGISTRY[name](profile=profile, device=device, seed=seed, out=out, **options)
+    replay_from = os.environ.get(REPLAY_ENV)
+    if replay_from:
+        return replay(name, profile, seed, Path(replay_from), out, **options)
+    REGISTRY[name](profile=profile, device=device, seed=seed, out=out, **options)
+    return load_results(name, profile, out)
+
+
+# Set to a results folder: run_experiment replays the files there instead of training and evaluating.
+REPLAY_ENV = "ROPE_REPLAY_FROM"
+
+# Modules that only present results (tables, figures, verdict records, the README): no score depends on them, so
+# editing them neither discards the cached evaluations nor makes the committed results stale. Relative to the
+# rope_lib package; tests/test_structure.py checks that no other module imports one.
+PRESENTATION_MODULES = frozenset(
+    {
+        "companion/report.py",
+        "companion/plotting.py",
+        "companion/verdicts.py",
+        "companion/readme.py",
+        "companion/atlas.py",
+    }
+)
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 of every rope_lib source file outside :data:`PRESENTATION_MODULES`, names and bytes.
+
+    One rule rather than tracking which module feeds which number: a change anywhere a score could come from
+    changes it. It keys the evaluation cache and is written into every results file (``"code"``).
+    """
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[2]  # the rope_lib package: library and companion alike
+    for path in sorted(root.rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        if name not in PRESENTATION_MODULES:
+            h.update(name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def replay(name: str, profile: str, seed: int, source: Path, out=None, **options) -> dict:
+    """The committed results of experiment ``name``, checked and copied to ``<out>/<name>.json``.
+
+    Refused (ValueError, naming the file and what to run) unless the file exists, holds this profile and seed, and
+    was written by code whose :func:`code_digest` equals this checkout's: results of older code are stale.
+    A run restricted to some rows (``methods=``, ``variants=``) cannot be replayed from a file of all rows.
+    """
+    path = source / profile / f"{name}.json"
+    fix = f"run `make` (or the experiment, unset {REPLAY_ENV}) and commit results/{profile}/"
+    restricted = sorted(opt for opt in options if opt in LIST_OPTIONS[name] and options[opt] is not None)
+    if restricted:
+        raise ValueError(f"{REPLAY_ENV} replays whole results files; --{restricted[0]} restricts the rows: unset it")
+    if not path.is_file():
+        raise ValueError(f"{REPLAY_ENV}: {path} does not exist: {fix}")
+    text = path.read_text(encoding="utf-8")
+    data = json.loads(text)
+    found = (data.get("profile"), data.get("test_seed"))
+    if found != (profile, seed):
+        raise ValueError(
+            f"{REPLAY_ENV}: {path} holds profile {found[0]!r}, seed {found[1]!r}; asked for {profile!r}, seed {seed}"
+        )
+    if data.get("code") != code_digest():
+        raise ValueError(
+            f"{REPLAY_ENV}: {path} is stale: written by rope_lib code {str(data.get('code'))[:12]}, this checkout is "
+            f"{code_digest()[:12]}: {fix}"
+        )
+    target = output_path(name, profile, out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.resolve() != path.resolve():
+        atomic_write(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return data
 
 
 def output_path(name: str, profile: str, out: str | Path | None) -> Path:

@@ -47,7 +47,7 @@ from ..evaluate import last_window_loss, token_metrics
 from ..model import ModelConfig, PositionScheme
 from ..runtime import cache_dir, check_profile, pick_device, torch_threads
 from ..train import FineTune, PasskeyTask, TrainConfig, config_key, train
-from .common import check_names, git_sha, output_path, package_versions, write_json
+from .common import check_names, code_digest, git_sha, output_path, package_versions, write_json
 
 # name -> factory(s, L, base, head_dim) -> PositionScheme. Names as in Su's tables (kexue.fm/archives/9706, 9859).
 MethodFactory = Callable[[float, int, float, int], PositionScheme]
@@ -359,32 +359,6 @@ def _summary(m: dict, L: int, bin_size: int | None = None, split_at_L: bool = Fa
     return out
 
 
-# Modules that only present results (tables, figures, verdict records, the README): no score depends on them, so
-# editing them must not throw away every cached evaluation. Relative to the rope_lib package.
-_PRESENTATION = frozenset(
-    {
-        "companion/report.py",
-        "companion/plotting.py",
-        "companion/verdicts.py",
-        "companion/readme.py",
-        "companion/atlas.py",
-    }
-)
-
-
-@functools.cache
-def _code_digest() -> str:
-    # Every other source file of rope_lib: a change anywhere a score could come from invalidates every cached
-    # evaluation (one rule, rather than tracking which module feeds which number).
-    h = hashlib.sha256()
-    root = Path(__file__).resolve().parents[2]  # the rope_lib package: library and companion alike
-    for path in sorted(root.rglob("*.py")):
-        name = path.relative_to(root).as_posix()
-        if name not in _PRESENTATION:
-            h.update(name.encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
-
-
 def scored(
     entry: tuple,
     samples: torch.Tensor,
@@ -415,7 +389,7 @@ def scored(
             "batch_tokens": batch_tokens,
             "device": str(device),
             "threads": torch.get_num_threads() if device.type == "cpu" else None,
-            "code": _code_digest(),
+            "code": code_digest(),
         },
         sort_keys=True,
     )
@@ -511,6 +485,7 @@ def results_header(name: str, profile: str, seed: int, dev: torch.device) -> dic
         "compute_dtype": "bfloat16 autocast" if dev.type == "cuda" else "float32",
         "versions": package_versions(),
         "git_sha": git_sha(),
+        "code": code_digest(),  # what makes the file current: run_experiment replays it only while this matches
     }
 
 
