@@ -29,7 +29,7 @@ MODELS_STAMP = build/models-$(PROFILE).stamp
 
 .DELETE_ON_ERROR:
 .PHONY: all install models nb test lint unit unit-numerics nbval figures-check lab lab-check medium full second-machine \
-	bench readme clean distclean
+	bench readme clean distclean book book-check
 
 all: $(EXECUTED)
 
@@ -178,3 +178,25 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) .cache
+
+# The executed notebooks as a static site (README.md the front page, notebooks in numeric order), for reading without
+# Jupyter: Sphinx + myst-nb render the committed outputs (nothing is executed) and MathJax is shipped with the site, so
+# it works offline. book/prepare.py writes its copies (boilerplate cells hidden, figures captioned) into build/book/:
+# the tracked tree is never written. Open build/book/_build/html/index.html. Installed once (a stamp), like the lab.
+BOOK_STAMP := $(VENV)/.book-installed
+
+$(BOOK_STAMP): $(STAMP) constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[notebooks,test,book]"
+	touch $@
+
+book: $(BOOK_STAMP)
+	rm -rf build/book
+	$(BIN)/python book/prepare.py build/book
+	$(BIN)/sphinx-build -q -b html -c book build/book build/book/_build/html
+
+# A real check of `make book` (not part of `make test`: it needs Debian's chromium, `apt-get install -y chromium`):
+# every page opened in headless chromium, failing on page errors, failed or off-line requests, unloaded images, raw
+# Markdown tables and untypeset math; full-page screenshots in build/book-check/.
+book-check: $(BOOK_STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt playwright
+	$(BIN)/python book/check.py build/book/_build/html --screenshots build/book-check

@@ -4,11 +4,11 @@
 
 Serves the site on a local port (http.server in a thread) and, on every page: no page error, no failed request and
 no request leaving localhost (the book must work offline: MathJax is served from _static/), every <img> loaded, no
-raw Markdown table left in a paragraph, and math typeset by MathJax (mjx-container elements on a page with math, no
-MathJax error, no raw $$ or \\( left in the visible text). Full-page screenshots of the front page and a few notebook
-pages go to the screenshot folder. Needs Debian's chromium (/usr/bin/chromium, or CHROMIUM=path) and the playwright
-package (the Makefile installs it into the venv; playwright's own browser download is not used). Exit code 0 when
-every page passes.
+raw Markdown table left in a paragraph, math typeset by MathJax (mjx-container elements on a page with math, no
+MathJax error, no raw $$ or \\( left in the visible text), and every local link in the page's text answering.
+Full-page screenshots of the front page and a few notebook pages go to the screenshot folder. Needs Debian's
+chromium (/usr/bin/chromium, or CHROMIUM=path) and the playwright package (the Makefile installs it into the venv;
+playwright's own browser download is not used). Exit code 0 when every page passes.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import os
 import shutil
 import sys
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -52,12 +54,14 @@ async () => {
     const lines = t.split("\n").filter(l => l.trim().startsWith("|"));
     if (t.startsWith("|") && (/\|\s*:?-{3,}/.test(t) || lines.length >= 2)) { rawTables.push(t.slice(0, 80)); }
   }
-  // text outside code blocks and outside typeset math: what a reader sees as prose
-  const clone = main.cloneNode(true);
-  clone.querySelectorAll("pre, code, script, style, mjx-container, .highlight, .output.stream").forEach(e => e.remove());
+  // text outside code blocks and outside typeset math (navigation included): what a reader sees as prose
+  const clone = document.body.cloneNode(true);
+  const skip = "pre, code, script, style, mjx-container, .highlight, .output.stream";
+  clone.querySelectorAll(skip).forEach(e => e.remove());
   const text = clone.textContent;
-  const mathSources = main.querySelectorAll(".math, .MathJax_Preview, script[type^='math/tex']").length;
+  const links = [...main.querySelectorAll("a[href]")].map(a => a.href).filter(h => h.startsWith(location.origin));
   return {
+    links,
     imgs,
     rawTables,
     mathElements: main.querySelectorAll(".math").length,
@@ -65,7 +69,6 @@ async () => {
     mjxErrors: [...document.querySelectorAll("mjx-merror")].map(e => e.textContent.slice(0, 80)),
     rawDisplay: (text.match(/\$\$/g) || []).length,
     rawInline: (text.match(/\\\(/g) || []).length,
-    mathSources,
     hasMathJax: !!window.MathJax,
   };
 }
@@ -77,9 +80,15 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):  # the browser moved on
+            super().handle_error(request, client_address)
+
+
 def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -91,7 +100,7 @@ def pages(root: Path) -> list[str]:
     return sorted(found, key=lambda p: (p != "index.html", p))
 
 
-def check_page(page, url: str, base: str) -> tuple[list[str], dict]:
+def check_page(page, url: str, base: str, screenshot: Path | None = None) -> tuple[list[str], dict]:
     problems: list[str] = []
     host = urlparse(base).netloc
 
@@ -114,11 +123,15 @@ def check_page(page, url: str, base: str) -> tuple[list[str], dict]:
     try:
         page.goto(url, wait_until="load", timeout=60_000)
         info = page.evaluate(INSPECT_JS)  # waits for MathJax's typesetting and for every image to settle
+        if screenshot is not None:  # failing or not: the picture helps to see why
+            page.screenshot(path=str(screenshot), full_page=True)
     finally:
+        page.goto("about:blank")  # this page's late responses are reported here, not on the next page
         for event, handler in handlers.items():
             page.remove_listener(event, handler)
     bad = [i["src"] for i in info["imgs"] if not i["ok"]]
     problems += [f"image not loaded: {src}" for src in bad]
+    problems += [f"broken link: {href}" for href in sorted(set(info["links"])) if link_status(href) >= 400]
     problems += [f"raw Markdown table: {t!r}" for t in info["rawTables"]]
     if info["mjx"] < info["mathElements"]:
         problems.append(f"{info['mathElements']} math elements but only {info['mjx']} typeset by MathJax")
@@ -130,6 +143,16 @@ def check_page(page, url: str, base: str) -> tuple[list[str], dict]:
     if info["rawInline"]:
         problems.append(f"{info['rawInline']} raw '\\(' in the visible text")
     return problems, info
+
+
+@functools.lru_cache(maxsize=None)
+def link_status(url: str) -> int:
+    """HTTP status of a page-local link (fragment dropped), asked once per URL."""
+    try:
+        with urllib.request.urlopen(url.split("#")[0], timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
 
 
 def main() -> int:
@@ -161,24 +184,22 @@ def main() -> int:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             for rel in all_pages:
                 try:
-                    problems, info = check_page(page, f"{base}/{rel}", base)
+                    shot = args.screenshots / f"{Path(rel).stem}.png" if rel in wanted else None
+                    problems, info = check_page(page, f"{base}/{rel}", base, shot)
+                    shots += [shot] if shot else []
                 except Exception as err:  # noqa: BLE001 - playwright's errors: report the page and go on
-                    problems, info = [f"could not check: {err}"], {"imgs": [], "mathElements": 0, "mjx": 0}
+                    problems, info = [f"could not check: {err}"], {"imgs": [], "links": [], "mathElements": 0, "mjx": 0}
                 totals["images"] += len(info["imgs"])
                 totals["math"] += info["mathElements"]
                 totals["mjx"] += info["mjx"]
                 status = "FAIL" if problems else "ok"
                 print(
                     f"book_check: {status:4s} {rel}: {len(info['imgs'])} images, {info['mathElements']} math, "
-                    f"{info['mjx']} typeset"
+                    f"{info['mjx']} typeset, {len(set(info['links']))} local links"
                 )
                 for p in problems:
                     print(f"book_check:      {p}")
                 failed += bool(problems)
-                if rel in wanted and not problems:
-                    shot = args.screenshots / f"{Path(rel).stem}.png"
-                    page.screenshot(path=str(shot), full_page=True)
-                    shots.append(shot)
             browser.close()
     finally:
         server.shutdown()
@@ -186,7 +207,7 @@ def main() -> int:
         print(f"book_check: only {len(shots)} of {len(wanted)} screenshots taken", file=sys.stderr)
     print(
         f"book_check: {'FAILED' if failed else 'ok'}: {len(all_pages)} pages ({failed} failing), "
-        f"{totals['images']} images loaded-checked, {totals['math']} math elements, {totals['mjx']} typeset by MathJax; "
+        f"{totals['images']} images loaded, {totals['math']} math elements, {totals['mjx']} typeset by MathJax; "
         f"screenshots: {', '.join(str(s) for s in shots)}"
     )
     return 1 if failed or len(shots) < len(wanted) else 0

@@ -19,7 +19,7 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints", "**.tmp.ipynb"]
 # The outputs are the committed ones: nothing runs at build time.
 nb_execution_mode = "off"
 nb_merge_streams = True
-# Markdown outputs (the notebooks' tables) parsed as MyST, which has pipe tables; myst-nb's default, commonmark, has none.
+# Markdown outputs (the notebooks' tables) parsed as MyST, which has pipe tables; myst-nb's default, commonmark, not.
 nb_render_markdown_format = "myst"
 # $...$ / $$...$$ in README and the notebooks' markdown; GitHub-style anchors for in-page links.
 myst_enable_extensions = ["dollarmath", "amsmath"]
@@ -41,3 +41,8 @@ html_theme_options = {
 }
 html_show_sourcelink = False
 html_last_updated_fmt = None
+
+
+def setup(app):
+    # MathJax on every page, not only on pages with math: the navigation's titles carry math (notebook 06's $k < 1$).
+    app.set_html_assets_policy("always")

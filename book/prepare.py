@@ -113,7 +113,9 @@ def split_figure_cells(cell) -> list:
     pieces = []
     for i, outputs in enumerate(groups):
         # myst-nb skips a cell with an empty source: the extra pieces get a comment, hidden with their input
-        piece = copy.deepcopy(cell) if i == 0 else nbformat.v4.new_code_cell(source=f"# output {i + 1} of the cell above")
+        piece = (
+            copy.deepcopy(cell) if i == 0 else nbformat.v4.new_code_cell(source=f"# output {i + 1} of the cell above")
+        )
         piece.outputs = outputs
         if i > 0:
             piece.execution_count = cell.get("execution_count")
@@ -194,10 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         nbformat.write(book_nb, out / "notebooks" / "executed" / path.name)
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    copied = 0
+    copied, missing = 0, []
     for target in local_links(readme):
         src = (ROOT / target).resolve()
-        if src.is_file() and src.is_relative_to(ROOT) and src.suffix != ".ipynb":
+        if not src.exists():
+            missing.append(target)
+        elif src.is_file() and src.is_relative_to(ROOT) and src.suffix != ".ipynb":
             dest = out / src.relative_to(ROOT)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest)
@@ -205,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     toctree = "\n".join(f"notebooks/executed/{p.stem}" for p in executed)
     index = f"{readme.rstrip()}\n\n```{{toctree}}\n:hidden:\n:maxdepth: 1\n:caption: Notebooks\n\n{toctree}\n```\n"
     (out / "index.md").write_text(index, encoding="utf-8")
+    if missing:
+        print(f"prepare: README.md links to files that do not exist: {', '.join(missing)}", file=sys.stderr)
     print(f"prepare: {len(executed)} notebooks ({figures} figures captioned), README + {copied} linked files -> {out}")
     return 0
 

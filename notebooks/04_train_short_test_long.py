@@ -56,7 +56,7 @@
 #   beats direct extrapolation (Su, kexue.fm/archives/9706): NTK-fixed - Baseline, 8x non-repeated > 0 points; ours
 #   +1.55 points [-4.73, +7.82], seeds +4.46, +0.04, +0.14.
 # - **not reproduced**: NTK beats direct extrapolation (Su, kexue.fm/archives/9706): NTK-mixed - Baseline, 8x
-#   non-repeated > 0 points; ours -0.43 points [-6.48, +5.61], seeds +2.38, -1.90, -1.77.
+#   non-repeated > 0 points; ours -0.43 points [-6.47, +5.61], seeds +2.38, -1.90, -1.77.
 # - **reproduced**: NTK beats direct extrapolation at 16x (ours): NTK-aware - Baseline, 16x non-repeated > 0 points;
 #   ours +4.03 points [+1.70, +6.36], seeds +4.71, +4.42, +2.96.
 # - **consistent**: log n-dagger helps NTK (Su, kexue.fm/archives/9706): NTK-aware-log n-dagger - NTK-aware, 8x
