@@ -67,7 +67,8 @@ def test_the_experiment_writes_the_halves_of_every_seed(tiny_profile, monkeypatc
                 assert first.shape == second.shape == (n,)
                 # first half: the predictions of tokens 1 .. T/2 - 1; second half: of tokens T/2 .. T - 1
                 recombined = (first * (T // 2 - 1) + second * (T // 2)) / (T - 1)
-                np.testing.assert_allclose(recombined, 100 * np.asarray(cell["acc_per_sample"]))
+                # run_experiment returns the file as written, 6 significant digits a value: compare to that precision
+                np.testing.assert_allclose(recombined, 100 * np.asarray(cell["acc_per_sample"]), rtol=1e-5)
                 assert len(run_written["copy"][what][kind]["second_half_acc_pct"]) == n
     # a method subset without a copy row, or a profile without 8x: only what can be scored
     partial = run_experiment(
