@@ -703,3 +703,17 @@ plt.show()
 # *Figure: every method's loss stays below PI's at every step and length (bottom row below the dashed line), by less
 # with every doubling of the steps: PI's deficit after compressing the positions shrinks with fine-tuning. At $2L'$
 # after 100 steps YaRN with $s = 4$ ends closest to PI and YaRN with $s = 8$ lowest.*
+
+# %% [markdown]
+# ## Summary
+#
+# * YaRN with $s = L'/L$ reaches a lower loss than PI after the same 100 steps, at $L'$ and at $2L'$ (reproduced).
+#   YaRN with $s = 8$, whose scale covers $2L'$, beats plain fine-tuning there (reproduced), but more context beyond
+#   $L'$ no longer lowers its loss on the same bytes (reversed).
+# * Plain ("direct") fine-tuning is *not* worse than PI on whole windows: its loss is lower at $L'$ and $2L'$
+#   (reversed). The gap is as large at $L$, where nothing is extended, so it measures PI's short-range deficit after
+#   compressing the positions, which shrinks with the steps (section 3's figure). Extension itself (the loss from
+#   position $L$ on, net of the loss before $L$) is not decided across the runs on record; passkey $k_{\max}$ does not
+#   separate the two (not reproduced), and accuracy beyond $L$ leans towards PI (consistent).
+# * PI costs something at the original window (reproduced), more than PI's "a little" at this scale (reversed), and
+#   after 100 steps its loss at $L'$ is not yet below the original model's at $L$ (reversed).
