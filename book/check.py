@@ -25,15 +25,10 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-CHROMIUM_FLAGS = [  # a closed network: no background connections, no GPU
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# The same closed-network chromium as `make lab-check`: one list of flags for both real-browser checks.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from lab_check import CHROMIUM_FLAGS  # noqa: E402
+
 # Notebook pages screenshotted besides the front page (the first ones present are taken).
 SHOTS = ("01_rope_fundamentals", "04_train_short_test_long", "13_frequency_atlas")
 SKIP_PAGES = {"genindex.html", "search.html"}
