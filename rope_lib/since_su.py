@@ -10,6 +10,8 @@ Each method is a small function of plain arguments; none reads a config. By fami
 frequencies (d/2,) float64      :func:`p_rope_frequencies` (p-RoPE), :func:`hope_frequencies` (HoPE),
                                 :func:`resonance_frequencies` (Resonance RoPE). A pair with theta = 0 is not rotated:
                                 cos 0 = 1, sin 0 = 0, so ``apply_rope`` passes it through unchanged (NoPE on it).
+                                As rope types of :func:`rope_lib.frequencies` ("p_rope", "hope", "resonance"):
+                                :func:`p_rope_method`, :func:`hope_method`, :func:`resonance_method`
 position ids                    :func:`pose_position_ids` (PoSE's skipped ids for training in a short window)
 logit multipliers (float64)     :func:`ssmax_scale` (SSMax, s log n), :func:`llama4_attention_temperature`
 layer pattern                   :func:`nope_layers` (Llama 4's interleaved NoPE layers)
@@ -30,17 +32,23 @@ from typing import Any
 import torch
 
 from . import _checks
+from . import scaling as _scaling
 from ._checks import compute_dtype
 from .rope import Layout, apply_rope, inv_freq
+from .scaling import Frequencies
 
 __all__ = [
+    "dual_chunk_position_ids",
     "dual_chunk_relative_position",
     "hope_frequencies",
+    "hope_method",
     "llama4_attention_temperature",
     "nope_layers",
     "p_rope_frequencies",
+    "p_rope_method",
     "pose_position_ids",
     "resonance_frequencies",
+    "resonance_method",
     "rotate_values",
     "ssmax_scale",
     "unrotate_output",
@@ -183,6 +191,62 @@ def resonance_frequencies(head_dim: int, base: float = 10000.0, train_length: in
     if L is None:
         return rounded
     return torch.where(wavelength <= L, rounded, theta)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the frequency methods as rope types of rope_lib.frequencies
+#
+# rope_lib.rope_parameters calls a rope type's method as method(rotary_dim, base, ...) -> (inv_freq, attention
+# factor), the shape of rope_lib.scaling's methods, and reads the config keys off the signature (an argument without
+# a default is a required key; ``original_length`` is read from original_max_position_embeddings). Each adapter first
+# checks its arguments with rope_lib.scaling's checks, which raise ArgumentError naming the argument, so that the
+# config reader re-raises a refusal under the config key's name with the allowed values; the functions above raise
+# plain ValueErrors, which it could not attribute to a key. The computation itself is the function above, once.
+
+
+def p_rope_method(rotary_dim: int, base: float, p: float) -> Frequencies:
+    """rope_type "p_rope": :func:`p_rope_frequencies` over the rotary dim d, attention factor 1.
+
+    ``p`` (the fraction of pairs rotated, 0 <= p <= 1) has no default here, unlike :func:`p_rope_frequencies`: the
+    paper trains both 0.25 and 0.75, so a config naming p-RoPE must say which.
+
+    Returns:
+        (float64 (d/2,) frequencies, zeros for the unrotated pairs; 1.0).
+    """
+    _scaling._rotary_dim("rotary_dim", rotary_dim)
+    _scaling._base(base)
+    _scaling._number("p", p, low=0.0, high=1.0)
+    return p_rope_frequencies(rotary_dim, base, p), 1.0
+
+
+def hope_method(rotary_dim: int, base: float, original_length: int) -> Frequencies:
+    """rope_type "hope": :func:`hope_frequencies` with the training length L = ``original_length``, attention
+    factor 1 (HoPE needs L, so the key is required; a config object or ``rope_lib.hf.apply`` fills it in).
+
+    Returns:
+        (float64 (d/2,): theta_i where 2 pi / theta_i <= L, 0 elsewhere; 1.0).
+    """
+    _scaling._rotary_dim("rotary_dim", rotary_dim)
+    _scaling._base(base)
+    _scaling._integer("original_length", original_length, low=1)
+    return hope_frequencies(rotary_dim, base, original_length), 1.0
+
+
+def resonance_method(rotary_dim: int, base: float, original_length: int | None = None) -> Frequencies:
+    """rope_type "resonance": :func:`resonance_frequencies`, attention factor 1.
+
+    ``original_length=None`` (the key absent) rounds every wavelength, as the paper's Algorithm 1; L rounds only
+    the pairs with period <= L. The key is optional and never filled in from a model's length: a config object or
+    ``rope_lib.hf.apply`` giving L would silently turn the published method into the restricted one.
+
+    Returns:
+        (float64 (d/2,) per-pair frequencies; 1.0).
+    """
+    _scaling._rotary_dim("rotary_dim", rotary_dim)
+    _scaling._base(base)
+    if original_length is not None:
+        _scaling._integer("original_length", original_length, low=1)
+    return resonance_frequencies(rotary_dim, base, original_length), 1.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -484,3 +548,28 @@ def dual_chunk_relative_position(seq_len: int, chunk_size: int, local_window: in
     inter = min(2 * chunk_len - 1, s) - kj
     rel = torch.where(gap >= 2, inter, torch.where(gap == 1, successive, intra))
     return torch.where(j > i, i - j, rel).to(torch.int64)
+
+
+def dual_chunk_position_ids(seq_len: int, chunk_size: int, local_window: int = 0) -> dict[str, torch.Tensor]:
+    """The position ids Dual Chunk Attention rotates by, per token (what an attention kernel needs, where
+    :func:`dual_chunk_relative_position` gives the resulting (seq, seq) matrix; the same sources and conventions).
+
+    Returns int64 (seq_len,) tensors: ``"key"`` (j mod chunk_len), the query's id for a key in its own chunk
+    (``"intra"``), in the previous chunk (``"successive"``) and further back (``"inter"``), and ``"chunk"`` (i //
+    chunk_len, which of the three a (query, key) pair uses: the difference of their chunks, 0, 1 or >= 2).
+    """
+    n = _checks.positive_int("seq_len", seq_len)
+    s = _checks.positive_int("chunk_size", chunk_size)
+    w = _checks.nonnegative_int("local_window", local_window)
+    if w >= s:
+        raise ValueError(f"local_window must be in [0, chunk_size) = [0, {s}), got {w!r}")
+    chunk_len = s - w
+    i = torch.arange(n)
+    within = i % chunk_len
+    return {
+        "key": within,
+        "intra": within,
+        "successive": torch.clamp(within + chunk_len, max=s),
+        "inter": torch.full((n,), min(2 * chunk_len - 1, s), dtype=torch.int64),
+        "chunk": i // chunk_len,
+    }

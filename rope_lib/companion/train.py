@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _checks
+from ..since_su import pose_position_ids
 from .data import (
     PASSKEY_FORMAT,
     PASSKEY_QUERY,
@@ -161,6 +162,9 @@ class TrainConfig:
     num_threads: int | None = None  # torch threads during training (None: leave as is; not part of the key)
     finetune: FineTune | None = None  # None: random initial weights (seeded by ``seed``)
     task: PasskeyTask | None = None  # None: next-byte prediction on plain text
+    # PoSE (arXiv 2309.10400): each step's window gets skipped position ids spanning this target length (one draw per
+    # step, shared by the batch's rows: ours, the paper draws per sequence); None: ids 0..length-1
+    pose_target: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "save_every"):
@@ -182,6 +186,10 @@ class TrainConfig:
             raise ValueError(f"finetune.snapshots must lie in [1, steps={self.steps}), got {snaps!r}")
         if self.task is not None and self.task.reinit_norm and self.finetune is None:
             raise ValueError("task.reinit_norm re-draws rows of a trained model: it needs finetune")
+        if self.pose_target is not None:
+            _checks.int_at_least("pose_target", self.pose_target, 2)
+            if self.scheme.attention != "sdpa" or self.task is not None:
+                raise ValueError("pose_target trains plain text with attention='sdpa' (PoSE moves RoPE's ids only)")
 
     @property
     def snapshots(self) -> tuple[int, ...]:
@@ -197,6 +205,8 @@ class TrainConfig:
         key written before those options existed is unchanged (tests/data/checkpoint_keys.json pins them)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("finetune", "task")}
         d["scheme"] = self.scheme.to_dict()
+        if self.pose_target is None:  # absent unless set, as the other later options
+            del d["pose_target"]
         if self.task is not None:
             d.update(self.task.key_fields())
         if self.finetune is not None:
@@ -330,6 +340,14 @@ class _Task:
             return train_batch(self.stream, B, L, rng)
         return passkey_batch(self.stream, B, L, rng, task.fraction, max_distance=task.max_distance(step))
 
+    def positions(self, step: int, length: int) -> torch.Tensor | None:
+        """PoSE's position ids of step ``step``'s window (``length`` tokens), a function of (seed, step) only, so a
+        resumed run draws the same ones; None without ``pose_target``."""
+        if self.cfg.pose_target is None:
+            return None
+        gen = torch.Generator().manual_seed(int(np.random.default_rng([self.cfg.seed, step, 1]).integers(2**62)))
+        return pose_position_ids(length, self.cfg.pose_target, generator=gen)
+
     def loss(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1))
         if self.passkey is not None and self.passkey.answer_weight:
@@ -411,7 +429,9 @@ class _Forward:
         self.compiled = torch.compile(model) if (train_cfg.compile and dev.type == "cuda") else None
         self.tried = False
 
-    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+    def __call__(self, inputs: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        if positions is not None:  # PoSE: new ids every step, which a compiled graph would recompile for
+            return self.model(inputs, self.scheme, positions)
         if self.compiled is None:
             return self.model(inputs, self.scheme)
         first, self.tried = not self.tried, True
@@ -539,7 +559,7 @@ def train(
         for step in range(first, stop):
             x = task.batch(step).to(dev, non_blocking=True)
             with autocast(dev, train_cfg.amp):
-                logits = forward(x[:, :-1])
+                logits = forward(x[:, :-1], task.positions(step, x.shape[1] - 1))
             run.record(step + 1, _update(model, opt, task.loss(logits, x), train_cfg, step), train_cfg.steps, bar)
             if folder is not None and run.step in train_cfg.snapshots:
                 _checks.atomic_write(
