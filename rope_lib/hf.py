@@ -9,7 +9,8 @@ version, and 5.6-5.25 by tests/test_hf.py); imported lazily, so
 object the model had (see "The config" below). Three routes, chosen from the method:
 
 * static frequency methods (every rope type whose frequencies do not depend on the length: default, linear, ntk,
-  ntk_fixed, ntk_mixed, ntk_by_parts, yarn, llama3): the model's rotary module is replaced by one whose cos/sin come
+  ntk_fixed, ntk_mixed, ntk_by_parts, yarn, llama3, p_rope, hope, resonance; a pair with theta = 0 gets cos 1, sin 0
+  and is not rotated): the model's rotary module is replaced by one whose cos/sin come
   from :func:`rope_lib.frequencies` with float64 angles (transformers multiplies in float32). Keys are cached rotated,
   as usual - exact, since a key's rotation never changes.
 * length-dependent methods (dynamic, dynamic_yarn, longrope): the rotary module becomes the identity, so the KV cache

@@ -3,9 +3,10 @@
 A ``rope_parameters`` dict (transformers v5's ``config.rope_parameters``, or legacy ``rope_scaling`` plus
 ``rope_theta``) names a method by its ``rope_type``; :func:`frequencies` reads the dict, or a whole transformers config
 object (:func:`config_rope_parameters`: the fields transformers takes from the config, such as L and LongRoPE's s), and
-calls that method of :mod:`rope_lib.scaling`. Types with the same name as transformers' (``TRANSFORMERS_ROPE_TYPES``)
-give transformers' frequencies; the others (``ntk``, ``ntk_fixed``, ``ntk_mixed``, ``ntk_by_parts``, ``dynamic_yarn``)
-are ours.
+calls that method of :mod:`rope_lib.scaling` (or, for ``p_rope``, ``hope`` and ``resonance``, of
+:mod:`rope_lib.since_su`). Types with the same name as transformers' (``TRANSFORMERS_ROPE_TYPES``) give transformers'
+frequencies; the others (``ntk``, ``ntk_fixed``, ``ntk_mixed``, ``ntk_by_parts``, ``dynamic_yarn``, ``p_rope``,
+``hope``, ``resonance``) are ours.
 
 The methods own their arguments: which rope type calls which method, with which keys and which defaults, is the table
 ``_BUILDERS``, whose keys are read off each method's signature (an argument without a default is a required key, one
@@ -15,7 +16,8 @@ this module re-raises their :class:`rope_lib.scaling.ArgumentError` under the ke
 head_dim and partial_rotary_factor, L as an integer >= 2, the few per-type rules in the table (a rotary dim >= 4 for
 the NTK family, LongRoPE's s), and the config object's own fields.
 
-Imports :mod:`rope_lib.scaling` (never the reverse) and never transformers: config objects are duck-typed.
+Imports :mod:`rope_lib.scaling` and :mod:`rope_lib.since_su` (never the reverse) and never transformers: config
+objects are duck-typed.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .scaling import (
     ntk_mixed_frequencies,
     yarn_frequencies,
 )
+from .since_su import hope_method, p_rope_method, resonance_method
 
 # ----------------------------------------------------------------------------------------------------------------
 # rope type -> method: the table
@@ -121,6 +124,10 @@ _BUILDERS: dict[str, _Builder] = {
     # transformers requires both, though Llama 3.1's 1 and 4 are llama3_frequencies' defaults
     "llama3": _Builder(llama3_frequencies, also_required=("low_freq_factor", "high_freq_factor")),
     "longrope": _Builder(longrope_frequencies, check=_longrope_needs_s),
+    # the methods published after Su's series that are per-pair frequencies (rope_lib.since_su)
+    "p_rope": _Builder(p_rope_method),
+    "hope": _Builder(hope_method),
+    "resonance": _Builder(resonance_method),
 }
 
 ROPE_TYPES: tuple[str, ...] = tuple(_BUILDERS)
@@ -133,9 +140,11 @@ _COMMON_KEYS = ("rope_type", "type", "rope_theta", "partial_rotary_factor")
 _KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     rope_type: (tuple(k for k in b.required if k not in _COMMON_KEYS), b.optional) for rope_type, b in _BUILDERS.items()
 }
-# rope types that read the original length L: the caller (a config, a model) fills it in when a dict omits it
+# rope types that need the original length L: the caller (a config, a model) fills it in when a dict omits it. Only
+# the types that require it: where L is optional ('resonance': absent means the published method, every pair rounded)
+# filling in the model's length would silently switch to another variant.
 USES_ORIGINAL_LENGTH: tuple[str, ...] = tuple(
-    t for t, (required, optional) in _KEYS.items() if "original_max_position_embeddings" in required + optional
+    t for t, (required, _) in _KEYS.items() if "original_max_position_embeddings" in required
 )
 
 
@@ -170,8 +179,13 @@ KEY_DOCS: dict[str, str] = {
     f"(default {_default(rotary_dim_of, 'partial_rotary_factor')})",
     "factor": "the scale s = extended length / original length, a number >= 1",
     "original_max_position_embeddings": "the training length L, an integer >= 2 "
-    "(for 'dynamic' transformers reads config.max_position_embeddings: pass that value, or the config object)",
-    "p": "ntk_mixed's exponent in theta_i exp(-a (i+1)^p), a number in [0, 1] (0 = linear, 1 = ntk_fixed)",
+    "(for 'dynamic' transformers reads config.max_position_embeddings: pass that value, or the config object; "
+    "optional for 'resonance': only the pairs with period <= L are rounded, absent rounds every pair)",
+    # One key for two methods: both papers call it p and both take [0, 1], and the builders read a key off the method's
+    # argument of that name, so p_rope's own key would need an argument named otherwise than in the paper. The two
+    # meanings never meet (a dict has one rope_type), and the message below states both.
+    "p": "a number in [0, 1]: for ntk_mixed the exponent in theta_i exp(-a (i+1)^p) (0 = linear, 1 = ntk_fixed); "
+    "for p_rope the fraction of pairs rotated, the highest frequencies (1 = default RoPE, 0 = no rotation)",
     "alpha": "ntk_by_parts' lower rotation bound (pairs turning fewer times over L are interpolated), > 0, "
     f"default {_default(ntk_by_parts_frequencies, 'alpha')}",
     "beta": "ntk_by_parts' upper rotation bound (pairs turning more times over L are kept), > alpha, "
@@ -414,11 +428,16 @@ def frequencies(
             - dynamic_yarn: like yarn without factor (s = max(1, seq_len / L))
             - llama3: factor, original_max_position_embeddings, low_freq_factor, high_freq_factor
             - longrope: short_factor, long_factor, original_max_position_embeddings; factor or attention_factor
+            - p_rope: p (the fraction of pairs rotated, the highest frequencies; the others get theta = 0)
+            - hope: original_max_position_embeddings (pairs with period > L get theta = 0)
+            - resonance: optional original_max_position_embeddings (absent: every wavelength rounded; L: only the
+              pairs with period <= L; never filled in from a config object's length)
 
-            Each type calls its method of :mod:`rope_lib.scaling` (``_BUILDERS``; that module's docstring lists
-            them with their sources), an absent optional key taking the method's default (``KEY_DOCS`` quotes
-            it). A key whose value is None counts as absent (serialized configs carry such keys). Any other key, a
-            missing required key, a wrong type or an out-of-range value raises ValueError naming the key.
+            Each type calls its method of :mod:`rope_lib.scaling` or :mod:`rope_lib.since_su` (``_BUILDERS``; those
+            modules' docstrings list them with their sources), an absent optional key taking the method's default
+            (``KEY_DOCS`` quotes it). A key whose value is None counts as absent (serialized configs carry such
+            keys). Any other key, a missing required key, a wrong type or an out-of-range value raises ValueError
+            naming the key.
         head_dim: the per-head size; the rotary dim is head_dim * partial_rotary_factor. Required with a dict; a
             config object gives its own (:func:`config_head_dim`: qk_rope_head_dim, head_dim, or
             hidden_size // num_attention_heads) unless this is given.

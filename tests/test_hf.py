@@ -510,6 +510,9 @@ SCHEMES = {  # every rope_lib type and attention, compared with rope_lib's own m
     "longrope": PositionScheme(
         {"rope_type": "longrope", "short_factor": [1.0] * 8, "long_factor": [1.0 + i for i in range(8)], "factor": 3.0}
     ),
+    "p_rope": PositionScheme({"rope_type": "p_rope", "p": 0.5}),
+    "hope": PositionScheme({"rope_type": "hope"}),  # L = 16 from the model on both sides
+    "resonance": PositionScheme({"rope_type": "resonance"}),
     "log_n": PositionScheme(log_n=True),
     "yarn_log_n": PositionScheme({"rope_type": "yarn", "factor": 3.0}, log_n=True),
     "dynamic_log_n": PositionScheme({"rope_type": "dynamic", "factor": 1.0}, log_n=True),

@@ -10,8 +10,9 @@ names the key), and reports for each RoPE layer type:
   factor and how it was resolved (given / DeepSeek's mscale ratio / 0.1 ln s + 1 / LongRoPE's sqrt(1 + ln s / ln L));
 * per pair i: the wavelength 2 pi / theta_i before and after scaling, the divisor theta_before / theta_after the
   method applies (1: kept, s: interpolated, between: blended, another value: the method's own, e.g. NTK's per-digit
-  factor or LongRoPE's rescale factors), and whether the pair completed a period within L (the "critical" pairs did
-  not) or sees at the target context an angle it never saw in training;
+  factor or LongRoPE's rescale factors; a pair the method leaves unrotated, theta_after = 0 as in p-RoPE and HoPE,
+  has an infinite wavelength and divisor, written null in the JSON), and whether the pair completed a period within
+  L (the "critical" pairs did not) or sees at the target context an angle it never saw in training;
 * the base bound (notebook 07): the first distance m where B_m = sum_i cos(m theta_i), computed for the *scaled*
   frequencies, turns negative, against the target context (and, for partial rotary or MLA heads, with the unrotated
   features counted: each adds cos 0 = 1);
@@ -107,21 +108,32 @@ class Layer:
         return 2 * math.pi / self.inv_freq_before
 
     @property
+    def unrotated(self) -> np.ndarray:
+        """Pairs the method does not rotate at all (theta_after = 0: p-RoPE's and HoPE's low frequencies)."""
+        return self.inv_freq_after == 0
+
+    @property
     def wavelength_after(self) -> np.ndarray:
-        return 2 * math.pi / self.inv_freq_after
+        """2 pi / theta_after; inf for an unrotated pair (it never completes a period)."""
+        with np.errstate(divide="ignore"):
+            return 2 * math.pi / self.inv_freq_after
 
     @property
     def divisor(self) -> np.ndarray:
-        """theta_before / theta_after per pair: 1 kept, s interpolated."""
-        return self.inv_freq_before / self.inv_freq_after
+        """theta_before / theta_after per pair: 1 kept, s interpolated, inf unrotated."""
+        with np.errstate(divide="ignore"):
+            return self.inv_freq_before / self.inv_freq_after
 
     @property
     def bands(self) -> list[str]:
-        """Per pair: "kept" (divisor 1), "interpolated" (divisor s), "blended" (strictly between 1 and s), or
-        "rescaled" (any other divisor: NTK's change of base beyond s, LongRoPE's factors, no s to compare with)."""
+        """Per pair: "unrotated" (theta_after = 0), "kept" (divisor 1), "interpolated" (divisor s), "blended"
+        (strictly between 1 and s), or "rescaled" (any other divisor: NTK's change of base beyond s, LongRoPE's
+        factors, Resonance RoPE's rounded wavelengths, no s to compare with)."""
         out = []
-        for q in self.divisor:
-            if abs(q - 1) <= _SAME:
+        for q, still in zip(self.divisor, self.unrotated):
+            if still:
+                out.append("unrotated")
+            elif abs(q - 1) <= _SAME:
                 out.append("kept")
             elif self.rope_type == "longrope":  # per-pair factors of their own: s does not bound them
                 out.append("rescaled")
@@ -171,6 +183,7 @@ class Layer:
             "attended": self.attended,
             "switch": self.switch,
             "critical_pairs": int(self.critical.sum()),
+            "unrotated_pairs": int(self.unrotated.sum()),
             "unseen_angle_pairs": int(self.unseen.sum()),
             "bound_first_negative": self.bound_first_negative,
             "bound_first_negative_whole_head": self.bound_first_negative_whole_head,
@@ -180,8 +193,9 @@ class Layer:
                 {
                     "pair": i,
                     "wavelength_before": float(self.wavelength_before[i]),
-                    "wavelength_after": float(self.wavelength_after[i]),
-                    "divisor": float(self.divisor[i]),
+                    # null for an unrotated pair: strict JSON has no Infinity
+                    "wavelength_after": None if self.unrotated[i] else float(self.wavelength_after[i]),
+                    "divisor": None if self.unrotated[i] else float(self.divisor[i]),
                     "band": band,
                     "critical": bool(self.critical[i]),
                     "unseen": bool(self.unseen[i]),
@@ -206,9 +220,13 @@ class Layer:
                 f"  softmax scale x {self.softmax_scale_factor:.4f} (MLA attention: mscale(s, mscale_all_dim)^2)"
             )
         lines.append(f"  pairs: {self.pairs}; " + ", ".join(f"{band} {a}-{b}" for band, a, b in runs))
+        rotated = self.wavelength_after[~self.unrotated]
+        after = f"{_g(rotated.min())}..{_g(rotated.max())}" if rotated.size else "none (no pair rotated)"
+        if rotated.size and rotated.size < self.pairs:
+            after += f" ({self.pairs - rotated.size} pairs unrotated)"
         lines.append(
             f"  wavelengths {_g(self.wavelength_before.min())}..{_g(self.wavelength_before.max())} before, "
-            f"{_g(self.wavelength_after.min())}..{_g(self.wavelength_after.max())} after scaling"
+            f"{after} after scaling"
         )
         attended = f"{self.attended}" + (" (sliding window)" if self.attended < self.context else "")
         lines.append(

@@ -14,6 +14,7 @@ A new experiment is a module with a function decorated by ``@register("name")`` 
 """
 
 from . import (
+    after_su,  # noqa: E402,F401  (registers "after_su")
     base_bound,  # noqa: E402,F401  (registers "base_bound")
     extrapolation,  # noqa: E402,F401  (registers "extrapolation")
     finetune,  # noqa: E402,F401  (registers "finetune")
