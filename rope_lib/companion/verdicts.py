@@ -384,12 +384,12 @@ def other_machines(profile_dir: str | Path) -> Others:
 
 
 def machine_label(name: str) -> str:
-    """"second-machine" -> "the second machine": how the text names a run."""
+    """ "second-machine" -> "the second machine": how the text names a run."""
     return "the " + name.replace("-", " ")
 
 
 def tiers_elsewhere(cid: str, others: Others) -> str:
-    """"consistent on the second machine, not reproduced on the first machine": a claim's tier on every other run."""
+    """ "consistent on the second machine, not reproduced on the first machine": a claim's tier on every other run."""
     return ", ".join(
         f"{others[n][cid]['tier'] if cid in others[n] else 'not recorded'} on {machine_label(n)}" for n in others
     )
