@@ -255,7 +255,7 @@ def test_check_book_decides_by_the_value_and_records_every_check(tmp_path, capsy
     assert tiers == ("reproduced", "reproduced", "not reproduced", "not reproduced")
     assert yes.holds and near.holds and off.holds and not false.holds
     out = capsys.readouterr().out
-    assert "cache per token [elements]: ours 576, the source's 576 -> reproduced" in out
+    assert "cache per token [elements]: ours 576, expected 576 -> reproduced" in out
     assert "D [identity]: does not hold -> not reproduced (stated: reproduced)" in out
     recs = V.load_checks(tmp_path / "checks")
     assert list(recs) == ["99.a", "99.b", "99.c", "99.d"] and recs["99.d"]["ours"] is False

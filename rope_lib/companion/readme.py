@@ -4,6 +4,8 @@ Hand-transcribed findings drift from the records they quote; here every number i
 table and its speed section is read from a file in ``results/``:
 
 - ``verdicts``: how many claims each notebook states in each tier (:func:`rope_lib.companion.verdicts.summary`);
+- ``checks``: how many exact checks of each analytic notebook reproduce (:func:`checks_block`, from
+  ``results/smoke/checks/``);
 - ``findings``: the headline claims of notebooks 04-08 (:data:`HEADLINES`: claim ids only), one bullet each, from
   ``results/smoke/verdicts/`` and the other machines' ``results/smoke/*-machine/verdicts/``;
 - ``scale``: the same claims at every profile of :data:`PROFILES` (L = 64, 128, 512), from
@@ -235,8 +237,8 @@ def _headline_record(records: dict[str, dict], cid: str, folder: Path) -> dict:
     return records[cid]
 
 
-def _notebook_title(nb: str) -> str:
-    stem, title = NOTEBOOKS.get(nb, (None, f"notebook {nb}"))
+def _notebook_title(nb: str, notebooks: dict[str, tuple[str, str]] = NOTEBOOKS) -> str:
+    stem, title = notebooks.get(nb, (None, f"notebook {nb}"))
     return f"{nb}: {title}" if stem is None else f"{nb}: [{title}](notebooks/executed/{stem}.ipynb)"
 
 
@@ -544,7 +546,7 @@ def check_box(nb: str, checks: dict[str, dict], folder: Path) -> str:
             ours = "holds" if r["ours"] else "does not hold"
         else:
             within = f" (within {r['tolerance']:.3g})" if r["tolerance"] else ""
-            ours = f"ours {r['ours']:.6g}, the source's {r['expected']:.6g}{within}"
+            ours = f"ours {r['ours']:.6g}, expected {r['expected']:.6g}{within}"
         bullet = f"- **{r['stated']}**: {md(r['claim'])} ({md(r['source'])}): {md(r['quantity'])}: {ours}."
         lines += textwrap.wrap(
             bullet, BOX_WIDTH, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False
@@ -590,6 +592,22 @@ def rewrite_boxes(root: Path, boxes: dict[str, str]) -> dict[Path, tuple[str, st
     return changed
 
 
+def checks_block(checks: dict[str, dict], notebooks: dict[str, tuple[str, str]] = CHECKED) -> str:
+    """The README's ``checks`` block: per notebook of exact checks, how many of them reproduce, and every one that
+    does not, with its claim and source."""
+    lines = ["| notebook | exact checks | reproduced | not reproduced |", "|---|---|---|---|"]
+    for nb in notebooks:
+        recs = [r for r in checks.values() if r["notebook"] == nb]
+        if not recs:
+            raise ValueError(f"notebook {nb}: no exact checks recorded (results/smoke/checks/{nb}.json): run `make`")
+        n_ok = sum(r["tier"] == "reproduced" for r in recs)
+        lines.append(f"| {_notebook_title(nb, notebooks)} | {len(recs)} | {n_ok} | {len(recs) - n_ok} |")
+    failed = [r for r in checks.values() if r["tier"] != "reproduced"]
+    lines += ["", f"Checks that do not reproduce ({len(failed)}):" if failed else "Every exact check reproduces."]
+    lines += [f"- `{r['id']}` {md(r['claim'])} ({md(r['source'])}): {r['tier']}" for r in failed]
+    return "\n".join(lines) + "\n"
+
+
 def render(
     text: str,
     root: Path | None = None,
@@ -606,6 +624,8 @@ def render(
     if not others:
         raise ValueError(f"no other machine's verdict records (*.json) in {results / ref.name}/*-machine/verdicts")
     text = replace_block(text, "verdicts", V.summary(records, others))
+    if _marker("checks")[0] in text:  # a README without the block (a test's) has no exact checks to show
+        text = replace_block(text, "checks", checks_block(V.load_checks(results / ref.name / "checks")))
     text = replace_block(text, "findings", findings_block(records, others, headlines, folder))
     text = replace_block(text, "scale", scale_block(results, headlines, profiles))
     return replace_block(text, "speed", speed_block(results))

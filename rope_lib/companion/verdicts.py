@@ -264,7 +264,7 @@ class Check:
             found = "holds" if self.ours else "does not hold"
         else:
             within = f" (within {self.tolerance:.3g})" if self.tolerance else ""
-            found = f"ours {self.ours:.6g}, the source's {self.expected:.6g}{within}"
+            found = f"ours {self.ours:.6g}, expected {self.expected:.6g}{within}"
         text = f"{self.claim} [{self.quantity}]: {found} -> {self.tier}"
         text += "" if self.holds else f" (stated: {self.stated})"
         return textwrap.fill(text, LINE_WIDTH, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
