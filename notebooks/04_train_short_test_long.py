@@ -699,18 +699,32 @@ def plot_band(ax, x, by_seed, style="-", **kw):
     ax.fill_between(x, by_seed.min(0), by_seed.max(0), color=kw["color"], alpha=0.2, lw=0)
 
 
-shown = ["Baseline", "PI", "NTK-old", "NTK-mixed", "NTK-by-parts", "YaRN", "Dynamic NTK", "Dynamic YaRN"]
-fig, ax = plt.subplots(figsize=(8, 4.2))
-for method in shown:
-    plot_band(ax, *position_loss(method), color=colors[method], marker="o", ms=3, label=method)
-plot_band(ax, *position_loss("NTK-old-log n"), "--", color=colors["NTK-old"], label="NTK-old-log n (trained)")
-ax.axvline(L, color="0.5", lw=0.8)
-ax.set_xlabel("position in the 8L-byte sample")
-ax.set_ylabel("next-byte loss (nats)")
-ax.set_title(f"Loss by position at 8x = {8 * L} bytes (training length {L} marked; 3 seeds)")
-ax.legend(fontsize=7, ncol=2)
+# One question per panel, at most 6 lines each, the Baseline in both: the static methods (left); the dynamic ones,
+# YaRN and the log-n-trained model (right).
+PANELS = {
+    "static frequency scaling": [("Baseline", "-"), ("PI", "-"), ("NTK-old", "-"), ("NTK-mixed", "-"),
+                                 ("NTK-by-parts", "-"), ("YaRN", "-")],
+    "dynamic scaling and trained log n": [("Baseline", "-"), ("YaRN", "-"), ("Dynamic NTK", "-"),
+                                          ("Dynamic YaRN", "-"), ("NTK-old", "-"), ("NTK-old-log n", "--")],
+}  # fmt: skip
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharey=True)
+for ax, (question, lines) in zip(axes, PANELS.items()):
+    for row, style in lines:
+        label = f"{row} (trained)" if row.endswith("log n") else row
+        plot_band(ax, *position_loss(row), style, color=method_colour(row), marker="o", ms=3, label=label)
+    ax.axvline(L, color="0.5", lw=0.8)
+    ax.text(L, 1.0, " L", transform=ax.get_xaxis_transform(), va="top", fontsize=9, color="0.4")
+    ax.set_xlabel(f"position in the 8L-byte sample ({8 * L} bytes)")
+    ax.set_title(question, fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=9)
+axes[0].set_ylabel("next-byte loss (nats)")
+fig.suptitle(f"Loss by position at 8x = {8 * L} bytes, trained at L = {L} (3 seeds, band: min-max)")
 savefig(fig, "04_loss_vs_position_8x", profile=profile, exact=False)
 plt.show()
+
+# %% [markdown]
+# *Figure: within the first $L$ bytes PI, NTK-by-parts and NTK-mixed already lose to the Baseline; past $L$ the
+# Baseline and the NTK rows rise with the position, and YaRN and Dynamic YaRN stay lowest.*
 
 # %% [markdown]
 # **Longer context, lower loss?** (Su, <https://kexue.fm/archives/9948>). The loss on the *same* last $L$ bytes
@@ -727,21 +741,32 @@ def loss_at_l(model: str) -> np.ndarray:
 
 
 xs = [1, *mults]  # context lengths, in units of L
-fig, ax = plt.subplots(figsize=(7, 4.2))
-for method in shown + ["NTK-old-log n", "YaRN-log n"]:
-    by_seed = np.column_stack(
-        [loss_at_l(rows.model(method)).mean(1)] + [rows.last_window_loss_per_sample(method, m).mean(1) for m in mults]
-    )
-    style = "--" if method.endswith("log n") else "-"
-    plot_band(ax, xs, by_seed, style, color=colors[method.removesuffix("-log n")], marker="o", ms=3, label=method)
-ax.set_xscale("log", base=2)
-ax.set_xticks(xs, [f"{m}L" if m > 1 else "L" for m in xs])
-ax.set_xlabel("context length")
-ax.set_ylabel(f"loss on the last {L} bytes (nats)")
-ax.set_title("Longer context, lower loss? (non-repeated, 3 seeds)")
-ax.legend(fontsize=7, ncol=2)
+LONGER = {  # the panels of the position-loss figure; right, both log-n-trained rows in place of plain NTK-old
+    question: [*(x for x in lines if x[0] != "NTK-old"), ("YaRN-log n", "--")] if "log n" in question else lines
+    for question, lines in PANELS.items()
+}
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharey=True)
+for ax, (question, lines) in zip(axes, LONGER.items()):
+    for method, style in lines:
+        by_seed = np.column_stack(
+            [loss_at_l(rows.model(method)).mean(1)]
+            + [rows.last_window_loss_per_sample(method, m).mean(1) for m in mults]
+        )
+        label = f"{method} (trained)" if method.endswith("log n") else method
+        plot_band(ax, xs, by_seed, style, color=method_colour(method), marker="o", ms=3, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [f"{m}L" if m > 1 else "L" for m in xs])
+    ax.set_xlabel("context length")
+    ax.set_title(question, fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=9)
+axes[0].set_ylabel(f"loss on the last {L} bytes (nats)")
+fig.suptitle("Longer context, lower loss? The same last L bytes with more context before them (non-repeated, 3 seeds)")
 savefig(fig, "04_longer_context_loss", profile=profile, exact=False)
 plt.show()
+
+# %% [markdown]
+# *Figure: for no row does the loss on the same last $L$ bytes fall as the context grows; PI's rises most, YaRN's
+# and Dynamic YaRN's least.*
 
 # %% [markdown]
 # Per row: the change of that loss from context $L$ to $2L$ and to $16L$ (nats, same windows, with its interval

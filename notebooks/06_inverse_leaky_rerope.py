@@ -95,7 +95,7 @@ from matplotlib.colors import Normalize
 import rope_lib
 from rope_lib.companion.evaluate import bootstrap_difference
 from rope_lib.companion.experiments import harness, inverse_leaky, references, run_experiment
-from rope_lib.companion.plotting import savefig
+from rope_lib.companion.plotting import legend_outside, method_colour, savefig
 from rope_lib.companion.report import (
     Results,
     fmt,
@@ -843,42 +843,58 @@ savefig(fig, "06_relative_positions", profile=profile, exact=True)
 plt.show()
 
 # %% [markdown]
-# Accuracy against test length: the InvLeaky model (plain RoPE) beside notebook 04's methods (solid: plain model,
-# dashed: log-n model) and ReRoPE with $w = L/4$ on the log-n model; lines are the mean over 3 training seeds, bands
-# their range (min to max). The grey line marks $m_{\max} L$, the end of the InvLeaky model's trained range.
+# Accuracy against test length, as small multiples: the InvLeaky model (plain RoPE at every length, thick) beside
+# notebook 04's methods on the plain model (left) and on the log-n model with ReRoPE ($w = L/4$, right); top, the
+# non-repeated test set; bottom, the repeated one. Line: mean over 3 training seeds; band: their range (min to max).
+# The grey line marks $m_{\max} L$, the end of the InvLeaky model's trained range.
 
 # %%
 xs = [1, *mults]
-styles = {
-    "Baseline": ("C8", "-"),
-    "NTK-fixed": ("C2", "-"),
-    "YaRN": ("C3", "-"),
-    "Baseline-log n": ("C8", "--"),
-    "NTK-fixed-log n": ("C2", "--"),
-    "YaRN-log n": ("C3", "--"),
-    REROPE_ROW: ("C0", "-"),
-    **{INVLEAKY_ROWS[v]: (c, "-") for v, c in zip(INVLEAKY_ROWS, ("C1", "C4"))},
+invleaky_rows = list(INVLEAKY_ROWS.values())
+PANELS = {  # one question per column, at most 6 lines per panel
+    "plain model": ["Baseline", "NTK-fixed", "YaRN", *invleaky_rows],
+    "log-n model, with ReRoPE": ["Baseline-log n", "NTK-fixed-log n", "YaRN-log n", REROPE_ROW, *invleaky_rows],
 }
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-for ax, kind in zip(axes, ("non_repeated", "repeated")):
-    for name in rows:
-        color, ls = styles[name]
-        lw = 2.4 if name in INVLEAKY_ROWS.values() else 1.4
-        acc_by_length = np.stack([acc_by_seed(name, kind, m) for m in xs], axis=1)  # (seeds, lengths)
-        ax.plot(xs, acc_by_length.mean(0), ls, color=color, lw=lw, marker="o", ms=3, label=name)
-        ax.fill_between(xs, acc_by_length.min(0), acc_by_length.max(0), color=color, alpha=0.2, lw=0)
-    ax.axvline(float(m_max_here), color="0.5", lw=0.8)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(xs, [f"{m}L" if m > 1 else "L" for m in xs])
-    ax.set_xlabel("test length L'")
-    ax.set_title(kind.replace("_", "-") + " test set")
-axes[0].set_ylabel("next-token accuracy (%)")
-axes[1].legend(fontsize=7, ncol=2, loc="lower left")
+assert {r for group in PANELS.values() for r in group} == set(rows)  # every row in a panel
+
+
+def row_colour(name: str) -> str:
+    # the ReRoPE and InvLeaky rows carry their window in the name: the method's colour is ReRoPE's / InvLeaky's
+    if name in invleaky_rows:
+        return method_colour("InvLeaky ReRoPE")
+    return method_colour("ReRoPE") if name == REROPE_ROW else method_colour(name)
+
+
+fig, axes = plt.subplots(2, 2, figsize=(12, 7.4), sharex=True, sharey=True)
+for row_i, kind in enumerate(("non_repeated", "repeated")):
+    for col, (question, names) in enumerate(PANELS.items()):
+        ax = axes[row_i, col]
+        for name in names:
+            acc_by_length = np.stack([acc_by_seed(name, kind, m) for m in xs], axis=1)  # (seeds, lengths)
+            lw = 2.6 if name in invleaky_rows else 1.4
+            ax.plot(xs, acc_by_length.mean(0), color=row_colour(name), lw=lw, marker="o", ms=3, label=name)
+            ax.fill_between(xs, acc_by_length.min(0), acc_by_length.max(0), color=row_colour(name), alpha=0.15, lw=0)
+        ax.axvline(float(m_max_here), color="0.5", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [f"{m}L" if m > 1 else "L" for m in xs])
+        ax.set_title(f"{question}: {kind.replace('_', '-')} test set", fontsize=10)
+        if row_i == 1:
+            ax.set_xlabel("test length L'")
+        if col == 0:
+            ax.set_ylabel("next-token accuracy (%)")
+for col in range(2):
+    axes[1, col].legend(
+        *axes[0, col].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=9
+    )
 fig.suptitle(
     f"Train at L = {L}; InvLeaky ReRoPE (trained Leaky, k = 1/{round(1 / k_leak)}) runs plain RoPE at every length"
 )
 savefig(fig, "06_accuracy_vs_length", profile=profile, exact=False)
 plt.show()
+
+# %% [markdown]
+# *Figure: ReRoPE stays level to 16L; InvLeaky ReRoPE, running plain RoPE, falls with the length by 8-11 points from
+# L to 16L, and at 16L lies between ReRoPE and every frequency-scaling row, on both test sets.*
 
 # %% [markdown]
 # Loss against position at 8x (non-repeated, bins of $L/2$ bytes; mean over seeds, band min to max): where the
@@ -889,17 +905,17 @@ plt.show()
 def plot_position_loss(mult: int, name: str) -> None:
     """Loss by position at mult x L for the InvLeaky model and its comparators, mean over seeds with a band."""
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    for row in ("Baseline-log n", "YaRN-log n", REROPE_ROW, *INVLEAKY_ROWS.values()):
-        color, ls = styles[row]
+    for row in ("Baseline-log n", "YaRN-log n", REROPE_ROW, *invleaky_rows):
+        color = row_colour(row)
         # The JSON keeps L/8-byte bins; merge 4 into one.
         x, by_seed = rows.position_loss_by_seed(row, bin_size=results.eval["position_bin"], merge=4, mult=mult)
-        ax.plot(x, by_seed.mean(0), ls, color=color, marker="o", ms=3, label=row)
+        ax.plot(x, by_seed.mean(0), color=color, lw=2.6 if row in invleaky_rows else 1.4, marker="o", ms=3, label=row)
         ax.fill_between(x, by_seed.min(0), by_seed.max(0), color=color, alpha=0.2, lw=0)
     ax.axvline(L, color="0.5", lw=0.8)
     ax.set_xlabel(f"position in the {mult}L-byte sample")
     ax.set_ylabel("next-byte loss (nats)")
-    ax.set_title(f"Loss by position at {mult}x = {mult * L} bytes (training length {L} marked)")
-    ax.legend(fontsize=7)
+    ax.set_title(f"Loss by position at {mult}x = {mult * L} bytes (training length {L} marked)", fontsize=10)
+    legend_outside(ax)
     savefig(fig, name, profile=profile, exact=False)
     plt.show()
 

@@ -343,7 +343,8 @@ def why_they_differ(length_k):
 print(f"d = {D}; L = 1024 k for ours and Su's; the 2-digit column uses L = 1000 k")
 print(f"{'L':>5s} {'ours':>10s} {'Su':>7s} {'paper':>7s} {'2-digit set':>11s}  {'L/x0':>7s}  where they differ")
 for length_k in PAPER:
-    ours_cell = f"{ours[length_k]:10.4g}" if length_k in ours else f"{'-':>10s}"
+    # one number format in the table: scientific, ours with the 4 digits the bound search resolves
+    ours_cell = f"{ours[length_k]:10.3e}" if length_k in ours else f"{'-':>10s}"
     print(
         f"{length_k:4d}k {ours_cell} {SU[length_k]:7.1e} {PAPER[length_k]:7.1e} {coarse[length_k]:11.1e}  "
         f"{1024 * length_k / x0:7.1e}  {why_they_differ(length_k)}"

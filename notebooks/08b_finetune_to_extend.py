@@ -565,21 +565,35 @@ passkey_verdicts = [
 ]
 
 # %%
-fig, axes = plt.subplots(1, len(RETRIEVAL_METHODS), figsize=(12.0, 3.4), sharey=True)
+fig, axes = plt.subplots(1, len(RETRIEVAL_METHODS), figsize=(12.0, 3.8), sharey=True)
+lowest = min(float(retrieval[(m, t)].mean(-1).min()) for m in RETRIEVAL_METHODS for t in (0, FINAL))
 for ax, method in zip(axes, RETRIEVAL_METHODS):
+    colour = method_colour(method)
     for step, style in ((0, ":"), (FINAL, "-")):
         acc = retrieval[(method, step)].mean(-1)  # (seeds, distances)
-        ax.plot(DISTANCES, acc.mean(0), style, marker="o", ms=3, color="#0072B2", label=f"{step} steps")
-        ax.fill_between(DISTANCES, acc.min(0), acc.max(0), color="#0072B2", alpha=0.12, lw=0)
+        ax.plot(DISTANCES, acc.mean(0), style, marker="o", ms=3, color=colour, label=f"after {step} steps")
+        ax.fill_between(DISTANCES, acc.min(0), acc.max(0), color=colour, alpha=0.15, lw=0)
     ax.axvline(L_TRAIN, color="0.4", lw=0.8)
-    ax.axhline(passkey_cfg["k_max_rate"], color="#D55E00", lw=0.8, ls="--", label="k_max rate (20%)")
-    ax.set_title(method)
+    ax.text(L_TRAIN, 0.02, " L", transform=ax.get_xaxis_transform(), fontsize=9, color="0.4")
+    ax.set_title(method, fontsize=10)
     ax.set_xlabel("key distance (bytes)")
+# linear axis cut to the data: k_max's 20% rate lies below every seed's accuracy at every distance (stated below)
+assert lowest > passkey_cfg["k_max_rate"]
+axes[0].set_ylim(max(0.0, lowest - 0.05), 1.02)
 axes[0].set_ylabel("passkey accuracy")
-axes[0].legend(loc="lower left")
-fig.suptitle(f"Retrieval model (L = {L_TRAIN}) fine-tuned on text at L' = {EXTEND * L_TRAIN}; line: L; band: seeds")
+axes[0].legend(loc="lower left", fontsize=9)
+fig.suptitle(
+    f"Retrieval model (L = {L_TRAIN}) fine-tuned on text at L' = {EXTEND * L_TRAIN}: passkey accuracy by distance "
+    "(3 seeds, band: min-max)",
+    y=1.02,
+)
 savefig(fig, "08_passkey_after_finetune", profile=profile, exact=False)
 plt.show()
+
+# %% [markdown]
+# *Figure: before fine-tuning every model retrieves at almost every distance; after it, Direct loses retrieval beyond
+# $L$, PI keeps it at a lower level than before, and YaRN keeps it nearly whole. Every seed stays above $k_{\max}$'s
+# 20% rate at every distance (the axis is cut to the data).*
 
 # %% [markdown]
 # **$k_{\max}$ cannot separate the methods here; retrieval beyond $L$ does, in PI's direction.** Every model,

@@ -47,6 +47,14 @@ def _derivation_source(stem: str) -> str:
     return "\n\n".join("\n".join(ln for ln in c.splitlines() if not ln.startswith("%")) for c in cells)
 
 
+@pytest.fixture(autouse=True)
+def _scratch_outputs(tmp_path, monkeypatch):
+    # a setup cell opens the notebook's CheckBook, and a run with a constant changed records a failing check:
+    # records and figures go to a scratch folder, never over the committed ones
+    monkeypatch.setenv("ROPE_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("ROPE_FIGURES_DIR", str(tmp_path / "figures"))
+
+
 def _run(source: str, stem: str) -> None:
     namespace = {"__name__": f"derivation_{stem}", "display": lambda *args, **kwargs: None}
     exec(compile(source, f"{stem}:derivation", "exec"), namespace)  # noqa: S102 - our own notebook's code

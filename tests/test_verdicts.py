@@ -163,8 +163,9 @@ def test_compare_flags_every_machine_dependent_statement():
     third["a"]["tier"] = "consistent"
     lines, problems = V.compare(committed, {"first-machine": third, "second-machine": other})
     assert [p.split(":")[0] for p in problems] == ["a", "b", "e"]
-    assert "a: stated reproduced, committed reproduced, consistent on the first machine, reproduced on the second" in (
-        problems[0]
+    assert (
+        "a: stated reproduced, committed reproduced, consistent on the first machine, reproduced on the second"
+        in (problems[0])
     )
     assert "e: not recorded in second-machine" in problems[2]
     with pytest.raises(ValueError, match="others: need at least one"):
@@ -239,3 +240,64 @@ def test_write_summary_replaces_only_the_block(tmp_path):
     (tmp_path / "other.md").write_text("no block\n")
     with pytest.raises(ValueError, match="no <!-- verdicts:start -->"):
         V.write_summary(tmp_path / "other.md", "new\n")
+
+
+# Exact checks (CheckBook): derivations and computations, no seeds; the box atop notebooks 01-03, 08a, 09-13.
+
+
+def test_check_book_decides_by_the_value_and_records_every_check(tmp_path, capsys):
+    book = V.CheckBook("99", out=tmp_path)
+    yes = book.check("99.a", 576, expected=576, claim="cache per token", source="paper", quantity="elements")
+    near = book.check("99.b", 1.0 + 1e-13, expected=1.0, tolerance=1e-12, claim="B", source="s", quantity="q")
+    off = book.check("99.c", 575, expected=576, claim="C", source="s", quantity="q", stated="not reproduced")
+    false = book.check("99.d", 1 > 2, claim="D", source="s", quantity="identity")
+    tiers = (yes.tier, near.tier, off.tier, false.tier)
+    assert tiers == ("reproduced", "reproduced", "not reproduced", "not reproduced")
+    assert yes.holds and near.holds and off.holds and not false.holds
+    out = capsys.readouterr().out
+    assert "cache per token [elements]: ours 576, expected 576 -> reproduced" in out
+    assert "D [identity]: does not hold -> not reproduced (stated: reproduced)" in out
+    recs = V.load_checks(tmp_path / "checks")
+    assert list(recs) == ["99.a", "99.b", "99.c", "99.d"] and recs["99.d"]["ours"] is False
+    assert recs["99.c"]["expected"] == 576 and recs["99.c"]["tier"] == "not reproduced"
+    V.CheckBook("99", out=tmp_path)  # a new book starts the file afresh
+    assert V.load_checks(tmp_path / "checks") == {}
+
+
+@pytest.mark.parametrize(
+    ("ours", "kwargs", "match"),
+    [
+        (1.0, {}, "ours must be a bool"),
+        (True, {"expected": 1.0}, "ours must be a finite number"),
+        (1.0, {"expected": float("nan")}, "expected must be a finite number"),
+        (1.0, {"expected": 1.0, "tolerance": -1}, "tolerance must be a finite number >= 0"),
+        (True, {"stated": "consistent"}, "stated must be one of"),
+        (True, {"claim": " "}, "claim must be a non-empty string"),
+    ],
+)
+def test_check_book_refuses_bad_checks(tmp_path, ours, kwargs, match):
+    args = {"claim": "A", "source": "s", "quantity": "q"} | kwargs
+    with pytest.raises(ValueError, match=match):
+        V.CheckBook("99", out=tmp_path).check("99.a", ours, **args)
+
+
+def test_check_book_refuses_one_id_for_two_claims(tmp_path):
+    book = V.CheckBook("99", out=tmp_path)
+    book.check("99.a", True, claim="A", source="s", quantity="q", quiet=True)
+    book.check("99.a", True, claim="A", source="s", quantity="q", quiet=True)  # a re-run cell: replaced
+    with pytest.raises(ValueError, match="checked twice"):
+        book.check("99.a", True, claim="B", source="s", quantity="q", quiet=True)
+
+
+def test_committed_checks_hold():
+    """Every committed exact check has the tier its notebook states, and every notebook without verdict records
+    has checks (the box atop it is written from them)."""
+    from rope_lib.companion import readme as R
+
+    folder = repo_root() / "results" / "smoke" / "checks"
+    recs = V.load_checks(folder)
+    assert sorted(p.stem for p in folder.glob("*.json")) == sorted(R.CHECKED)
+    wrong = [r["id"] for r in recs.values() if r["tier"] != r["stated"]]
+    assert not wrong, wrong
+    for nb in R.CHECKED:
+        assert any(r["notebook"] == nb for r in recs.values()), nb

@@ -25,6 +25,7 @@ import json
 import math
 import re
 import sys
+import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -230,6 +231,132 @@ class ClaimBook:
         write_json({"notebook": self.notebook, "claims": [asdict(v) for v in self.records.values()]}, self.path)
 
 
+# Tiers of an exact check: a derivation or a computation holds or it does not (no training, no seeds, no machine).
+CHECK_TIERS = ("reproduced", "not reproduced")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One claim checked exactly (a derivation or a computation, no training), as recorded by :class:`CheckBook`.
+
+    ``ours`` is what this notebook computes; ``expected`` the source's number (None for a yes/no check, where ``ours``
+    is True when the claim holds); ``tolerance`` the absolute difference allowed between the two.
+    """
+
+    id: str
+    notebook: str
+    claim: str
+    source: str
+    quantity: str
+    ours: float | bool
+    expected: float | None
+    tolerance: float
+    tier: str
+    stated: str
+
+    @property
+    def holds(self) -> bool:
+        return self.tier == self.stated
+
+    def line(self) -> str:
+        """The claim, ours against the source's number, and the tier, wrapped at :data:`LINE_WIDTH`."""
+        if self.expected is None:
+            found = "holds" if self.ours else "does not hold"
+        else:
+            within = f" (within {self.tolerance:.3g})" if self.tolerance else ""
+            found = f"ours {self.ours:.6g}, expected {self.expected:.6g}{within}"
+        text = f"{self.claim} [{self.quantity}]: {found} -> {self.tier}"
+        text += "" if self.holds else f" (stated: {self.stated})"
+        return textwrap.fill(text, LINE_WIDTH, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
+
+
+class CheckBook:
+    """The exact checks of one notebook: :meth:`check` prints a claim's line and records it in
+    ``<results_dir(profile) or out>/checks/<notebook>.json`` (rewritten atomically after every claim, as
+    :class:`ClaimBook` does; the file holds exactly the checks this run has made so far).
+
+    Kept apart from the verdict records: an exact check does not depend on training seeds or on a CPU's rounding, so
+    it is neither decided on the seed level nor compared between machines. ``make readme`` writes each notebook's box
+    from this file.
+    """
+
+    def __init__(self, notebook: str, profile: str = "smoke", out: str | Path | None = None) -> None:
+        self.notebook = non_empty_text("notebook", notebook)
+        folder = results_dir(profile) if out is None else Path(out)
+        self.path = folder / "checks" / f"{notebook}.json"
+        self.records: dict[str, Check] = {}
+        self._write()
+
+    def check(
+        self,
+        id: str,
+        ours,
+        *,
+        claim: str,
+        source: str,
+        quantity: str,
+        expected: float | None = None,
+        tolerance: float = 0.0,
+        stated: str = "reproduced",
+        quiet: bool = False,
+    ) -> Check:
+        """Check the claim and record it: with ``expected`` None, ``ours`` is a bool (True: the claim holds);
+        otherwise ``ours`` and ``expected`` are numbers and the claim holds when ``|ours - expected| <= tolerance``.
+
+        ``ours`` must be computed independently of ``expected`` (an assert that cannot fail is a defect,
+        CONTRIBUTING.md). ``stated``: the tier the notebook's text gives, one of :data:`CHECK_TIERS`. Returns the
+        :class:`Check`; assert ``c.holds`` in the claim cell.
+        """
+        non_empty_text("id", id)
+        before = self.records.get(id)
+        if before is not None and before.claim != claim:
+            raise ValueError(f"claim id {id!r} is checked twice in notebook {self.notebook!r}, for two claims")
+        if stated not in CHECK_TIERS:
+            raise ValueError(f"stated must be one of {CHECK_TIERS}, got {stated!r}")
+        tolerance = finite_number("tolerance", tolerance, at_least=0)
+        if expected is None:
+            if not isinstance(ours, (bool, np.bool_)):
+                raise ValueError(f"ours must be a bool when expected is None (a yes/no check), got {ours!r}")
+            ours = bool(ours)
+            holds = ours
+        else:
+            expected = finite_number("expected", expected)
+            ours = finite_number("ours", ours)
+            holds = abs(ours - expected) <= tolerance
+        c = Check(
+            id=id,
+            notebook=self.notebook,
+            claim=non_empty_text("claim", claim),
+            source=non_empty_text("source", source),
+            quantity=non_empty_text("quantity", quantity),
+            ours=ours,
+            expected=expected,
+            tolerance=tolerance,
+            tier=CHECK_TIERS[0] if holds else CHECK_TIERS[1],
+            stated=stated,
+        )
+        self.records[id] = c
+        self._write()
+        if not quiet:
+            print(c.line())
+        return c
+
+    def _write(self) -> None:
+        # 6 significant digits, as every record: a last bit that differs between CPUs must not change the file
+        write_json({"notebook": self.notebook, "checks": [asdict(c) for c in self.records.values()]}, self.path)
+
+
+def load_checks(folder: str | Path) -> dict[str, dict]:
+    """Every exact check recorded under ``folder`` (a ``checks`` folder of ``<notebook>.json``), by claim id."""
+    out: dict[str, dict] = {}
+    for f in sorted(Path(folder).glob("*.json")):
+        for rec in json.loads(f.read_text(encoding="utf-8"))["checks"]:
+            if rec["id"] in out:
+                raise ValueError(f"check id {rec['id']!r} is recorded twice ({f.name})")
+            out[rec["id"]] = rec
+    return out
+
+
 def load(folder: str | Path) -> dict[str, dict]:
     """Every claim record under ``folder`` (a ``verdicts`` folder of ``<notebook>.json`` files), by claim id."""
     folder = Path(folder)
@@ -257,12 +384,12 @@ def other_machines(profile_dir: str | Path) -> Others:
 
 
 def machine_label(name: str) -> str:
-    """"second-machine" -> "the second machine": how the text names a run."""
+    """ "second-machine" -> "the second machine": how the text names a run."""
     return "the " + name.replace("-", " ")
 
 
 def tiers_elsewhere(cid: str, others: Others) -> str:
-    """"consistent on the second machine, not reproduced on the first machine": a claim's tier on every other run."""
+    """ "consistent on the second machine, not reproduced on the first machine": a claim's tier on every other run."""
     return ", ".join(
         f"{others[n][cid]['tier'] if cid in others[n] else 'not recorded'} on {machine_label(n)}" for n in others
     )
