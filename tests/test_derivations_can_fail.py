@@ -32,6 +32,8 @@ CASES = [
     ("09_mla_decoupled_rope", "rope_row(i, th[:1])", "rope_row(2 * i, th[:1])"),
     # 11: RoPE-Tie's integer row stride w + 2 instead of w + 1: the text token after the image leaves the diagonal
     ("11_multimodal_rope", "integer = {s_: w + 1, t_: h + 1}", "integer = {s_: w + 2, t_: h + 1}"),
+    # 14: VO-RoPE's output rotated forward by the query's position instead of back: no longer relative
+    ("14_after_su", "vo = rot(-i_sym * th) * rot(j_sym * th)", "vo = rot(i_sym * th) * rot(j_sym * th)"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -373,3 +374,27 @@ def test_committed_smoke_results_come_from_this_code():
     assert {p.stem for p in experiments} == set(EXPERIMENTS)
     stale = [p.name for p in experiments if json.loads(p.read_text(encoding="utf-8")).get("code") != code_digest()]
     assert not stale, f"results/smoke/ {', '.join(stale)}: written by other rope_lib code; run `make`, commit them"
+
+
+def test_after_su_json(tiny_profile, monkeypatch):
+    from rope_lib.companion.experiments import after_su as asu
+
+    monkeypatch.setitem(asu.FINETUNE, "steps", 3)
+    monkeypatch.setitem(asu.FINETUNE, "warmup_steps", 1)
+    r = run_experiment("after_su", device="cpu", progress=False)
+    assert json.loads((tiny_profile / "results" / "smoke" / "after_su.json").read_text())["experiment"] == "after_su"
+    rows = r["runs"][0]["rows"]
+    new = [name for name, row in rows.items() if row.get("new")]
+    assert set(rows) - set(new) == {"Baseline", "YaRN", "Baseline-log n"}  # the rest: notebooks 04 and 05
+    assert {"p-RoPE (p = 0.75)", "HoPE", "Resonance RoPE", "NoPE", "SSMax", "DCA", "Llama 4 temperature"} <= set(new)
+    assert rows["DCA"]["schemes"]["4"]["attention"] == "dca" and rows["DCA"]["model"] == "plain"
+    assert rows["p-RoPE (p = 0.75)"]["schemes"]["2"]["rope_parameters"] == {"rope_type": "p_rope", "p": 0.75}
+    assert set(rows["HoPE"]["metrics"]["non_repeated"]) == {"1", "2", "4"}  # at L and every test length
+    # PoSE and its control: the same fine-tuning of the plain model, only PoSE's ids skip
+    models = asu.models("smoke", 0)
+    pose, window = models["pose"][1], models["window_ft"][1]
+    assert pose.pose_target == asu.POSE_EXTEND * 16 and window.pose_target is None
+    assert dataclasses.replace(pose, pose_target=None) == window and pose.finetune is not None
+    assert models["irope"][0].nope_layers == () and models["vo"][0].rotate == "vo"  # the tiny model has one block
+    with pytest.raises(ValueError, match="unknown variants"):
+        run_experiment("after_su", device="cpu", variants=["vo", "alibi"])

@@ -139,8 +139,8 @@ def test_claim_book_refuses_one_id_for_two_claims_and_a_gap_without_seeds(tmp_pa
         book.decide("99.b", {"diff": 1.0}, claim="B", stated="consistent")
 
 
-def _rec(cid, tier, stated):
-    return {"id": cid, "tier": tier, "stated": stated}
+def _rec(cid, tier, stated, notebook="04"):
+    return {"id": cid, "tier": tier, "stated": stated, "notebook": notebook}
 
 
 def test_compare_flags_every_machine_dependent_statement():
@@ -170,6 +170,20 @@ def test_compare_flags_every_machine_dependent_statement():
     assert "e: not recorded in second-machine" in problems[2]
     with pytest.raises(ValueError, match="others: need at least one"):
         V.compare(committed, {})
+
+
+def test_a_notebook_no_other_machine_ran_is_stated_not_decided():
+    committed = {
+        "a": _rec("a", "reproduced", "reproduced"),
+        "n1": _rec("n1", "reproduced", "not decided", notebook="14"),  # committed run only, not decided: fine
+        "n2": _rec("n2", "reversed", "reversed", notebook="14"),  # committed run only, stated as decided: a problem
+    }
+    other = {"a": dict(committed["a"])}
+    lines, problems = V.compare(committed, {"second-machine": other})
+    assert lines == [] and len(problems) == 1
+    assert problems[0].startswith("n2: stated reversed, but its notebook has not run on the second machine")
+    other["n1"] = dict(committed["n1"])  # once notebook 14 runs there, a missing claim is a problem again
+    assert [p.split(":")[0] for p in V.compare(committed, {"second-machine": other})[1]] == ["n1", "n2"]
 
 
 def test_main_exits_non_zero_on_a_problem(tmp_path, capsys):

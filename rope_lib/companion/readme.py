@@ -29,6 +29,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .._checks import atomic_write
 from . import verdicts as V
 from .runtime import repo_root
@@ -124,6 +126,24 @@ HEADLINES: dict[str, tuple[Headline, ...]] = {
         H("08.pi-cost-at-l", "PI costs something at L"),
         H("08.pi-cost-at-l.little", "PI costs only a little at L"),
     ),
+    # notebook 14: each paper's headline claim (smoke profile only: no scale column yet)
+    "14": tuple(
+        H(cid, label, scale=False)
+        for cid, label in (
+            ("14.pose-vs-window.4x", "PoSE's skipped ids extend the window"),
+            ("14.pose-vs-yarn.4x", "PoSE fine-tuning beats no fine-tuning"),
+            ("14.p-rope-vs-rope.L", "p-RoPE improves on RoPE"),
+            ("14.hope-vs-rope.8x", "HoPE extrapolates better than RoPE"),
+            ("14.resonance-vs-rope.8x", "Resonance RoPE extrapolates better than RoPE"),
+            ("14.irope-vs-rope.8x", "interleaved NoPE layers extrapolate better"),
+            ("14.temperature-irope.8x", "Llama 4's temperature helps at long context"),
+            ("14.ssmax-vs-rope.8x", "SSMax extrapolates better than RoPE"),
+            ("14.vo-vs-nope.L", "VO-RoPE alone beats NoPE"),
+            ("14.qk-vs-vo.L", "RoPE on q, k beats VO-RoPE alone"),
+            ("14.qkvo-vs-qk.L", "QKVO is slightly worse than QK"),
+            ("14.dca-vs-baseline.4x", "DCA extends without training"),
+        )
+    ),
 }
 
 # The notebook each record group comes from (a record's "notebook" field; notebook 08b keeps the record id 08).
@@ -133,6 +153,7 @@ NOTEBOOKS: dict[str, tuple[str, str]] = {
     "06": ("06_inverse_leaky_rerope", "InvLeaky ReRoPE"),
     "07": ("07_rope_base_bound", "The base bounds the context"),
     "08": ("08b_finetune_to_extend", "Extend by fine-tuning"),
+    "14": ("14_after_su", "After Su: one leaderboard"),
 }
 
 # The notebooks whose claims are exact checks (derivations and computations, no training): their box is written from
@@ -608,6 +629,82 @@ def checks_block(checks: dict[str, dict], notebooks: dict[str, tuple[str, str]] 
     return "\n".join(lines) + "\n"
 
 
+# The leaderboard's sources, by a row's method (the results file's ``method``): where each method was published.
+LEADERBOARD_SOURCES: dict[str, str] = {
+    "Baseline": "RoPE (Su et al., arXiv:2104.09864)",
+    "PI": "arXiv:2306.15595",
+    "NTK-aware": "bloc97 (r/LocalLLaMA, 2023)",
+    "NTK-old": "Su, kexue.fm/archives/9706",
+    "NTK-fixed": "Su, kexue.fm/archives/9706",
+    "NTK-mixed": "Su, kexue.fm/archives/9706",
+    "NTK-by-parts": "YaRN, arXiv:2309.00071 §3.2",
+    "YaRN": "arXiv:2309.00071",
+    "YaRN (t = 1)": "YaRN without its temperature (ours)",
+    "Dynamic NTK": "emozilla (r/LocalLLaMA, 2023); YaRN §3.3",
+    "Dynamic YaRN": "YaRN, arXiv:2309.00071 §3.3",
+    "ReRoPE": "Su, kexue.fm/archives/9708",
+    "Leaky ReRoPE": "Su, kexue.fm/archives/9708",
+    "p-RoPE (p = 0.75)": "arXiv:2410.06205",
+    "HoPE": "arXiv:2410.21216",
+    "Resonance RoPE": "arXiv:2403.00071",
+    "NoPE": "no position encoding",
+    "iRoPE": "Llama 4; arXiv:2501.18795",
+    "SSMax": "arXiv:2501.19399",
+    "VO-RoPE (QKVO)": "Su, kexue.fm/archives/10862",
+    "VO-RoPE (VO only)": "Su, kexue.fm/archives/10862",
+    "Llama 4": "Llama 4 (transformers 5.23.0)",
+    "DCA": "arXiv:2402.17463; Qwen2.5-1M, arXiv:2501.15383",
+    "PoSE (YaRN s = 4)": "arXiv:2309.10400",
+    "window fine-tune (YaRN s = 4)": "PoSE's control (ours)",
+}
+
+
+def leaderboard_block(results: Path) -> str:
+    """The README's ``leaderboard`` block: notebook 14's leaderboard, sorted by accuracy at 8x, each row with its
+    source and its accuracy at L and every test length (mean ± sd over the training seeds), from the smoke profile's
+    results files: ``after_su.json`` (the methods after Su), ``extrapolation.json`` (notebook 04's methods) and
+    ``rerope.json`` (notebook 05's ReRoPE and Leaky ReRoPE), all scored on the same windows. Shown: every method on
+    the plain model, Baseline with log n (test time and trained) and the rest; the other log-n rows are in the
+    notebook."""
+    folder = results / "smoke"
+    data = {}
+    for name in ("after_su", "extrapolation", "rerope"):
+        path = folder / f"{name}.json"
+        if not path.is_file():
+            raise ValueError(f"{path} does not exist: run `make after-su` and `make` (notebook 14's leaderboard)")
+        data[name] = json.loads(path.read_text(encoding="utf-8"))
+    per_seed = [run["rows"] for run in data["extrapolation"]["runs"]]
+    for k, run in enumerate(data["rerope"]["runs"]):
+        per_seed[k] = per_seed[k] | {n: run["rows"]["main"][n] for n in ("ReRoPE", "Leaky ReRoPE")}
+    for k, run in enumerate(data["after_su"]["runs"]):
+        per_seed[k] = per_seed[k] | run["rows"]
+    mults = ["1", *map(str, data["after_su"]["config"]["eval"]["multipliers"])]
+
+    def acc(name: str, mult: str) -> list[float]:
+        return [100 * run[name]["metrics"]["non_repeated"][mult]["acc"] for run in per_seed]
+
+    first = per_seed[0]
+    shown = [n for n, row in first.items() if row.get("log_n", "none") == "none" or row.get("method") == "Baseline"]
+    unknown = sorted({first[n].get("method") for n in shown} - set(LEADERBOARD_SOURCES))
+    if unknown:
+        raise ValueError(f"no source for the leaderboard's methods {unknown}: add them to LEADERBOARD_SOURCES")
+    shown.sort(key=lambda n: -float(np.mean(acc(n, "8"))))
+    head = ["#", "row", "source", "new", *(("L" if m == "1" else f"{m}L") for m in mults)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rank, name in enumerate(shown, 1):
+        cells = [f"{np.mean(acc(name, m)):.1f} ± {np.std(acc(name, m), ddof=1):.1f}" for m in mults]
+        new = "new" if first[name].get("new") else ""
+        lines.append("| " + " | ".join([str(rank), cell(name), cell(LEADERBOARD_SOURCES[first[name]["method"]]), new,
+                                         *cells]) + " |")  # fmt: skip
+    note = (
+        f"Next-byte accuracy (%) on the non-repeated windows, mean ± sd over {len(per_seed)} training seeds, trained "
+        f"at L = {data['after_su']['config']['eval']['train_length']} bytes, no fine-tuning (PoSE and its control: "
+        f"100 steps in windows of L); sorted by 8x. From `{_relative(folder)}after_su.json`, `extrapolation.json` "
+        "and `rerope.json`."
+    )
+    return note + "\n\n" + "\n".join(lines) + "\n"
+
+
 def render(
     text: str,
     root: Path | None = None,
@@ -624,6 +721,8 @@ def render(
     if not others:
         raise ValueError(f"no other machine's verdict records (*.json) in {results / ref.name}/*-machine/verdicts")
     text = replace_block(text, "verdicts", V.summary(records, others))
+    if _marker("leaderboard")[0] in text:  # as the checks block: a test's README may not have it
+        text = replace_block(text, "leaderboard", leaderboard_block(results))
     if _marker("checks")[0] in text:  # a README without the block (a test's) has no exact checks to show
         text = replace_block(text, "checks", checks_block(V.load_checks(results / ref.name / "checks")))
     text = replace_block(text, "findings", findings_block(records, others, headlines, folder))

@@ -400,13 +400,24 @@ def compare(committed: dict[str, dict], others: Others) -> tuple[list[str], list
 
     A problem is what makes a verdict machine-dependent as stated: a claim stated as a tier that any run decides
     otherwise, a claim stated "not decided" on which every run agrees (it is decided: state it), or a claim that a
-    run did not record.
+    run did not record. One exception: a notebook that another run never ran (none of its claims there, e.g. a new
+    notebook not yet retrained on another machine) may be on record in the committed run only, with every claim
+    stated "not decided": a tier is stated only once another machine agrees.
     """
     if not others:
         raise ValueError("others: need at least one other run's records to compare with")
     lines, problems = [], []
+    ran = {n: {r["notebook"] for r in recs.values()} for n, recs in others.items()}
     for cid in sorted(set(committed).union(*others.values())):
         missing = [n for n in others if cid not in others[n]] + ([] if cid in committed else ["the committed run"])
+        not_run = cid in committed and all(committed[cid]["notebook"] not in ran[n] for n in missing)
+        if missing and not_run:
+            if committed[cid]["stated"] != NOT_DECIDED:
+                problems.append(
+                    f"{cid}: stated {committed[cid]['stated']}, but its notebook has not run on "
+                    f"{', '.join(map(machine_label, missing))}: state it not decided until another machine agrees"
+                )
+            continue
         if missing:
             problems.append(f"{cid}: not recorded in {', '.join(missing)}")
             continue

@@ -1,9 +1,9 @@
 """After Su: the length-extension methods of 2024-2026 on notebook 04's model and windows, one leaderboard (nb 14).
 
 Every method below is scored on the same nested test windows as notebooks 04 and 05 (the harness's windows of each
-training seed), beside the methods up to 2023 (:data:`~rope_lib.companion.experiments.harness.METHODS`, ReRoPE and
-Leaky ReRoPE), so every per-window accuracy is paired with every other. Each new method is what it changes in the
-small LM, trained with notebook 04's data, size, steps and seeds:
+training seed), so every per-window accuracy is paired with those of the methods up to 2023 in notebook 04's and 05's
+results files (:data:`~rope_lib.companion.experiments.harness.METHODS`, ReRoPE and Leaky ReRoPE). Each new method
+is what it changes in the small LM, trained with notebook 04's data, size, steps and seeds:
 
 ========================  ===========================================================================================
 row                       what is trained, and how it is tested
@@ -41,18 +41,7 @@ from ..data import load_corpus
 from ..model import ModelConfig, PositionScheme
 from ..train import FineTune, TrainConfig, config_key
 from .common import check_names, register
-from .harness import (
-    LOG_N_VARIANTS,
-    METHODS,
-    Harness,
-    at_every_length,
-    finish,
-    method_rows,
-    rerope_scheme,
-    run_seeds,
-    scheme_for,
-    shared_models,
-)
+from .harness import Harness, at_every_length, finish, method_rows, run_seeds, scheme_for, shared_models
 
 NAME = "after_su"
 
@@ -113,18 +102,13 @@ def models(profile: str, seed: int, variants: Sequence[str] = VARIANTS) -> dict[
 
 
 def rows(h: Harness, variants: Sequence[str]) -> list:
-    """The leaderboard's rows: the methods up to 2023 (plain and log-n models), ReRoPE and Leaky ReRoPE, and the new."""
+    """The new methods' rows, and the earlier rows their papers compare with (Baseline and YaRN on the plain model,
+    Baseline trained with log n). The rest of the leaderboard, every earlier method on the same windows, is in
+    notebook 04's and 05's results files (``extrapolation``, ``rerope``): scoring them again would double this
+    experiment's evaluation for the same numbers."""
     L, base, d = h.L, h.base, h.head_dim
-    out = method_rows(list(METHODS), LOG_N_VARIANTS, L=L, base=base, d=d)
-    out += [
-        ("ReRoPE", "plain", at_every_length(rerope_scheme(L // 2)), {"method": "ReRoPE", "window": L // 2}),
-        (
-            "Leaky ReRoPE",
-            "plain",
-            at_every_length(rerope_scheme(L // 2, 16.0)),
-            {"method": "Leaky ReRoPE", "window": L // 2, "leaky_k": 16.0},
-        ),
-    ]
+    out = method_rows(["Baseline", "YaRN"], ["none"], L=L, base=base, d=d)
+    out += method_rows(["Baseline"], ["trained"], L=L, base=base, d=d)
     trained = trained_variants(h.model)
     names = {
         "p_rope": "p-RoPE (p = 0.75)",
