@@ -132,7 +132,7 @@ lab-check: $(LAB_STAMP)
 after-su: | $(STAMP)
 	$(PIPE_ENV) $(BIN)/python -m rope_lib.companion.experiments after_su --profile $(PROFILE)
 
-notebooks/executed/14_after_su.ipynb: REPLAY = 1
+notebooks/executed/14_after_su.ipynb: private REPLAY = 1
 # Notebook 14's leaderboard reads notebook 04's and 05's results files beside its own: it runs after them.
 notebooks/executed/14_after_su.ipynb: notebooks/executed/04_train_short_test_long.ipynb notebooks/executed/05_rerope.ipynb
 
