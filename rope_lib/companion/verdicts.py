@@ -156,19 +156,37 @@ class Verdict:
         return "\n".join(lines)
 
 
-class ClaimBook:
-    """The verdicts of one notebook: :meth:`decide` prints a claim's line and records it.
+class _Book:
+    """A notebook's record file ``<results_dir(profile) or out>/<FOLDER>/<notebook>.json``, rewritten (atomically)
+    after every record, so it always holds exactly what this run has recorded so far; a new book starts it afresh."""
 
-    The record file ``<results_dir(profile) or out>/verdicts/<notebook>.json`` is rewritten (atomically) after every
-    claim, so it always holds exactly the claims this run has decided so far; a new book starts it afresh.
-    """
+    FOLDER, KEY = "", ""  # the records' folder; the key of the file's list of records
 
     def __init__(self, notebook: str, profile: str = "smoke", out: str | Path | None = None) -> None:
         self.notebook = non_empty_text("notebook", notebook)
         folder = results_dir(profile) if out is None else Path(out)
-        self.path = folder / "verdicts" / f"{notebook}.json"
-        self.records: dict[str, Verdict] = {}
+        self.path = folder / self.FOLDER / f"{notebook}.json"
+        self.records: dict = {}
         self._write()
+
+    def _keep(self, record, quiet: bool):
+        """Record ``record`` (a :class:`Verdict` or :class:`Check`) under its id, rewrite the file, print its line."""
+        self.records[record.id] = record
+        self._write()
+        if not quiet:
+            print(record.line())
+        return record
+
+    def _write(self) -> None:
+        # write_json rounds every float to 6 significant digits: records are compared by tier, not by their last bits
+        write_json({"notebook": self.notebook, self.KEY: [asdict(r) for r in self.records.values()]}, self.path)
+
+
+class ClaimBook(_Book):
+    """The verdicts of one notebook: :meth:`decide` prints a claim's line and records it in
+    ``<results_dir(profile) or out>/verdicts/<notebook>.json``."""
+
+    FOLDER, KEY = "verdicts", "claims"
 
     def decide(
         self,
@@ -220,15 +238,7 @@ class ClaimBook:
             tier=tier(by_seed, direction, threshold),
             stated=stated,
         )
-        self.records[id] = v
-        self._write()
-        if not quiet:
-            print(v.line())
-        return v
-
-    def _write(self) -> None:
-        # write_json rounds every float to 6 significant digits: records are compared by tier, not by their last bits
-        write_json({"notebook": self.notebook, "claims": [asdict(v) for v in self.records.values()]}, self.path)
+        return self._keep(v, quiet)
 
 
 # Tiers of an exact check: a derivation or a computation holds or it does not (no training, no seeds, no machine).
@@ -270,22 +280,16 @@ class Check:
         return textwrap.fill(text, LINE_WIDTH, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
 
 
-class CheckBook:
+class CheckBook(_Book):
     """The exact checks of one notebook: :meth:`check` prints a claim's line and records it in
-    ``<results_dir(profile) or out>/checks/<notebook>.json`` (rewritten atomically after every claim, as
-    :class:`ClaimBook` does; the file holds exactly the checks this run has made so far).
+    ``<results_dir(profile) or out>/checks/<notebook>.json``.
 
     Kept apart from the verdict records: an exact check does not depend on training seeds or on a CPU's rounding, so
     it is neither decided on the seed level nor compared between machines. ``make readme`` writes each notebook's box
     from this file.
     """
 
-    def __init__(self, notebook: str, profile: str = "smoke", out: str | Path | None = None) -> None:
-        self.notebook = non_empty_text("notebook", notebook)
-        folder = results_dir(profile) if out is None else Path(out)
-        self.path = folder / "checks" / f"{notebook}.json"
-        self.records: dict[str, Check] = {}
-        self._write()
+    FOLDER, KEY = "checks", "checks"
 
     def check(
         self,
@@ -335,15 +339,7 @@ class CheckBook:
             tier=CHECK_TIERS[0] if holds else CHECK_TIERS[1],
             stated=stated,
         )
-        self.records[id] = c
-        self._write()
-        if not quiet:
-            print(c.line())
-        return c
-
-    def _write(self) -> None:
-        # 6 significant digits, as every record: a last bit that differs between CPUs must not change the file
-        write_json({"notebook": self.notebook, "checks": [asdict(c) for c in self.records.values()]}, self.path)
+        return self._keep(c, quiet)
 
 
 def load_checks(folder: str | Path) -> dict[str, dict]:
