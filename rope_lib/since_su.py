@@ -497,6 +497,16 @@ def vo_rope_attention(
 # Dual Chunk Attention
 
 
+def _dual_chunk_sizes(seq_len: int, chunk_size: int, local_window: int) -> tuple[int, int, int]:
+    """(n, chunk_size, chunk_len = chunk_size - local_window), the arguments checked."""
+    n = _checks.positive_int("seq_len", seq_len)
+    s = _checks.positive_int("chunk_size", chunk_size)
+    w = _checks.nonnegative_int("local_window", local_window)
+    if w >= s:
+        raise ValueError(f"local_window must be in [0, chunk_size) = [0, {s}), got {w!r}")
+    return n, s, s - w
+
+
 def dual_chunk_relative_position(seq_len: int, chunk_size: int, local_window: int = 0) -> torch.Tensor:
     r"""The relative position Dual Chunk Attention (DCA) scores query i and key j at, as a (seq, seq) matrix.
 
@@ -533,12 +543,7 @@ def dual_chunk_relative_position(seq_len: int, chunk_size: int, local_window: in
     Returns:
         int64 (seq_len, seq_len).
     """
-    n = _checks.positive_int("seq_len", seq_len)
-    s = _checks.positive_int("chunk_size", chunk_size)
-    w = _checks.nonnegative_int("local_window", local_window)
-    if w >= s:
-        raise ValueError(f"local_window must be in [0, chunk_size) = [0, {s}), got {w!r}")
-    chunk_len = s - w
+    n, s, chunk_len = _dual_chunk_sizes(seq_len, chunk_size, local_window)
     i = torch.arange(n)[:, None]
     j = torch.arange(n)[None, :]
     qi, kj = i % chunk_len, j % chunk_len
@@ -558,12 +563,7 @@ def dual_chunk_position_ids(seq_len: int, chunk_size: int, local_window: int = 0
     (``"intra"``), in the previous chunk (``"successive"``) and further back (``"inter"``), and ``"chunk"`` (i //
     chunk_len, which of the three a (query, key) pair uses: the difference of their chunks, 0, 1 or >= 2).
     """
-    n = _checks.positive_int("seq_len", seq_len)
-    s = _checks.positive_int("chunk_size", chunk_size)
-    w = _checks.nonnegative_int("local_window", local_window)
-    if w >= s:
-        raise ValueError(f"local_window must be in [0, chunk_size) = [0, {s}), got {w!r}")
-    chunk_len = s - w
+    n, s, chunk_len = _dual_chunk_sizes(seq_len, chunk_size, local_window)
     i = torch.arange(n)
     within = i % chunk_len
     return {
