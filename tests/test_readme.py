@@ -402,3 +402,46 @@ def test_checks_block_counts_each_notebook_and_lists_what_does_not_reproduce(tmp
     assert "Checks that do not reproduce (1):\n- `99.b` B | bound (paper): not reproduced" in block
     with pytest.raises(ValueError, match="notebook 98: no exact checks recorded"):
         R.checks_block(checks, {"98": ("98_other", "Other")})
+
+
+def test_leaderboard_block_joins_the_three_results_files_and_sorts_by_8x(tmp_path):
+    import json as _json
+
+    from rope_lib.companion import readme as R
+
+    def row(acc8, method, **info):
+        by_mult = {m: {"acc": a} for m, a in (("1", 0.5), ("2", 0.45), ("8", acc8))}
+        return {"method": method, **info, "metrics": {"non_repeated": by_mult}}
+
+    def runs(rows_by_seed):
+        return {
+            "runs": [{"rows": r} for r in rows_by_seed],
+            "config": {"eval": {"multipliers": [2, 8], "train_length": 64}},
+        }
+
+    seeds = range(3)
+    files = {
+        "extrapolation": runs(
+            [{"Baseline": row(0.30 + s / 100, "Baseline", log_n="none"),
+              "YaRN-log n": row(0.9, "YaRN", log_n="trained")} for s in seeds]
+        ),
+        "rerope": runs([{"main": {"ReRoPE": row(0.50, "ReRoPE"), "Leaky ReRoPE": row(0.49, "Leaky ReRoPE")}}
+                        for _ in seeds]),
+        "after_su": runs([{"DCA": row(0.40, "DCA", new=True)} for _ in seeds]),
+    }  # fmt: skip
+    (tmp_path / "smoke").mkdir()
+    for name, data in files.items():
+        (tmp_path / "smoke" / f"{name}.json").write_text(_json.dumps(data))
+    block = R.leaderboard_block(tmp_path)
+    table = [ln for ln in block.splitlines() if ln.startswith("| ") and not ln.startswith("| #")]
+    assert [ln.split(" | ")[1] for ln in table] == [
+        "ReRoPE",
+        "Leaky ReRoPE",
+        "DCA",
+        "Baseline",
+    ]  # YaRN-log n: not shown
+    assert table[2].startswith("| 3 | DCA | arXiv:2402.17463; Qwen2.5-1M, arXiv:2501.15383 | new | 50.0 ± 0.0")
+    assert table[3].endswith("| 31.0 ± 1.0 |")  # Baseline at 8x: 30, 31, 32 over the seeds
+    (tmp_path / "smoke" / "rerope.json").unlink()
+    with pytest.raises(ValueError, match="rerope.json does not exist: run `make after-su` and `make`"):
+        R.leaderboard_block(tmp_path)
