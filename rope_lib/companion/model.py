@@ -26,6 +26,13 @@ one unscaled block; beyond L, m blocks per doubling of the length, edges ceil(L 
 itself *and all earlier keys* with the frequencies for seq_len = the block's end. Each query's length is thus
 rounded up by less than a factor 2^(1/m) (9% for m = 8); a large m (blocks of one token) is exact
 token-by-token dynamic decoding.
+
+The methods after Su's series (notebook 14; the functions in :mod:`rope_lib.since_su`): frequency types are rope
+types (``p_rope``, ``hope``, ``resonance``) a model is trained and tested with through its scheme; the model's own
+options are ``ModelConfig.nope_layers`` (blocks without position, Llama 4's iRoPE), ``rotate`` (Su's VO-RoPE, or
+NoPE) and ``ssmax`` (learned s ln n on the queries); the scheme's are ``attention="dca"`` (Dual Chunk Attention) and
+``temperature_floor`` (Llama 4's attention temperature); ``forward(..., positions=ids)`` rotates by skipped ids
+(PoSE's training windows, ``TrainConfig.pose_target``).
 """
 
 from __future__ import annotations
@@ -114,9 +121,8 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for (
-            name
-        ) in _LATER_FIELDS:  # left out at their defaults: the cache keys of every earlier model stay as they were
+        # the later fields are left out at their defaults: the cache key of every earlier model stays as it was
+        for name in _LATER_FIELDS:
             if d[name] == _LATER_FIELDS[name]:
                 del d[name]
             elif name == "nope_layers":
@@ -205,9 +211,8 @@ class PositionScheme:
             "dynamic_blocks": self.dynamic_blocks,
         }
         # the later options only when set: a scheme without them keys caches exactly as before they existed
-        later = {"chunk_size": self.chunk_size, "local_window": self.local_window}
-        later["temperature_floor"] = self.temperature_floor
-        return d | {k: v for k, v in later.items() if v is not None}
+        later = ("chunk_size", "local_window", "temperature_floor")
+        return d | {k: getattr(self, k) for k in later if getattr(self, k) is not None}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PositionScheme:
