@@ -203,7 +203,7 @@ def test_main_exits_non_zero_on_a_problem(tmp_path, capsys):
         V.load(tmp_path)
 
 
-TRAINED_NOTEBOOKS = ("04", "05", "06", "07", "08")
+TRAINED_NOTEBOOKS = ("04", "05", "06", "07", "08", "14")
 
 
 def test_committed_verdicts_hold_on_every_machine():
