@@ -278,16 +278,12 @@ PANELS = {
 }  # fmt: skip
 assert all(r in board for group in PANELS.values() for r in group)
 xs = [1, *mults]
-palette = plt.get_cmap("tab10")
 fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True, sharey=True)
 for ax, (question, names) in zip(axes.flat, PANELS.items()):
-    for k, name in enumerate(names):
+    for name in names:
         by_seed = np.column_stack([board[name].acc_by_seed(name, "non_repeated", m) for m in xs])
-        try:
-            colour = method_colour(name)
-        except ValueError:  # a method after Su: no colour of the earlier notebooks to keep
-            colour = palette(k)
-        ax.plot(xs, by_seed.mean(0), color=colour, marker="o", ms=3.5, label=name)
+        colour, style = method_colour(name), "--" if name.endswith("log n") else "-"  # a log-n row: its method's colour
+        ax.plot(xs, by_seed.mean(0), style, color=colour, marker="o", ms=3.5, label=name)
         ax.fill_between(xs, by_seed.min(0), by_seed.max(0), color=colour, alpha=0.15, lw=0)
     ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [f"{m}L" if m > 1 else "L" for m in xs])

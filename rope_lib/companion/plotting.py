@@ -265,6 +265,20 @@ METHOD_COLOURS: dict[str, str] = {
     "Leaky ReRoPE": "#999933",
     "InvLeaky ReRoPE": "#332288",
     "Direct": "#000000",
+    # the methods after Su (notebook 14), from Paul Tol's bright, vibrant and light sets
+    "p-RoPE (p = 0.75)": "#DDCC77",
+    "HoPE": "#CC6677",
+    "Resonance RoPE": "#88CCEE",
+    "NoPE": "#BBBBBB",
+    "iRoPE": "#4477AA",
+    "iRoPE + temperature": "#66CCEE",
+    "Llama 4 temperature": "#EE6677",
+    "SSMax": "#EE7733",
+    "VO-RoPE (QKVO)": "#009988",
+    "VO-RoPE (VO only)": "#33BBEE",
+    "DCA": "#EE3377",
+    "PoSE (YaRN s = 4)": "#0077BB",
+    "window fine-tune (YaRN s = 4)": "#AAAA00",
 }
 # Row-name suffixes of a method's variants (rope_lib.companion.experiments.harness.row_name), longest first.
 _VARIANT_SUFFIXES = ("-log n-dagger", "-log n", " (log n)")
