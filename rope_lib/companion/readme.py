@@ -680,8 +680,16 @@ def leaderboard_block(results: Path) -> str:
         per_seed[k] = per_seed[k] | run["rows"]
     mults = ["1", *map(str, data["after_su"]["config"]["eval"]["multipliers"])]
 
+    at_l = [run.get("train_length_metrics", {}) for run in data["extrapolation"]["runs"]]
+
     def acc(name: str, mult: str) -> list[float]:
-        return [100 * run[name]["metrics"]["non_repeated"][mult]["acc"] for run in per_seed]
+        # notebook 04 keeps its scores at L per model (its methods are all plain RoPE there), not per row
+        cells = [
+            at_l[k][run[name]["model"]]["non_repeated"] if mult not in run[name]["metrics"]["non_repeated"]
+            else run[name]["metrics"]["non_repeated"][mult]
+            for k, run in enumerate(per_seed)
+        ]  # fmt: skip
+        return [100 * c["acc"] for c in cells]
 
     first = per_seed[0]
     shown = [n for n, row in first.items() if row.get("log_n", "none") == "none" or row.get("method") == "Baseline"]
