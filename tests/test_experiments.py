@@ -44,7 +44,7 @@ def test_cli_unknown_method_lists_allowed(capsys, tiny_profile):
         ),
         (["extrapolation", "--variants", "invleaky"], "'extrapolation' does not take --variants (it takes --methods)"),
         (["extrapolation", "--methods", ","], "at least one methods is needed"),
-        ([], "the experiment name is required; one of: after_su, base_bound, extrapolation, finetune, inverse_leaky, rerope"),
+        ([], "the experiment name is required; one of: after_su, base_bound, extrapolation, finetune, inverse_leaky"),
         (["extrapolation", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
         (["extrapolation", "--seed", "-1"], "seed must be a non-negative integer, got -1"),
         (["extrapolation", "--bogus"], "unrecognized arguments: --bogus"),
