@@ -169,6 +169,11 @@ class _Book:
         self.records: dict = {}
         self._write()
 
+    def _common(self, id: str, claim: str, source: str, quantity: str) -> dict:
+        """The fields every record has, checked: id, notebook, claim, source, quantity."""
+        texts = {"claim": claim, "source": source, "quantity": quantity}
+        return {"id": id, "notebook": self.notebook} | {k: non_empty_text(k, v) for k, v in texts.items()}
+
     def _keep(self, record, quiet: bool):
         """Record ``record`` (a :class:`Verdict` or :class:`Check`) under its id, rewrite the file, print its line."""
         self.records[record.id] = record
@@ -222,11 +227,7 @@ class ClaimBook(_Book):
         by_seed = [float(x) for x in gap["by_seed"]]
         mean, lo, hi = seed_interval(by_seed)
         v = Verdict(
-            id=id,
-            notebook=self.notebook,
-            claim=non_empty_text("claim", claim),
-            source=non_empty_text("source", source),
-            quantity=non_empty_text("quantity", quantity),
+            **self._common(id, claim, source, quantity),
             direction=direction,
             threshold=threshold,
             by_seed=by_seed,
@@ -328,11 +329,7 @@ class CheckBook(_Book):
             ours = finite_number("ours", ours)
             holds = abs(ours - expected) <= tolerance
         c = Check(
-            id=id,
-            notebook=self.notebook,
-            claim=non_empty_text("claim", claim),
-            source=non_empty_text("source", source),
-            quantity=non_empty_text("quantity", quantity),
+            **self._common(id, claim, source, quantity),
             ours=ours,
             expected=expected,
             tolerance=tolerance,
@@ -342,15 +339,20 @@ class CheckBook(_Book):
         return self._keep(c, quiet)
 
 
-def load_checks(folder: str | Path) -> dict[str, dict]:
-    """Every exact check recorded under ``folder`` (a ``checks`` folder of ``<notebook>.json``), by claim id."""
+def _read_records(files, book: type[_Book], what: str) -> dict[str, dict]:
+    """The records of ``files`` (a book's ``<notebook>.json``), by id; an id recorded twice is refused."""
     out: dict[str, dict] = {}
-    for f in sorted(Path(folder).glob("*.json")):
-        for rec in json.loads(f.read_text(encoding="utf-8"))["checks"]:
+    for f in files:
+        for rec in json.loads(f.read_text(encoding="utf-8"))[book.KEY]:
             if rec["id"] in out:
-                raise ValueError(f"check id {rec['id']!r} is recorded twice ({f.name})")
+                raise ValueError(f"{what} id {rec['id']!r} is recorded twice ({f.name})")
             out[rec["id"]] = rec
     return out
+
+
+def load_checks(folder: str | Path) -> dict[str, dict]:
+    """Every exact check recorded under ``folder`` (a ``checks`` folder of ``<notebook>.json``), by claim id."""
+    return _read_records(sorted(Path(folder).glob("*.json")), CheckBook, "check")
 
 
 def load(folder: str | Path) -> dict[str, dict]:
@@ -359,13 +361,7 @@ def load(folder: str | Path) -> dict[str, dict]:
     files = sorted(folder.glob("*.json"))
     if not files:
         raise ValueError(f"no verdict records (*.json) in {folder}")
-    out: dict[str, dict] = {}
-    for f in files:
-        for rec in json.loads(f.read_text(encoding="utf-8"))["claims"]:
-            if rec["id"] in out:
-                raise ValueError(f"claim id {rec['id']!r} is recorded twice ({f.name})")
-            out[rec["id"]] = rec
-    return out
+    return _read_records(files, ClaimBook, "claim")
 
 
 # The other runs of a profile, by name ("second-machine"): {claim id: record} each.
