@@ -97,7 +97,7 @@ import rope_lib
 from rope_lib import since_su
 from rope_lib.companion.experiments import after_su, harness, run_experiment
 from rope_lib.companion.plotting import gap_plot, legend_outside, method_colour, savefig
-from rope_lib.companion.report import Results, fmt_spread, markdown_table, setup_notebook
+from rope_lib.companion.report import Leaderboard, Results, markdown_table, setup_notebook
 from rope_lib.companion.verdicts import NOT_DECIDED, ClaimBook
 
 setup_notebook(profile, device, seed)
@@ -273,28 +273,17 @@ assert SEEDS == 3
 extrapolation = Results(run_experiment("extrapolation", profile=profile, device=device, seed=seed))
 rerope = Results(run_experiment("rerope", profile=profile, device=device, seed=seed))
 assert extrapolation.files == rerope.files == results.files  # the very windows, seed by seed
-ex_rows = extrapolation.rows  # one table object: acc_by_seed below recognises notebook 04's rows by it
-earlier = {name: ex_rows for name in ex_rows} | {
-    name: rerope.group("main") for name in ("ReRoPE", "Leaky ReRoPE")
-}
-
-
-def acc_by_seed(name: str, mult: int) -> np.ndarray:
-    """Accuracy (%) per seed of a leaderboard row on the non-repeated windows; notebook 04 keeps its scores at L per
-    model (every one of its methods is plain RoPE there), not per row."""
-    table = board[name]
-    if mult == 1 and table is ex_rows:
-        return extrapolation.train_length_acc_by_seed(table.model(name), "non_repeated")
-    return table.acc_by_seed(name, "non_repeated", mult)
-
-
-board = dict(earlier) | {name: rows for name in rows}
+ex_rows = extrapolation.rows
+earlier = Leaderboard([(extrapolation, ex_rows, None), (rerope, rerope.group("main"), ("ReRoPE", "Leaky ReRoPE"))])
+board = Leaderboard([(extrapolation, ex_rows, None), (rerope, rerope.group("main"), ("ReRoPE", "Leaky ReRoPE")),
+                     (results, rows, None)])  # fmt: skip
 # a row scored here and in notebook 04 (same model, scheme and windows) has the same per-window accuracies
 for name in ("Baseline", "YaRN", "Baseline-log n"):
     for m in mults:
-        here, there = rows.per_sample(name, "non_repeated", m), earlier[name].per_sample(name, "non_repeated", m)
+        here, there = rows.per_sample(name, "non_repeated", m), ex_rows.per_sample(name, "non_repeated", m)
         assert np.abs(here - there).max() < 1e-3, (name, m)  # 6 stored digits: 1e-4 points
-    assert np.abs(rows.acc_by_seed(name, "non_repeated", 1) - acc_by_seed(name, 1)).max() < 1e-3, name
+    # notebook 04 scores L per model: its Baseline, YaRN rows at L are the plain model's, Baseline-log n the log-n one's
+    assert np.abs(rows.acc_by_seed(name, "non_repeated", 1) - earlier.acc_by_seed(name, 1)).max() < 1e-3, name
 
 # %% [markdown]
 # ## 3. The leaderboard
@@ -307,15 +296,13 @@ for name in ("Baseline", "YaRN", "Baseline-log n"):
 
 
 # %%
-def acc_row(name: str) -> list[str]:
-    return [fmt_spread(a.mean(), a.std(ddof=1)) for a in (acc_by_seed(name, m) for m in (1, *mults))]
-
-
-order = sorted(board, key=lambda name: -board[name].acc(name, "non_repeated", 8))
-new_rows = {name for name in rows if rows[name].get("new")}
+order = sorted(board, key=lambda name: -board.acc_by_seed(name, 8).mean())
 markdown_table(
     ["#", "row", "", "L", *(f"{m}L" for m in mults)],
-    [[k, name, "new" if name in new_rows else "", *acc_row(name)] for k, name in enumerate(order, 1)],
+    [
+        [k, name, "new" if board.row(name).get("new") else "", *(board.cell(name, m) for m in (1, *mults))]
+        for k, name in enumerate(order, 1)
+    ],
 )
 
 # %%
@@ -333,7 +320,7 @@ xs = [1, *mults]
 fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True, sharey=True)
 for ax, (question, names) in zip(axes.flat, PANELS.items()):
     for name in names:
-        by_seed = np.column_stack([acc_by_seed(name, m) for m in xs])
+        by_seed = np.column_stack([board.acc_by_seed(name, m) for m in xs])
         colour, style = method_colour(name), "--" if name.endswith("log n") else "-"  # a log-n row: its method's colour
         ax.plot(xs, by_seed.mean(0), style, color=colour, marker="o", ms=3.5, label=name)
         ax.fill_between(xs, by_seed.min(0), by_seed.max(0), color=colour, alpha=0.15, lw=0)

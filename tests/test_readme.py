@@ -414,9 +414,10 @@ def test_leaderboard_block_joins_the_three_results_files_and_sorts_by_8x(tmp_pat
         return {"method": method, **info, "metrics": {"non_repeated": by_mult}}
 
     def runs(rows_by_seed):
+        config = {"eval": {"multipliers": [2, 8], "train_length": 64}}  # the file's and every run's, as written
         return {
-            "runs": [{"rows": r} for r in rows_by_seed],
-            "config": {"eval": {"multipliers": [2, 8], "train_length": 64}},
+            "runs": [{"rows": r, "config": config} for r in rows_by_seed],
+            "config": config,
         }
 
     seeds = range(3)

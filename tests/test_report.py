@@ -212,3 +212,24 @@ def test_table_drops_empty_and_constant_columns_and_states_the_constant():
     assert two.header == ["m", "L"] and two.note == ""
     with pytest.raises(ValueError, match="rows: every row needs 2 cells"):
         markdown_table(["m", "L"], [["a"]])
+
+
+def test_leaderboard_joins_tables_and_reads_a_model_score_at_l_where_a_row_has_none():
+    from rope_lib.companion.report import Leaderboard, Results
+
+    def run(acc_l, acc8, extra):
+        rows = {"A": {"model": "plain", "metrics": {"non_repeated": {"8": {"acc": acc8}}}}} | extra
+        config = {"eval": {"multipliers": [8]}}
+        return {"rows": rows, "config": config, "train_length_metrics": {"plain": {"non_repeated": {"acc": acc_l}}}}
+
+    b_row = {"B": {"model": "plain", "metrics": {"non_repeated": {"1": {"acc": 0.7}, "8": {"acc": 0.2}}}}}
+    first = Results({"runs": [run(0.5, 0.3, b_row), run(0.6, 0.4, b_row)]})
+    second = Results({"runs": [run(0.5, 0.9, {}), run(0.6, 0.9, {})]})
+    board = Leaderboard([(first, first.rows, None), (second, second.rows, ("A",))])
+    assert list(board) == ["A", "B"]
+    np.testing.assert_allclose(board.acc_by_seed("A", 8), [90, 90])  # the later source's row replaces the earlier
+    np.testing.assert_allclose(board.acc_by_seed("A", 1), [50, 60])  # no score of its own at L: its model's
+    np.testing.assert_allclose(board.acc_by_seed("B", 1), [70, 70])  # its own score at L
+    assert board.cell("A", 1) == fmt_spread(55.0, float(np.std([50, 60], ddof=1)))
+    with pytest.raises(KeyError, match="no row 'C'"):
+        Leaderboard([(first, first.rows, ("C",))])

@@ -29,10 +29,9 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .._checks import atomic_write
 from . import verdicts as V
+from .report import Leaderboard, Results
 from .runtime import repo_root
 
 
@@ -672,41 +671,27 @@ def leaderboard_block(results: Path) -> str:
         path = folder / f"{name}.json"
         if not path.is_file():
             raise ValueError(f"{path} does not exist: run `make after-su` and `make` (notebook 14's leaderboard)")
-        data[name] = json.loads(path.read_text(encoding="utf-8"))
-    per_seed = [run["rows"] for run in data["extrapolation"]["runs"]]
-    for k, run in enumerate(data["rerope"]["runs"]):
-        per_seed[k] = per_seed[k] | {n: run["rows"]["main"][n] for n in ("ReRoPE", "Leaky ReRoPE")}
-    for k, run in enumerate(data["after_su"]["runs"]):
-        per_seed[k] = per_seed[k] | run["rows"]
-    mults = ["1", *map(str, data["after_su"]["config"]["eval"]["multipliers"])]
-
-    at_l = [run.get("train_length_metrics", {}) for run in data["extrapolation"]["runs"]]
-
-    def acc(name: str, mult: str) -> list[float]:
-        # notebook 04 keeps its scores at L per model (its methods are all plain RoPE there), not per row
-        cells = [
-            at_l[k][run[name]["model"]]["non_repeated"] if mult not in run[name]["metrics"]["non_repeated"]
-            else run[name]["metrics"]["non_repeated"][mult]
-            for k, run in enumerate(per_seed)
-        ]  # fmt: skip
-        return [100 * c["acc"] for c in cells]
-
-    first = per_seed[0]
-    shown = [n for n, row in first.items() if row.get("log_n", "none") == "none" or row.get("method") == "Baseline"]
-    unknown = sorted({first[n].get("method") for n in shown} - set(LEADERBOARD_SOURCES))
+        data[name] = Results(json.loads(path.read_text(encoding="utf-8")))
+    ex, rerope, after = data["extrapolation"], data["rerope"], data["after_su"]
+    board = Leaderboard(
+        [(ex, ex.rows, None), (rerope, rerope.group("main"), ("ReRoPE", "Leaky ReRoPE")), (after, after.rows, None)]
+    )
+    mults = [1, *after.mults]
+    # every method on the plain model, Baseline with log n too; the other log-n rows are in the notebook
+    shown = [n for n in board if board.row(n).get("log_n", "none") == "none" or board.row(n)["method"] == "Baseline"]
+    unknown = sorted({board.row(n).get("method") for n in shown} - set(LEADERBOARD_SOURCES))
     if unknown:
         raise ValueError(f"no source for the leaderboard's methods {unknown}: add them to LEADERBOARD_SOURCES")
-    shown.sort(key=lambda n: -float(np.mean(acc(n, "8"))))
-    head = ["#", "row", "source", "new", *(("L" if m == "1" else f"{m}L") for m in mults)]
+    shown.sort(key=lambda n: -board.acc_by_seed(n, 8).mean())
+    head = ["#", "row", "source", "new", *(("L" if m == 1 else f"{m}L") for m in mults)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, name in enumerate(shown, 1):
-        cells = [f"{np.mean(acc(name, m)):.1f} ± {np.std(acc(name, m), ddof=1):.1f}" for m in mults]
-        new = "new" if first[name].get("new") else ""
-        lines.append("| " + " | ".join([str(rank), cell(name), cell(LEADERBOARD_SOURCES[first[name]["method"]]), new,
-                                         *cells]) + " |")  # fmt: skip
+        row = board.row(name)
+        cells = [str(rank), cell(name), cell(LEADERBOARD_SOURCES[row["method"]]), "new" if row.get("new") else ""]
+        lines.append("| " + " | ".join([*cells, *(board.cell(name, m) for m in mults)]) + " |")
     note = (
-        f"Next-byte accuracy (%) on the non-repeated windows, mean ± sd over {len(per_seed)} training seeds, trained "
-        f"at L = {data['after_su']['config']['eval']['train_length']} bytes, no fine-tuning (PoSE and its control: "
+        f"Next-byte accuracy (%) on the non-repeated windows, mean ± sd over {len(after.runs)} training seeds, trained "
+        f"at L = {after.eval['train_length']} bytes, no fine-tuning (PoSE and its control: "
         f"100 steps in windows of L); sorted by 8x. From `{_relative(folder)}after_su.json`, `extrapolation.json` "
         "and `rerope.json`."
     )

@@ -337,3 +337,41 @@ def seeds_agreeing(g: dict, direction: str = ">") -> str:
     by_seed = np.asarray(g["by_seed"])
     hits = int((by_seed > 0).sum() if direction == ">" else (by_seed < 0).sum())
     return f"{hits}/{by_seed.size} seeds"
+
+
+class Leaderboard:
+    """Rows of several results files, scored on the same windows, read as one table (notebook 14, the README).
+
+    ``sources``: (results file, its table, the row names to take or None for all); a later source's row replaces an
+    earlier one of the same name. A row without a score of its own at the training length (notebook 04 scores L once
+    per model: every one of its methods is plain RoPE there) reads its model's score at L.
+    """
+
+    def __init__(self, sources: Sequence[tuple[Results, Rows, Sequence[str] | None]]) -> None:
+        self._where: dict[str, tuple[Results, Rows]] = {}
+        for results, table, names in sources:
+            for name in table if names is None else names:
+                table[name]  # noqa: B018 - a KeyError naming the rows now, not at the first read
+                self._where[name] = (results, table)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._where
+
+    def row(self, name: str) -> dict:
+        """The row's first-seed entry (model, method, schemes, ...)."""
+        return self._where[name][1][name]
+
+    def acc_by_seed(self, name: str, mult: int, kind: str = "non_repeated") -> np.ndarray:
+        """Accuracy (%) of row ``name`` per training seed at ``mult`` x the training length."""
+        results, table = self._where[name]
+        if mult == 1 and "1" not in table[name]["metrics"][kind]:
+            return results.train_length_acc_by_seed(table.model(name), kind)
+        return table.acc_by_seed(name, kind, mult)
+
+    def cell(self, name: str, mult: int, kind: str = "non_repeated", digits: int = 1) -> str:
+        """``mean ± sd`` over the seeds, as :meth:`Rows.cell`."""
+        by_seed = self.acc_by_seed(name, mult, kind)
+        return fmt_spread(by_seed.mean(), by_seed.std(ddof=1) if by_seed.size > 1 else 0.0, digits)
